@@ -1,0 +1,98 @@
+# kube-ocr: every target a user or CI needs. `make help` lists them.
+#
+# Heavy, versioned things live in a cache outside the clone, keyed by their inputs, so a
+# warm run skips them and two versions never mix:
+#   $(CACHE)/venv-<hash of tools/requirements.txt>          torch 2.11 (libtorch for tch), export tools
+#   $(CACHE)/models-<hash of export inputs and golden set>  exported model bundles
+# The repo gets two ignored symlinks to them: .venv and models.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+CACHE ?= $(HOME)/.cache/kube-ocr
+HOST_PYTHON ?= $(shell command -v python3.11 || command -v python3)
+
+REQUIREMENTS := tools/requirements.txt
+VENV := $(CACHE)/venv-$(shell sha256sum $(REQUIREMENTS) | cut -c1-12)
+PYTHON := $(VENV)/bin/python
+
+EXPORT_INPUTS := $(REQUIREMENTS) $(sort $(wildcard tools/export/*.py)) golden/data/MANIFEST.sha256
+MODELS := $(CACHE)/models-$(shell cat $(EXPORT_INPUTS) | sha256sum | cut -c1-12)
+
+# tch builds against the venv's torch (torch-sys runs `python` from PATH when VIRTUAL_ENV
+# is set); inference-pod/build.rs bakes an rpath so binaries run without any of this.
+export LIBTORCH_USE_PYTORCH := 1
+export VIRTUAL_ENV := $(VENV)
+export PATH := $(VENV)/bin:$(PATH)
+
+CARGO ?= cargo
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+.PHONY: setup
+setup: system-packages $(VENV)/.complete $(MODELS)/.complete ## Install everything the build, tests and demo need (idempotent)
+	@ln -sfn $(VENV) .venv
+	@ln -sfn $(MODELS) models
+	@echo "setup: venv $(VENV)"
+	@echo "setup: model bundles in ./models -> $(MODELS)"
+
+.PHONY: system-packages
+system-packages:
+	@bash tools/install-system-packages.sh protobuf-compiler
+
+$(VENV)/.complete: $(REQUIREMENTS)
+	@echo "setup: creating the project venv (torch 2.11 is a large download on a cold machine)"
+	rm -rf $(VENV)
+	$(HOST_PYTHON) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r $(REQUIREMENTS)
+	touch $@
+
+# The export verifies itself against onnxruntime on the golden set and fails otherwise.
+$(MODELS)/.complete: $(VENV)/.complete $(EXPORT_INPUTS)
+	@echo "setup: exporting PP-OCRv4 to TorchScript and verifying it against onnxruntime"
+	rm -rf $(MODELS) $(MODELS).partial
+	$(PYTHON) tools/export/export_ppocr.py --golden golden/data --out $(MODELS).partial
+	mv $(MODELS).partial $(MODELS)
+	touch $@
+
+.PHONY: generate
+generate: ## Regenerate checked-in artifacts (CRD YAML)
+	$(CARGO) run --quiet -p kube-ocr-crds --bin crdgen > crds/generated/ocrservices.kube-ocr.dev.yaml
+
+.PHONY: build
+build: setup ## Build every crate
+	$(CARGO) build --workspace --all-targets
+
+.PHONY: lint
+lint: setup ## rustfmt check and clippy with warnings denied
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+.PHONY: test
+test: setup lint ## Everything CI runs: setup, lint, every test
+	cd golden/data && sha256sum --quiet --check MANIFEST.sha256
+	$(CARGO) test --workspace --locked
+
+.PHONY: bench
+bench: setup ## Benchmarks; writes target/bench/report.md
+	$(CARGO) run --release --locked -p kube-ocr-inference --example bench_recognizer -- \
+		--bundle models/ppocr-v4 --golden golden/data --report target/bench/report.md
+
+.PHONY: demo
+demo: setup ## Set up and read real golden images with the exported model
+	$(CARGO) run --release --locked -p kube-ocr-inference --example recognize_lines -- \
+		--bundle models/ppocr-v4 golden/data/lines/*-clean.png
+
+.PHONY: golden-set
+golden-set: $(VENV)/.complete ## Regenerate the default golden set (needs the fonts in golden/tools/fonts.txt)
+	bash tools/install-system-packages.sh $$(cat golden/tools/fonts.txt)
+	$(PYTHON) golden/tools/make_golden_set.py --out golden/data
+
+.PHONY: clean-cache
+clean-cache: ## Remove this version's cached venv and models (other versions stay)
+	rm -rf $(VENV) $(MODELS) .venv models

@@ -1,0 +1,4 @@
+//! End-to-end harness. The local control plane and node agent arrive with their issue;
+//! what is here is where their binaries live.
+
+pub mod toolchain;

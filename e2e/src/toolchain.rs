@@ -1,0 +1,35 @@
+//! Where the pinned Kubernetes binaries are cached, outside the work tree, keyed by version
+//! so that a warm run skips the build and two versions never mix.
+
+use std::path::{Path, PathBuf};
+
+/// The Kubernetes release the local control plane is built from. k8s-openapi's feature in
+/// the workspace manifest names the same minor.
+pub const KUBERNETES_VERSION: &str = "v1.36.3";
+
+/// `<cache>/k8s-<version>/bin`, where `make setup` puts etcd, kube-apiserver and friends.
+pub fn kubernetes_bin_dir(cache_root: &Path, version: &str) -> PathBuf {
+    cache_root.join(format!("k8s-{version}")).join("bin")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binaries_are_cached_per_version() {
+        let root = Path::new("/cache/kube-ocr");
+        assert_eq!(kubernetes_bin_dir(root, "v1.36.3"), Path::new("/cache/kube-ocr/k8s-v1.36.3/bin"));
+        assert_ne!(kubernetes_bin_dir(root, "v1.36.3"), kubernetes_bin_dir(root, "v1.37.0"));
+    }
+
+    #[test]
+    fn the_pinned_version_matches_the_k8s_openapi_feature() {
+        let manifest = include_str!("../../Cargo.toml");
+        let minor = KUBERNETES_VERSION.trim_start_matches('v').split('.').nth(1).unwrap();
+        assert!(
+            manifest.contains(&format!("\"v1_{minor}\"")),
+            "workspace k8s-openapi feature must be v1_{minor} to match {KUBERNETES_VERSION}"
+        );
+    }
+}

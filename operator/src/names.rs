@@ -1,0 +1,53 @@
+//! Names and labels of the objects the operator creates for an `OcrService`.
+
+/// Label on every pod saying which track serves it.
+pub const TRACK_LABEL: &str = "kube-ocr.dev/track";
+/// Label naming the owning `OcrService`.
+pub const SERVICE_LABEL: &str = "kube-ocr.dev/ocrservice";
+
+/// The two Deployments a rollout moves traffic between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    Stable,
+    Canary,
+}
+
+impl Track {
+    /// Value of [`TRACK_LABEL`] on this track's pods.
+    pub fn label_value(self) -> &'static str {
+        match self {
+            Self::Stable => "stable",
+            Self::Canary => "canary",
+        }
+    }
+
+    /// `<name>-stable` / `<name>-canary`: the track's Deployment and its own Service.
+    pub fn object_name(self, ocr_service: &str) -> String {
+        format!("{ocr_service}-{}", self.label_value())
+    }
+}
+
+/// The Service clients call: both tracks behind one name, the `OcrService`'s own.
+pub fn shared_service_name(ocr_service: &str) -> String {
+    ocr_service.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracks_name_their_deployments_after_the_ocr_service() {
+        assert_eq!(Track::Stable.object_name("invoices"), "invoices-stable");
+        assert_eq!(Track::Canary.object_name("invoices"), "invoices-canary");
+        assert_eq!(shared_service_name("invoices"), "invoices");
+    }
+
+    #[test]
+    fn track_label_values_are_distinct_lowercase_words() {
+        assert_ne!(Track::Stable.label_value(), Track::Canary.label_value());
+        for track in [Track::Stable, Track::Canary] {
+            assert!(track.label_value().chars().all(|c| c.is_ascii_lowercase()));
+        }
+    }
+}
