@@ -4,6 +4,7 @@
 # warm run skips them and two versions never mix:
 #   $(CACHE)/venv-<hash of tools/requirements.txt>          torch 2.11 (libtorch for tch), export tools
 #   $(CACHE)/models-<hash of export inputs and golden set>  exported model bundles
+#   $(CACHE)/target-<hash of tools/requirements.txt>        the cargo target dir
 # The repo gets two ignored symlinks to them: .venv and models.
 
 SHELL := /bin/bash
@@ -15,7 +16,8 @@ CACHE ?= $(HOME)/.cache/kube-ocr
 HOST_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
 REQUIREMENTS := tools/requirements.txt
-VENV := $(CACHE)/venv-$(shell sha256sum $(REQUIREMENTS) | cut -c1-12)
+VENV_KEY := $(shell sha256sum $(REQUIREMENTS) | cut -c1-12)
+VENV := $(CACHE)/venv-$(VENV_KEY)
 PYTHON := $(VENV)/bin/python
 
 EXPORT_INPUTS := $(REQUIREMENTS) $(sort $(wildcard tools/export/*.py)) golden/data/MANIFEST.sha256
@@ -26,6 +28,9 @@ MODELS := $(CACHE)/models-$(shell cat $(EXPORT_INPUTS) | sha256sum | cut -c1-12)
 export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
+# Outside the clone so a fresh clone builds only our crates, and keyed like the venv
+# because the libtorch rpath baked into every binary points into that venv.
+export CARGO_TARGET_DIR ?= $(CACHE)/target-$(VENV_KEY)
 
 CARGO ?= cargo
 

@@ -41,9 +41,6 @@ mod tests {
     #[test]
     fn checked_in_crd_matches_the_types() {
         let checked_in = include_str!("../generated/ocrservices.kube-ocr.dev.yaml");
-        assert!(
-            checked_in == crd_yaml(),
-            "crds/generated/ocrservices.kube-ocr.dev.yaml is stale: run `make generate`"
-        );
+        assert!(checked_in == crd_yaml(), "crds/generated/ocrservices.kube-ocr.dev.yaml is stale: run `make generate`");
     }
 }

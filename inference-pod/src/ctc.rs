@@ -55,7 +55,18 @@ mod tests {
     #[test]
     fn repeats_merge_and_blanks_separate() {
         // a a _ a b b _ _ " " b  →  "aab b"
-        let probs = one_hot(&[(1, 0.9), (1, 0.9), (0, 0.9), (1, 0.8), (2, 0.7), (2, 0.7), (0, 0.9), (0, 0.9), (3, 0.6), (2, 0.5)]);
+        let probs = one_hot(&[
+            (1, 0.9),
+            (1, 0.9),
+            (0, 0.9),
+            (1, 0.8),
+            (2, 0.7),
+            (2, 0.7),
+            (0, 0.9),
+            (0, 0.9),
+            (3, 0.6),
+            (2, 0.5),
+        ]);
         let line = greedy_decode(&probs, &classes(), 0);
         assert_eq!(line.text, "aab b");
         // Emitted: a(0.9) a(0.8) b(0.7) space(0.6) b(0.5).

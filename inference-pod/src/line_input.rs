@@ -7,8 +7,8 @@
 
 use image::RgbImage;
 
-use crate::bundle::{ColorOrder, Normalization};
 use crate::InferenceError;
+use crate::bundle::{ColorOrder, Normalization};
 
 /// Width a line is scaled to at `height`, keeping its aspect ratio (at least 1 pixel).
 pub fn scaled_width(width: u32, height: u32, target_height: u32) -> u32 {
@@ -18,10 +18,7 @@ pub fn scaled_width(width: u32, height: u32, target_height: u32) -> u32 {
 
 /// Input width for a batch: the widest scaled line, never narrower than the model's default.
 pub fn batch_width<'a>(lines: impl IntoIterator<Item = &'a RgbImage>, target_height: u32, default_width: u32) -> u32 {
-    lines
-        .into_iter()
-        .map(|line| scaled_width(line.width(), line.height(), target_height))
-        .fold(default_width, u32::max)
+    lines.into_iter().map(|line| scaled_width(line.width(), line.height(), target_height)).fold(default_width, u32::max)
 }
 
 /// Writes one line as `3 × target_height × batch_width` floats (CHW), scaled, normalised and

@@ -3,11 +3,11 @@
 use image::RgbImage;
 use tch::{Device, Kind, Tensor};
 
+use crate::InferenceError;
 use crate::bundle::Bundle;
-use crate::ctc::{greedy_decode, DecodedLine};
+use crate::ctc::{DecodedLine, greedy_decode};
 use crate::line_input::{batch_width, line_tensor_data};
 use crate::torchscript::TorchScriptModule;
-use crate::InferenceError;
 
 /// The bundle's recogniser on one device.
 #[derive(Debug)]

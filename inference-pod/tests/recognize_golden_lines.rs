@@ -1,0 +1,68 @@
+//! The exported recogniser, run through tch from Rust, reads the golden set's text lines.
+//! This proves the whole chain: export → bundle → libtorch linking → pre/post-processing.
+
+mod common;
+
+use image::RgbImage;
+use kube_ocr_golden::{GoldenSet, Predictions, Task, default_set_dir, evaluate};
+use kube_ocr_inference::bundle::Bundle;
+use kube_ocr_inference::recognizer::Recognizer;
+use tch::Device;
+
+fn clean_lines(set: &GoldenSet) -> GoldenSet {
+    let items = set.items.iter().filter(|item| item.task == Task::Line && item.variant == "clean").cloned().collect();
+    GoldenSet { root: set.root.clone(), items }
+}
+
+fn decode(set: &GoldenSet, index: usize) -> RgbImage {
+    let bytes = set.image_bytes(&set.items[index]).unwrap();
+    image::load_from_memory(&bytes).unwrap().to_rgb8()
+}
+
+#[test]
+fn clean_golden_lines_are_read_accurately_in_batches() {
+    let bundle = Bundle::load(&common::bundle_dir("ppocr-v4")).unwrap();
+    let recognizer = Recognizer::load(&bundle, Device::Cpu).unwrap();
+    let set = clean_lines(&GoldenSet::load(default_set_dir()).unwrap());
+    assert!(set.items.len() >= 16, "the golden set should have clean lines");
+    let images: Vec<RgbImage> = (0..set.items.len()).map(|i| decode(&set, i)).collect();
+
+    // Batches of 6 mix widths, so every batch is padded to its widest line.
+    let mut predictions = Predictions::new();
+    for (items, batch) in set.items.chunks(6).zip(images.chunks(6)) {
+        for (item, line) in items.iter().zip(recognizer.recognize(batch).unwrap()) {
+            predictions.insert(item.id.clone(), line.text);
+        }
+    }
+    let report = evaluate(&set, &predictions);
+    // onnxruntime's PP-OCRv4 recogniser reaches 0.99 on these (golden/README.md).
+    assert!(
+        report.overall.accuracy >= 0.95,
+        "accuracy {:.3} on clean lines; worst: {:?}",
+        report.overall.accuracy,
+        report.worst_items(3).iter().map(|i| (&i.truth, &i.prediction)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn batching_does_not_change_what_is_read() {
+    let bundle = Bundle::load(&common::bundle_dir("ppocr-v4")).unwrap();
+    let recognizer = Recognizer::load(&bundle, Device::Cpu).unwrap();
+    let set = clean_lines(&GoldenSet::load(default_set_dir()).unwrap());
+    let images: Vec<RgbImage> = (0..8).map(|i| decode(&set, i)).collect();
+
+    let batched = recognizer.recognize(&images).unwrap();
+    for (image, together) in images.iter().zip(&batched) {
+        let alone = &recognizer.recognize(std::slice::from_ref(image)).unwrap()[0];
+        assert_eq!(alone.text, together.text, "batch padding changed the text");
+        assert!((alone.confidence - together.confidence).abs() < 0.02);
+        assert!(alone.confidence > 0.5 && alone.confidence <= 1.0);
+    }
+}
+
+#[test]
+fn an_empty_batch_runs_nothing() {
+    let bundle = Bundle::load(&common::bundle_dir("ppocr-v4")).unwrap();
+    let recognizer = Recognizer::load(&bundle, Device::Cpu).unwrap();
+    assert!(recognizer.recognize(&[]).unwrap().is_empty());
+}
