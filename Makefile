@@ -90,7 +90,7 @@ bench: setup ## Benchmarks; writes target/bench/report.md
 
 .PHONY: demo
 demo: setup ## Set up and read real golden images with the exported model
-	$(CARGO) run --release --locked -p kube-ocr-inference --example recognize_lines -- \
+	$(CARGO) run --locked -p kube-ocr-inference --example recognize_lines -- \
 		--bundle models/ppocr-v4 golden/data/lines/*-clean.png
 
 .PHONY: golden-set

@@ -129,7 +129,7 @@ pub struct RecognizerConfig {
     /// Output class of line 1 of the charset file (classes before it are blank etc.).
     #[serde(default = "one")]
     pub charset_offset: usize,
-    /// Output class that decodes to a space, when the model has one beyond the charset.
+    /// Output class that decodes to a space (the charset's last line for PP-OCR).
     #[serde(default)]
     pub space_index: Option<usize>,
     /// Size of the model's class dimension.
@@ -198,37 +198,33 @@ fn read(path: &Path) -> Result<String, InferenceError> {
     std::fs::read_to_string(path).map_err(|source| InferenceError::ReadBundleFile { path: path.to_path_buf(), source })
 }
 
-/// Builds the class-index → text table from the charset file (one symbol per line) and the
-/// recogniser's declared layout; any disagreement means the charset belongs to another model.
+/// Builds the class-index → text table from the charset file (one symbol per line, split
+/// on `\n` only: a line may be a space or U+3000) and the recogniser's declared layout; any
+/// disagreement means the charset belongs to another model.
 pub fn output_classes(config: &RecognizerConfig, charset_text: &str) -> Result<Vec<String>, String> {
     let symbols: Vec<&str> = charset_text.strip_suffix('\n').unwrap_or(charset_text).split('\n').collect();
     if symbols.iter().any(|s| s.is_empty()) {
         return Err("charset has an empty line; every line must hold one symbol".to_owned());
     }
-    let mut classes = vec![String::new(); config.num_classes];
-    let last = config.charset_offset + symbols.len();
-    let expected = last + usize::from(config.space_index.is_some());
+    let expected = config.charset_offset + symbols.len();
     if expected != config.num_classes {
         return Err(format!(
-            "charset has {} symbols, which with offset {} and {} space class makes {expected} classes, \
+            "charset has {} symbols, which with charsetOffset {} makes {expected} classes, \
              but the recogniser declares numClasses {}",
             symbols.len(),
             config.charset_offset,
-            if config.space_index.is_some() { "a" } else { "no" },
             config.num_classes
         ));
     }
-    for (i, symbol) in symbols.iter().enumerate() {
-        classes[config.charset_offset + i] = (*symbol).to_owned();
-    }
-    if let Some(space) = config.space_index {
-        if space != last {
-            return Err(format!("spaceIndex {space} must follow the charset (expected {last})"));
-        }
-        classes[space] = " ".to_owned();
-    }
     if config.blank_index >= config.charset_offset {
         return Err(format!("blankIndex {} collides with the charset", config.blank_index));
+    }
+    let mut classes = vec![String::new(); config.charset_offset];
+    classes.extend(symbols.iter().map(|s| (*s).to_owned()));
+    if let Some(space) = config.space_index
+        && classes.get(space).map(String::as_str) != Some(" ")
+    {
+        return Err(format!("spaceIndex {space} does not hold a space in the charset"));
     }
     Ok(classes)
 }
@@ -252,15 +248,21 @@ mod tests {
     }
 
     #[test]
-    fn classes_place_blank_charset_and_space() {
-        let classes = output_classes(&recognizer(5, Some(4)), "a\nb\n中\n").unwrap();
-        assert_eq!(classes, ["", "a", "b", "中", " "]);
+    fn classes_place_blank_then_charset_lines_verbatim() {
+        let classes = output_classes(&recognizer(6, Some(5)), "a\n\u{3000}\nb\n中\n \n").unwrap();
+        assert_eq!(classes, ["", "a", "\u{3000}", "b", "中", " "]);
     }
 
     #[test]
     fn a_charset_of_the_wrong_size_is_refused() {
         let err = output_classes(&recognizer(6, Some(5)), "a\nb\n中\n").unwrap_err();
         assert!(err.contains("3 symbols") && err.contains("numClasses 6"), "{err}");
+    }
+
+    #[test]
+    fn a_space_index_that_is_not_a_space_is_refused() {
+        let err = output_classes(&recognizer(4, Some(3)), "a\nb\nc\n").unwrap_err();
+        assert!(err.contains("spaceIndex 3"), "{err}");
     }
 
     #[test]
