@@ -5,6 +5,7 @@
 #   $(CACHE)/venv-<hash of tools/requirements.txt>          torch 2.11 (libtorch for tch), export tools
 #   $(CACHE)/models-<hash of export inputs and golden set>  exported model bundles
 #   $(CACHE)/target-<hash of tools/requirements.txt>        the cargo target dir
+#   $(CACHE)/k8s-<version>/bin                               etcd, kube-apiserver, ..., helm
 # The repo gets two ignored symlinks to them: .venv and models.
 
 SHELL := /bin/bash
@@ -20,7 +21,7 @@ VENV_KEY := $(shell sha256sum $(REQUIREMENTS) | cut -c1-12)
 VENV := $(CACHE)/venv-$(VENV_KEY)
 PYTHON := $(VENV)/bin/python
 
-EXPORT_INPUTS := $(REQUIREMENTS) $(sort $(wildcard tools/export/*.py)) golden/data/MANIFEST.sha256
+EXPORT_INPUTS := $(REQUIREMENTS) $(sort $(wildcard tools/export/*.py)) golden/tools/golden_metrics.py golden/data/MANIFEST.sha256
 MODELS := $(CACHE)/models-$(shell cat $(EXPORT_INPUTS) | sha256sum | cut -c1-12)
 
 # tch builds against the venv's torch (torch-sys runs `python` from PATH when VIRTUAL_ENV
@@ -34,16 +35,28 @@ export CARGO_TARGET_DIR ?= $(CACHE)/target-$(VENV_KEY)
 
 CARGO ?= cargo
 
+# The local control plane's binaries (etcd, kube-apiserver, controller-manager, scheduler,
+# kubectl, helm), built from the Go modules pinned in e2e/k8s-tools/. The version is read
+# from there; e2e/src/toolchain.rs checks that the Rust side names the same one.
+K8S_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" { print $$2; exit }' e2e/k8s-tools/kubernetes/go.mod)
+K8S_BIN := $(CACHE)/k8s-$(K8S_VERSION)/bin
+
 .PHONY: help
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 .PHONY: setup
-setup: system-packages $(VENV)/.complete $(MODELS)/.complete ## Install everything the build, tests and demo need (idempotent)
+setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries ## Install everything the build, tests and demo need (idempotent)
 	@ln -sfn $(VENV) .venv
 	@ln -sfn $(MODELS) models
 	@echo "setup: venv $(VENV)"
 	@echo "setup: model bundles in ./models -> $(MODELS)"
+	@echo "setup: Kubernetes $(K8S_VERSION) binaries in $(K8S_BIN)"
+
+# A cold build takes about 13 minutes on 2 cores; each binary is stamped and skipped after.
+.PHONY: k8s-binaries
+k8s-binaries:
+	@bash tools/build-k8s-binaries.sh $(K8S_BIN)
 
 .PHONY: system-packages
 system-packages:

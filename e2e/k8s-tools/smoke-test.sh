@@ -12,10 +12,17 @@ set -euo pipefail
 bin=$(cd "${1:?usage: $0 <bin-dir>}" && pwd)
 work=$(mktemp -d /tmp/k8s-smoke.XXXXXX)
 pids=()
+# Stops in reverse start order (the apiserver before etcd: an apiserver whose etcd
+# is gone can hang in graceful shutdown), SIGKILL after 15s.
 cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  local i pid n
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    pid=${pids[i]}
+    kill "$pid" 2>/dev/null || continue
+    for ((n = 0; n < 150; n++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT

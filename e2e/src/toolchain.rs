@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-/// The Kubernetes release the local control plane is built from. k8s-openapi's feature in
-/// the workspace manifest names the same minor.
+/// The Kubernetes release the local control plane is built from (`make setup` builds it
+/// from `e2e/k8s-tools/kubernetes/go.mod`). k8s-openapi's feature in the workspace manifest
+/// names the same minor; tests below keep the three in step.
 pub const KUBERNETES_VERSION: &str = "v1.36.3";
 
 /// `<cache>/k8s-<version>/bin`, where `make setup` puts etcd, kube-apiserver and friends.
@@ -21,6 +22,17 @@ mod tests {
         let root = Path::new("/cache/kube-ocr");
         assert_eq!(kubernetes_bin_dir(root, "v1.36.3"), Path::new("/cache/kube-ocr/k8s-v1.36.3/bin"));
         assert_ne!(kubernetes_bin_dir(root, "v1.36.3"), kubernetes_bin_dir(root, "v1.37.0"));
+    }
+
+    #[test]
+    fn the_pinned_version_is_the_one_the_go_module_builds() {
+        let go_mod = include_str!("../k8s-tools/kubernetes/go.mod");
+        let pinned = go_mod
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .find(|words| words.first() == Some(&"k8s.io/kubernetes") && words.len() >= 2)
+            .map(|words| words[1].to_owned());
+        assert_eq!(pinned.as_deref(), Some(KUBERNETES_VERSION), "e2e/k8s-tools/kubernetes/go.mod pins another release");
     }
 
     #[test]

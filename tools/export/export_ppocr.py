@@ -52,7 +52,6 @@ import importlib.metadata as md
 import json
 import math
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -60,7 +59,6 @@ import sys
 import tempfile
 import time
 import traceback
-import unicodedata
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -353,38 +351,9 @@ def perturb_weights(model, scale: float, seed: int):
 
 
 # ----------------------------------------------------------------------------- golden/metrics
-def normalise(s: str) -> str:
-    s = unicodedata.normalize("NFKC", s)
-    return re.sub(r"\s+", " ", s).strip()
-
-
-def levenshtein(a: str, b: str) -> int:
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
-def accuracy(truth: list, preds: dict) -> dict:
-    """1 - CER, micro-averaged (total edits / total truth chars), NFKC, whitespace collapsed;
-    DOCUMENT lines joined with one space (same definition as golden/tools/reference_eval.py)."""
-    edits = chars = 0
-    for r in truth:
-        p = preds[r["id"]]
-        if r["task"] == "LINE":
-            ref, hyp = normalise(r["text"]), normalise(p.get("text", ""))
-        else:
-            ref, hyp = normalise(" ".join(r["lines"])), normalise(" ".join(p.get("lines", [])))
-        edits += levenshtein(ref, hyp)
-        chars += len(ref)
-    cer = edits / max(1, chars)
-    return {"accuracy": round(1.0 - cer, 6), "cer": round(cer, 6), "edits": edits, "chars": chars,
-            "items": len(truth)}
+# Shared with golden/tools/reference_eval.py so both gates score alike.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "golden" / "tools"))
+from golden_metrics import accuracy  # noqa: E402
 
 
 def predict_item(engine, golden: Path, item: dict) -> dict:
@@ -663,7 +632,6 @@ def read_pipeline_params(engine) -> dict:
 
 
 def realistic_images(golden: Path, truth: list, task: str, n: int):
-    import cv2
     from rapidocr_onnxruntime.utils import LoadImage
 
     li = LoadImage()
