@@ -46,7 +46,7 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 .PHONY: setup
-setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries ## Install everything the build, tests and demo need (idempotent)
+setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries target-dir ## Install everything the build, tests and demo need (idempotent)
 	@ln -sfn $(VENV) .venv
 	@ln -sfn $(MODELS) models
 	@echo "setup: venv $(VENV)"
@@ -57,6 +57,21 @@ setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries ## Ins
 .PHONY: k8s-binaries
 k8s-binaries:
 	@bash tools/build-k8s-binaries.sh $(K8S_BIN)
+
+# The shared target dir keeps compiled dependencies across clones. Cargo treats a workspace
+# crate built from another checkout as fresh when that build is newer than our sources, and
+# the artifact then carries the other checkout's paths (env!("CARGO_MANIFEST_DIR")). So
+# when the checkout changes, this workspace's own crates are rebuilt; dependencies are kept.
+WORKSPACE_CRATES := kube-ocr-crds kube-ocr-proto kube-ocr-golden kube-ocr-inference kube-ocr-operator kube-ocr-e2e
+TARGET_OWNER := $(CARGO_TARGET_DIR)/.kube-ocr-checkout
+
+.PHONY: target-dir
+target-dir:
+	@if [ "$$(cat $(TARGET_OWNER) 2>/dev/null)" != "$(CURDIR)" ]; then \
+		echo "setup: $(CARGO_TARGET_DIR) was last used by another checkout; rebuilding this workspace's crates"; \
+		$(CARGO) clean --quiet $(addprefix -p ,$(WORKSPACE_CRATES)); \
+		mkdir -p $(CARGO_TARGET_DIR) && echo "$(CURDIR)" > $(TARGET_OWNER); \
+	fi
 
 .PHONY: system-packages
 system-packages:
