@@ -16,4 +16,16 @@ pub mod process_metrics;
 pub mod recognizer;
 pub mod torchscript;
 
+mod chw;
+pub mod classify_input;
+mod contours;
+pub mod crop;
+pub mod db_postprocess;
+pub mod detect_input;
+pub mod geometry;
+pub mod page;
+mod perspective;
+mod polygon_fill;
+pub mod reading_order;
+
 pub use error::InferenceError;
