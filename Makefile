@@ -123,6 +123,20 @@ demo: setup ## Set up and read real golden images with the exported model
 	$(CARGO) run --locked -p kube-ocr-inference --example recognize_lines -- \
 		--bundle models/ppocr-v4 golden/data/lines/*-clean.png
 
+# The local control plane for humans, in the background; its kubeconfig, logs and state live
+# in $(CLUSTER_DIR). `kube-ocr-cluster up --detach` returns once it is ready (or already
+# runs); `down` stops it and waits until every component is gone.
+CLUSTER_DIR ?= $(CURDIR)/target/kube-ocr
+CLUSTER := $(CARGO) run --quiet --locked -p kube-ocr-e2e --bin kube-ocr-cluster --
+
+.PHONY: cluster
+cluster: k8s-binaries target-dir ## Start the local control plane in the background; prints its kubeconfig
+	@KUBE_OCR_K8S_BIN=$(K8S_BIN) $(CLUSTER) up --detach --dir $(CLUSTER_DIR)
+
+.PHONY: cluster-down
+cluster-down: ## Stop the control plane `make cluster` started
+	@$(CLUSTER) down --dir $(CLUSTER_DIR)
+
 .PHONY: golden-set
 golden-set: $(VENV)/.complete ## Regenerate the default golden set (needs the fonts in golden/tools/fonts.txt)
 	bash tools/install-system-packages.sh $$(cat golden/tools/fonts.txt)

@@ -1,0 +1,193 @@
+//! Certificates for one control plane: a CA, the apiserver's serving certificate, the
+//! service-account signing key pair, and client certificates for any user and groups.
+//!
+//! Everything is ECDSA P-256 (rcgen with ring cannot generate RSA keys, and Kubernetes takes
+//! EC keys everywhere: TLS, client certificates, ES256 service-account tokens). Validity is
+//! rcgen's default (1975 to 4096): these certificates live as long as one test process and
+//! a clock jump must not break a running cluster.
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+
+use super::ControlPlaneError;
+
+/// The names the apiserver answers to: loopback, the first address of the service CIDR
+/// (the `kubernetes` Service's ClusterIP) and the in-cluster DNS names.
+pub const APISERVER_SANS: &[&str] = &[
+    "127.0.0.1",
+    "10.0.0.1",
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+];
+
+/// A certificate and its private key, both PEM.
+#[derive(Clone)]
+pub struct IssuedCertificate {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl fmt::Debug for IssuedCertificate {
+    // The key stays out of logs and panic messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedCertificate").field("cert_pem", &self.cert_pem).finish_non_exhaustive()
+    }
+}
+
+/// The control plane's CA and the files the components read, in one directory.
+pub struct Pki {
+    dir: PathBuf,
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl fmt::Debug for Pki {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pki").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+impl Pki {
+    /// Generates the CA, the apiserver certificate and the service-account keys into `dir`.
+    pub(crate) fn generate(dir: &Path) -> Result<Pki, ControlPlaneError> {
+        fs::create_dir_all(dir).map_err(|e| ControlPlaneError::dir("create", dir, e))?;
+
+        let mut ca_params = CertificateParams::default();
+        ca_params.distinguished_name.push(DnType::CommonName, "kube-ocr-e2e-ca");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        let ca_key = KeyPair::generate().map_err(|e| ControlPlaneError::cert("the CA key", e))?;
+        let ca_key_pem = ca_key.serialize_pem();
+        let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(|e| ControlPlaneError::cert("the CA", e))?;
+        let pki = Pki { dir: dir.to_owned(), ca };
+        write_public(&pki.ca_cert_path(), &pki.ca.pem())?;
+        write_private(&pki.ca_key_path(), &ca_key_pem)?;
+
+        let sans = APISERVER_SANS.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let apiserver = pki.issue_serving("kube-apiserver", &sans)?;
+        write_public(&pki.apiserver_cert_path(), &apiserver.cert_pem)?;
+        write_private(&pki.apiserver_key_path(), &apiserver.key_pem)?;
+
+        let sa = KeyPair::generate().map_err(|e| ControlPlaneError::cert("the service-account key", e))?;
+        write_private(&pki.service_account_key_path(), &sa.serialize_pem())?;
+        write_public(&pki.service_account_public_key_path(), &sa.public_key_pem())?;
+        Ok(pki)
+    }
+
+    /// A client certificate for `user` in `groups` (CN = user, O = each group): the identity
+    /// the apiserver's x509 authenticator derives, e.g. `system:node:<name>` in `system:nodes`
+    /// for a node, or any unprivileged name for RBAC tests.
+    pub fn issue_client(&self, user: &str, groups: &[&str]) -> Result<IssuedCertificate, ControlPlaneError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, user);
+        for group in groups {
+            params.distinguished_name.push(DnType::OrganizationName, *group);
+        }
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign(params, &format!("a client certificate for {user}"))
+    }
+
+    /// A serving certificate signed by the CA, for `sans` (IP addresses or DNS names).
+    pub fn issue_serving(&self, common_name: &str, sans: &[String]) -> Result<IssuedCertificate, ControlPlaneError> {
+        let what = format!("a serving certificate for {common_name}");
+        let mut params = CertificateParams::new(sans.to_vec()).map_err(|e| ControlPlaneError::cert(what.clone(), e))?;
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.sign(params, &what)
+    }
+
+    fn sign(&self, mut params: CertificateParams, what: &str) -> Result<IssuedCertificate, ControlPlaneError> {
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate().map_err(|e| ControlPlaneError::cert(what, e))?;
+        let cert = params.signed_by(&key, &*self.ca).map_err(|e| ControlPlaneError::cert(what, e))?;
+        Ok(IssuedCertificate { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The CA certificate, PEM: what every client trusts.
+    pub fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
+
+    pub fn ca_cert_path(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+
+    /// The CA key; the controller manager signs approved CertificateSigningRequests with it.
+    pub fn ca_key_path(&self) -> PathBuf {
+        self.dir.join("ca.key")
+    }
+
+    pub(crate) fn apiserver_cert_path(&self) -> PathBuf {
+        self.dir.join("apiserver.crt")
+    }
+
+    pub(crate) fn apiserver_key_path(&self) -> PathBuf {
+        self.dir.join("apiserver.key")
+    }
+
+    pub(crate) fn service_account_key_path(&self) -> PathBuf {
+        self.dir.join("sa.key")
+    }
+
+    pub(crate) fn service_account_public_key_path(&self) -> PathBuf {
+        self.dir.join("sa.pub")
+    }
+}
+
+fn write_public(path: &Path, contents: &str) -> Result<(), ControlPlaneError> {
+    fs::write(path, contents).map_err(|e| ControlPlaneError::dir("write", path, e))
+}
+
+/// Keys are readable by their owner only, as the components' own key loaders expect.
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<(), ControlPlaneError> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(contents.as_bytes()))
+        .map_err(|e| ControlPlaneError::dir("write", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_the_files_the_components_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::generate(dir.path()).unwrap();
+        for path in [
+            pki.ca_cert_path(),
+            pki.ca_key_path(),
+            pki.apiserver_cert_path(),
+            pki.apiserver_key_path(),
+            pki.service_account_key_path(),
+            pki.service_account_public_key_path(),
+        ] {
+            let text = fs::read_to_string(&path).unwrap();
+            assert!(text.starts_with("-----BEGIN "), "{} is not PEM", path.display());
+        }
+        let client = pki.issue_client("system:node:n1", &["system:nodes"]).unwrap();
+        assert!(client.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(!format!("{client:?}").contains("PRIVATE KEY"));
+    }
+}
