@@ -45,7 +45,7 @@ pub struct Batched<O> {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
-    #[error("the {stage} queue is full ({capacity} waiting); retry with backoff or add replicas")]
+    #[error("the {stage} queue is full (capacity {capacity}); retry with backoff or add replicas")]
     QueueFull { stage: &'static str, capacity: usize },
     #[error("the deadline passed after {waited_ms} ms in the {stage} queue, before compute")]
     DeadlineExceeded { stage: &'static str, waited_ms: u128 },
@@ -54,6 +54,9 @@ pub enum BatchError {
     #[error("the {stage} worker has stopped")]
     Stopped { stage: &'static str },
 }
+
+/// Resolves to one item's result once its batch has run.
+pub type PendingResult<O> = oneshot::Receiver<Result<Batched<O>, BatchError>>;
 
 /// Called by the worker after each batch: (stage, batch size, items dropped as expired).
 pub type BatchObserver = Arc<dyn Fn(&'static str, usize, usize) + Send + Sync>;
@@ -111,11 +114,7 @@ impl<P: BatchProcessor> Batcher<P> {
     }
 
     /// Queues one item without waiting; the receiver resolves when its batch is done.
-    pub fn enqueue(
-        &self,
-        input: P::Input,
-        deadline: Instant,
-    ) -> Result<oneshot::Receiver<Result<Batched<P::Output>, BatchError>>, BatchError> {
+    pub fn enqueue(&self, input: P::Input, deadline: Instant) -> Result<PendingResult<P::Output>, BatchError> {
         let (reply, receiver) = oneshot::channel();
         let sender = self.sender.as_ref().ok_or(BatchError::Stopped { stage: self.stage })?;
         // Count before sending so the worker's decrement can never run first.

@@ -33,6 +33,8 @@ pub struct BundleManifest {
     pub classifier: ClassifierConfig,
     pub recognizer: RecognizerConfig,
     #[serde(default)]
+    pub pipeline_options: crate::page::PipelineOptions,
+    #[serde(default)]
     pub self_test: SelfTestConfig,
 }
 
@@ -194,6 +196,25 @@ impl Bundle {
     }
 }
 
+/// The folder a `--bundle` value names: a path, or a `file://` URI. Other schemes are
+/// fetched before the pod starts (the operator's init container does that).
+pub fn bundle_path_from_uri(uri: &str) -> Result<PathBuf, InferenceError> {
+    let invalid = |reason: String| InferenceError::ValidateBundle { path: PathBuf::from(uri), reason };
+    if let Some(path) = uri.strip_prefix("file://") {
+        if !path.starts_with('/') {
+            return Err(invalid("a file:// URI needs an absolute path, e.g. file:///models/ppocr-v4".into()));
+        }
+        return Ok(PathBuf::from(path));
+    }
+    match uri.split_once("://") {
+        Some((scheme, _)) => Err(invalid(format!(
+            "the pod reads bundles from a local folder or file:// URI; {scheme}:// bundles must be downloaded first"
+        ))),
+        None if uri.is_empty() => Err(invalid("the bundle path is empty".into())),
+        None => Ok(PathBuf::from(uri)),
+    }
+}
+
 fn read(path: &Path) -> Result<String, InferenceError> {
     std::fs::read_to_string(path).map_err(|source| InferenceError::ReadBundleFile { path: path.to_path_buf(), source })
 }
@@ -268,6 +289,15 @@ mod tests {
     #[test]
     fn an_empty_charset_line_is_refused() {
         assert!(output_classes(&recognizer(4, None), "a\n\nb\n").is_err());
+    }
+
+    #[test]
+    fn bundle_uris_are_paths_or_file_uris() {
+        assert_eq!(bundle_path_from_uri("/models/a").unwrap(), PathBuf::from("/models/a"));
+        assert_eq!(bundle_path_from_uri("file:///models/a").unwrap(), PathBuf::from("/models/a"));
+        assert!(bundle_path_from_uri("file://models/a").unwrap_err().to_string().contains("absolute"));
+        assert!(bundle_path_from_uri("https://x/y.tar").unwrap_err().to_string().contains("https://"));
+        assert!(bundle_path_from_uri("").is_err());
     }
 
     #[test]

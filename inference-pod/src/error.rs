@@ -21,6 +21,9 @@ pub enum InferenceError {
     #[error("unexpected output of {module}: {reason}")]
     ModelOutputShape { module: String, reason: String },
 
+    #[error("starting the {stage} worker thread: {source}")]
+    StartWorker { stage: String, source: std::io::Error },
+
     #[error("preparing a text line for recognition: {reason}")]
     PrepareLine { reason: String },
 }

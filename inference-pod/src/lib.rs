@@ -3,17 +3,28 @@
 //! Pure pieces (bundle manifest, pre/post-processing) are plain functions with unit tests;
 //! libtorch lives behind [`torchscript`], the one module that touches `tch`.
 
+pub mod access_log;
 pub mod batcher;
 pub mod bundle;
 pub mod cache;
 pub mod ctc;
 pub mod decode;
+pub mod document;
+pub mod engine;
 mod error;
 pub mod gpu;
+pub mod http;
+pub mod line_batches;
 pub mod line_input;
 pub mod metrics;
 pub mod process_metrics;
 pub mod recognizer;
+pub mod request_deadline;
+pub mod self_test;
+pub mod server;
+pub mod service;
+pub mod serving_state;
+pub mod stages;
 pub mod torchscript;
 
 mod chw;

@@ -70,7 +70,11 @@ pub struct StageLabels {
 /// Latency buckets: 1 ms to ~66 s in steps of 35 %, so P95 interpolates within a few
 /// percent anywhere between 5 ms and 30 s.
 pub fn latency_buckets() -> impl Iterator<Item = f64> {
-    exponential_buckets(0.001, 1.35, 38)
+    // Rounded to 3 significant digits so `le` labels read 0.00182, not 0.0018225000000000004.
+    exponential_buckets(0.001, 1.35, 38).map(|bound| {
+        let scale = 10f64.powi(2 - bound.log10().floor() as i32);
+        (bound * scale).round() / scale
+    })
 }
 
 fn latency_histogram() -> Histogram {

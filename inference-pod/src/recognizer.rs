@@ -23,6 +23,12 @@ impl Recognizer {
         Ok(Self { module, bundle: bundle.clone() })
     }
 
+    /// (input height, default width) of the recogniser.
+    pub fn input_geometry(&self) -> (u32, u32) {
+        let config = &self.bundle.manifest.recognizer;
+        (config.input_height, config.default_width)
+    }
+
     /// Reads every line; all lines go through the model as one batch padded to the widest.
     pub fn recognize(&self, lines: &[RgbImage]) -> Result<Vec<DecodedLine>, InferenceError> {
         if lines.is_empty() {

@@ -59,6 +59,15 @@ pub fn resolve_device(request: DeviceRequest, cuda_devices: usize) -> Result<Dev
     }
 }
 
+/// `cpu` or `cuda:N`, as flags, logs and `/healthz` spell devices.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(index) => format!("cuda:{index}"),
+        Device::Cpu => "cpu".to_owned(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
 /// CUDA devices libtorch can use in this process.
 pub fn cuda_device_count() -> usize {
     if tch::Cuda::is_available() { usize::try_from(tch::Cuda::device_count()).unwrap_or(0) } else { 0 }
@@ -78,6 +87,10 @@ impl TorchScriptModule {
             .map_err(|source| InferenceError::LoadTorchScript { path: path.to_path_buf(), source })?;
         module.set_eval();
         Ok(Self { name: name.to_owned(), module, device })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn device(&self) -> Device {

@@ -8,3 +8,70 @@ pub fn bundle_dir(name: &str) -> PathBuf {
     assert!(dir.join("bundle.yaml").is_file(), "{} has no bundle.yaml: run `make setup` first", dir.display());
     dir
 }
+
+/// Server settings for in-process tests: loopback, ephemeral ports, short drain.
+#[allow(dead_code)]
+pub fn test_config(bundle: &str) -> kube_ocr_inference::server::ServerConfig {
+    use std::time::Duration;
+    kube_ocr_inference::server::ServerConfig {
+        bundle_dir: bundle_dir(bundle),
+        device: kube_ocr_inference::torchscript::DeviceRequest::Auto,
+        listen_host: std::net::Ipv4Addr::LOCALHOST.into(),
+        grpc_port: 0,
+        http_port: 0,
+        batching: kube_ocr_inference::batcher::BatcherConfig {
+            max_batch_size: 8,
+            max_queue_delay: Duration::from_millis(5),
+            max_queue: 256,
+        },
+        decode_limits: kube_ocr_inference::decode::DecodeLimits::default(),
+        max_image_bytes: 8 << 20,
+        request_timeout: Duration::from_secs(25),
+        cache_bytes: 16 << 20,
+        self_test_dir: None,
+        self_test_min_accuracy: None,
+        torch_threads: Some(2),
+        drain_delay: Duration::from_millis(300),
+        shutdown_grace: Duration::from_secs(30),
+    }
+}
+
+/// GET `path` from an HTTP/1.1 server; returns (status code, body).
+#[allow(dead_code)]
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the HTTP port");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// The value of one sample line of an OpenMetrics text, e.g. `ocr_requests_total{...}`.
+#[allow(dead_code)]
+pub fn metric_value(metrics: &str, series_prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(series_prefix))
+        .filter_map(|line| line.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// A connected OCR client.
+#[allow(dead_code)]
+pub async fn ocr_client(
+    addr: std::net::SocketAddr,
+) -> kube_ocr_proto::v1::ocr_client::OcrClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    kube_ocr_proto::v1::ocr_client::OcrClient::new(channel).max_decoding_message_size(64 << 20)
+}
+
+/// The bytes of a golden-set image.
+#[allow(dead_code)]
+pub fn golden_image(file: &str) -> Vec<u8> {
+    std::fs::read(kube_ocr_golden::default_set_dir().join(file)).unwrap()
+}

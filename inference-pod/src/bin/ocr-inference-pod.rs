@@ -1,0 +1,150 @@
+//! `ocr-inference-pod`: the kube-ocr gRPC OCR server. Every flag has an `OCR_*`
+//! environment variable; only this file reads the environment.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use kube_ocr_inference::batcher::BatcherConfig;
+use kube_ocr_inference::bundle::bundle_path_from_uri;
+use kube_ocr_inference::decode::DecodeLimits;
+use kube_ocr_inference::server::{ServerConfig, start};
+use kube_ocr_inference::torchscript::DeviceRequest;
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Parser)]
+#[command(version, about = "kube-ocr inference pod: gRPC OCR on libtorch with batching, health and metrics")]
+struct Args {
+    /// Model bundle: a folder, or a file:// URI of one.
+    #[arg(long, env = "OCR_BUNDLE")]
+    bundle: String,
+    /// auto (first GPU if libtorch sees one, else CPU), cpu, cuda or cuda:N.
+    #[arg(long, env = "OCR_DEVICE", default_value = "auto")]
+    device: DeviceRequest,
+    /// Address both servers listen on.
+    #[arg(long, env = "OCR_LISTEN_HOST", default_value = "0.0.0.0")]
+    listen_host: IpAddr,
+    #[arg(long, env = "OCR_GRPC_PORT", default_value_t = 50051)]
+    grpc_port: u16,
+    /// Port of /healthz, /readyz and /metrics.
+    #[arg(long, env = "OCR_HTTP_PORT", default_value_t = 8080)]
+    http_port: u16,
+    /// Most items per model forward pass.
+    #[arg(long, env = "OCR_MAX_BATCH_SIZE", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    max_batch_size: u32,
+    /// Longest a batch waits for more items after its first.
+    #[arg(long, env = "OCR_MAX_QUEUE_DELAY_MS", default_value_t = 5)]
+    max_queue_delay_ms: u64,
+    /// Items that may wait per model stage; more are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "OCR_MAX_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    max_queue: u32,
+    /// Largest image accepted, in bytes.
+    #[arg(long, env = "OCR_MAX_IMAGE_BYTES", default_value_t = 20 << 20)]
+    max_image_bytes: usize,
+    /// Largest image accepted, in decoded pixels (width × height).
+    #[arg(long, env = "OCR_MAX_IMAGE_PIXELS", default_value_t = DecodeLimits::default().max_pixels)]
+    max_image_pixels: u64,
+    /// Server-side limit on a request's total time, whatever the client's deadline.
+    #[arg(long, env = "OCR_REQUEST_TIMEOUT_SECS", default_value_t = 25.0)]
+    request_timeout_secs: f64,
+    /// Result cache size in bytes; 0 disables it.
+    #[arg(long, env = "OCR_CACHE_BYTES", default_value_t = 64 << 20)]
+    cache_bytes: usize,
+    /// Golden-set folder for the start-up self-test (default: <bundle>/selftest, else built in).
+    #[arg(long, env = "OCR_SELF_TEST_DIR")]
+    self_test_dir: Option<PathBuf>,
+    /// Overrides the bundle's selfTest.minAccuracy.
+    #[arg(long, env = "OCR_SELF_TEST_MIN_ACCURACY")]
+    self_test_min_accuracy: Option<f64>,
+    /// libtorch intra-op threads (default: all cores).
+    #[arg(long, env = "OCR_TORCH_THREADS")]
+    torch_threads: Option<i32>,
+    /// After SIGTERM, seconds to keep serving as NOT_SERVING before closing the listener.
+    #[arg(long, env = "OCR_DRAIN_DELAY_SECS", default_value_t = 5.0)]
+    drain_delay_secs: f64,
+    /// Seconds in-flight requests get to finish once the listener is closed.
+    #[arg(long, env = "OCR_SHUTDOWN_GRACE_SECS", default_value_t = 20.0)]
+    shutdown_grace_secs: f64,
+    #[arg(long, env = "OCR_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| anyhow::anyhow!("--{flag} must be a non-negative number of seconds"))
+}
+
+fn config(args: &Args) -> anyhow::Result<ServerConfig> {
+    Ok(ServerConfig {
+        bundle_dir: bundle_path_from_uri(&args.bundle)?,
+        device: args.device,
+        listen_host: args.listen_host,
+        grpc_port: args.grpc_port,
+        http_port: args.http_port,
+        batching: BatcherConfig {
+            max_batch_size: args.max_batch_size as usize,
+            max_queue_delay: Duration::from_millis(args.max_queue_delay_ms),
+            max_queue: args.max_queue as usize,
+        },
+        decode_limits: DecodeLimits { max_pixels: args.max_image_pixels, ..DecodeLimits::default() },
+        max_image_bytes: args.max_image_bytes,
+        request_timeout: seconds(args.request_timeout_secs, "request-timeout-secs")?,
+        cache_bytes: args.cache_bytes,
+        self_test_dir: args.self_test_dir.clone(),
+        self_test_min_accuracy: args.self_test_min_accuracy,
+        torch_threads: args.torch_threads,
+        drain_delay: seconds(args.drain_delay_secs, "drain-delay-secs")?,
+        shutdown_grace: seconds(args.shutdown_grace_secs, "shutdown-grace-secs")?,
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OCR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = config(&args)?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let server = start(config).await?;
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        _ = interrupt.recv() => tracing::info!("SIGINT received"),
+    }
+    server.shutdown().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ocr-inference-pod: starting the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("ocr-inference-pod: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
