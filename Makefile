@@ -46,7 +46,7 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 .PHONY: setup
-setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries target-dir ## Install everything the build, tests and demo need (idempotent)
+setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries pod-network target-dir ## Install everything the build, tests and demo need (idempotent)
 	@ln -sfn $(VENV) .venv
 	@ln -sfn $(MODELS) models
 	@echo "setup: venv $(VENV)"
@@ -72,6 +72,12 @@ target-dir:
 		$(CARGO) clean --quiet $(addprefix -p ,$(WORKSPACE_CRATES)); \
 		mkdir -p $(CARGO_TARGET_DIR) && echo "$(CURDIR)" > $(TARGET_OWNER); \
 	fi
+
+# The node agent gives pods addresses in 10.244.0.0/16; a local route makes them bindable
+# (the API server refuses loopback addresses in EndpointSlices). Needs root or sudo.
+.PHONY: pod-network
+pod-network:
+	@bash tools/local-pod-network.sh
 
 .PHONY: system-packages
 system-packages:
