@@ -1,11 +1,31 @@
 //! The `OcrService` custom resource (group `kube-ocr.dev`, version `v1alpha1`).
 //!
-//! The types here are the source of truth: the CRD YAML under `crds/generated/` and in the
-//! Helm chart is rendered from them by `crdgen` and drift-tested.
+//! The types here are the source of truth: the CRD YAML under `crds/generated/` (and the
+//! Helm chart's copy) and `docs/ocrservice-reference.md` are rendered from them by
+//! `crdgen` and drift-tested.
 
+mod batching;
+pub mod conditions;
+mod device;
+mod duration;
+mod model;
 mod ocr_service;
+mod reference;
+mod rollout;
+mod scaling;
+mod status;
 
-pub use ocr_service::{ModelSpec, OcrService, OcrServiceSpec, OcrServiceStatus, Phase};
+pub use batching::BatchingSpec;
+pub use device::{DeviceKind, DeviceSpec};
+pub use duration::parse_duration;
+pub use model::ModelSpec;
+pub use ocr_service::{OcrService, OcrServiceSpec};
+pub use reference::reference_markdown;
+pub use rollout::{
+    AnalysisSpec, DURATION_PATTERN, ErrorsSpec, GoldenSpec, LatencySpec, RolloutSpec, TrafficProvider, TrafficSpec,
+};
+pub use scaling::{AutoscalingSpec, PodsMetricSpec, ReplicasSpec};
+pub use status::{AnalysisStatus, CanaryStatus, OcrServiceStatus, Phase, TrackMeasurement};
 
 /// API group of every kube-ocr resource.
 pub const GROUP: &str = "kube-ocr.dev";
@@ -21,26 +41,4 @@ pub fn crd_yaml() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use kube::CustomResourceExt;
-
-    #[test]
-    fn crd_is_namespaced_with_short_name_and_status_subresource() {
-        let crd = OcrService::crd();
-        assert_eq!(crd.metadata.name.as_deref(), Some("ocrservices.kube-ocr.dev"));
-        assert_eq!(crd.spec.group, GROUP);
-        assert_eq!(crd.spec.scope, "Namespaced");
-        assert_eq!(crd.spec.names.short_names.as_deref(), Some(&["ocrs".to_string()][..]));
-        let version = &crd.spec.versions[0];
-        assert_eq!(version.name, VERSION);
-        assert!(version.served && version.storage);
-        assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
-    }
-
-    #[test]
-    fn checked_in_crd_matches_the_types() {
-        let checked_in = include_str!("../generated/ocrservices.kube-ocr.dev.yaml");
-        assert!(checked_in == crd_yaml(), "crds/generated/ocrservices.kube-ocr.dev.yaml is stale: run `make generate`");
-    }
-}
+mod tests;

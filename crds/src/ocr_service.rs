@@ -1,65 +1,85 @@
-//! Spec and status of `OcrService`. This first cut carries the model reference and the
-//! image; serving, autoscaling and rollout settings arrive with the operator.
+//! The `OcrService` resource: its spec. Sub-structures live in their own modules.
 
-use kube::CustomResource;
-use schemars::JsonSchema;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-/// An OCR inference service: a TorchScript OCR model bundle served over gRPC by GPU (or CPU)
-/// pods, rolled out by canary with automatic rollback.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+use crate::batching::BatchingSpec;
+use crate::device::DeviceSpec;
+use crate::model::ModelSpec;
+use crate::rollout::RolloutSpec;
+use crate::scaling::{AutoscalingSpec, ReplicasSpec};
+use crate::status::OcrServiceStatus;
+
+/// An OCR inference service: a TorchScript OCR model bundle served over gRPC by GPU (or
+/// CPU) pods, autoscaled, and rolled out by canary with automatic rollback.
+///
+/// There is no `scale` subresource on purpose: the HorizontalPodAutoscaler the operator
+/// creates owns the stable replica count between `replicas.min` and `replicas.max`, and a
+/// second writer (`kubectl scale`, another autoscaler) would fight it.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "kube-ocr.dev",
     version = "v1alpha1",
     kind = "OcrService",
     namespaced,
     shortname = "ocrs",
+    category = "kube-ocr",
     status = "OcrServiceStatus",
-    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Lifecycle phase"}"#,
+    printcolumn = r#"{"name":"Stable","type":"string","jsonPath":".status.stableVersion","description":"Model version of the stable revision"}"#,
+    printcolumn = r#"{"name":"Canary","type":"string","jsonPath":".status.canaryVersion","description":"Model version on the canary, during a rollout"}"#,
+    printcolumn = r#"{"name":"Weight","type":"integer","jsonPath":".status.canary.weight","description":"Canary traffic weight, percent"}"#,
+    printcolumn = r#"{"name":"Accuracy","type":"number","jsonPath":".status.lastAnalysis.stable.accuracy","description":"Golden-set accuracy of stable, latest measurement"}"#,
+    printcolumn = r#"{"name":"P95","type":"number","jsonPath":".status.lastAnalysis.stable.p95Ms","description":"P95 latency of stable in ms, latest measurement"}"#,
+    printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas","priority":1,"description":"Ready stable pods"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OcrServiceSpec {
     /// The model bundle to serve. A change here starts a new revision.
     pub model: ModelSpec,
-    /// Container image of the inference pod.
+    /// Container image of the inference pod (`ocr-inference-pod`), e.g.
+    /// `ghcr.io/kube-ocr/inference-pod:0.1.0`. A change here starts a new revision.
+    #[schemars(length(min = 1, max = 512))]
     pub image: String,
-}
-
-/// Where the model bundle comes from and which version it is.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ModelSpec {
-    /// Bundle location: `file:///path` (in the image or a mounted volume),
-    /// `pvc://claim/path`, or `https://host/path#sha256=<hex>`.
-    pub uri: String,
-    /// Version label of the bundle, shown in status and metrics.
-    pub version: String,
-}
-
-/// Observed state, written by the operator only.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OcrServiceStatus {
-    /// Where the service stands in its lifecycle.
+    /// CPU or CUDA, and GPUs per pod.
+    #[serde(default)]
+    pub device: DeviceSpec,
+    /// Resources of the inference container. Default: requests of 1 CPU and 2Gi memory
+    /// (the autoscaler's CPU target is relative to the CPU request). With `device.kind`
+    /// cuda, `nvidia.com/gpu` is added to requests and limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<Phase>,
-    /// The `metadata.generation` this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
+    pub resources: Option<ResourceRequirements>,
+    /// Fewest and most stable pods.
+    #[serde(default)]
+    pub replicas: ReplicasSpec,
+    /// The HorizontalPodAutoscaler on the stable Deployment.
+    #[serde(default)]
+    pub autoscaling: AutoscalingSpec,
+    /// The dynamic batcher of each pod.
+    #[serde(default)]
+    pub batching: BatchingSpec,
+    /// How long a pod may take to load the model, warm up and pass its golden self-test
+    /// before it is restarted, in seconds (default 300; a few seconds on CPU, minutes on
+    /// a cold GPU node).
+    #[serde(default = "default_startup_timeout")]
+    #[schemars(range(min = 10, max = 3600))]
+    pub startup_timeout_seconds: i32,
+    /// Node labels the pods must match (e.g. a GPU node pool).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Extra tolerations for the pods (the `nvidia.com/gpu` taint is tolerated on cuda
+    /// already).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Canary rollout of new revisions.
+    #[serde(default)]
+    pub rollout: RolloutSpec,
 }
 
-/// Lifecycle phase of an `OcrService`.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-pub enum Phase {
-    /// Children are being created; no revision is serving yet.
-    Pending,
-    /// A canary of a new revision is being analysed.
-    Progressing,
-    /// The stable revision is serving and passes its checks.
-    Healthy,
-    /// Serving, but a check fails; the conditions say which.
-    Degraded,
-    /// The last canary failed analysis and was rolled back.
-    RolledBack,
+fn default_startup_timeout() -> i32 {
+    300
 }

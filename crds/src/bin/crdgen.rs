@@ -1,5 +1,13 @@
-//! Prints the `OcrService` CRD as YAML; `make generate` writes it to the checked-in copies.
+//! Prints the `OcrService` CRD as YAML, or with `--reference` the Markdown field
+//! reference; `make generate` writes both to their checked-in copies.
 
 fn main() {
-    print!("{}", kube_ocr_crds::crd_yaml());
+    match std::env::args().nth(1).as_deref() {
+        None => print!("{}", kube_ocr_crds::crd_yaml()),
+        Some("--reference") => print!("{}", kube_ocr_crds::reference_markdown()),
+        Some(other) => {
+            eprintln!("crdgen: unknown argument {other:?}; usage: crdgen [--reference]");
+            std::process::exit(2);
+        }
+    }
 }

@@ -1,0 +1,36 @@
+//! `spec.model`: which bundle the pods load.
+
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where the model bundle comes from and which version it is. A change here starts a new
+/// revision.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpec {
+    /// Bundle location. `file:///path`: a folder in the image or on a volume the pod
+    /// already has. `pvc://<claim>/<path>`: a folder on a PersistentVolumeClaim of this
+    /// namespace, mounted read-only. `https://host/path.tar.gz#sha256=<hex>`: a tar.gz
+    /// archive of the folder, downloaded by an init container that checks the SHA-256
+    /// before the server starts (a mismatch fails the pod visibly).
+    #[x_kube(
+        validation = Rule::new("self.matches('^(file|pvc|https)://')").message(
+            "model.uri must start with file://, pvc:// or https:// (e.g. file:///models/ppocr-v4)"
+        ),
+        validation = Rule::new("!self.startsWith('file://') || self.matches('^file:///[^/]')").message(
+            "a file:// model.uri names an absolute path: file:///models/<bundle>"
+        ),
+        validation = Rule::new("!self.startsWith('pvc://') || self.matches('^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[^/].*$')").message(
+            "a pvc:// model.uri is pvc://<claim name>/<path inside the claim>"
+        ),
+        validation = Rule::new("!self.startsWith('https://') || self.matches('^https://[^/#]+/[^#]+#sha256=[0-9a-f]{64}$')").message(
+            "an https:// model.uri must end with #sha256=<64 lowercase hex digits> of the archive, so the download can be verified"
+        )
+    )]
+    #[schemars(length(min = 8, max = 2048))]
+    pub uri: String,
+    /// Version label of the bundle (e.g. `4.0.0`), shown in status, printer columns and
+    /// metrics. Bumping it alone is enough to roll out a new revision.
+    #[schemars(length(min = 1, max = 63))]
+    pub version: String,
+}
