@@ -120,9 +120,13 @@ test: setup lint ## Everything CI runs: setup, lint, every test
 	$(CARGO) test --workspace --locked
 
 .PHONY: bench
-bench: setup ## Benchmarks; writes target/bench/report.md
+BENCH_THREADS ?= 2
+bench: setup ## Benchmarks (server vs raw model, batching, Python peer, memory); writes target/bench/report.md
+	$(PYTHON) tools/bench/peer_rapidocr.py --golden golden/data --out target/bench --threads $(BENCH_THREADS)
+	$(CARGO) run --release --locked -p kube-ocr-inference --example bench_server -- --threads $(BENCH_THREADS) \
+		--bundle models/ppocr-v4 --golden golden/data --peer target/bench --report target/bench/report.md
 	$(CARGO) run --release --locked -p kube-ocr-inference --example bench_recognizer -- \
-		--bundle models/ppocr-v4 --golden golden/data --report target/bench/report.md
+		--bundle models/ppocr-v4 --golden golden/data --report target/bench/recognizer.md
 
 .PHONY: demo
 demo: setup ## Set up and read real golden images with the exported model
