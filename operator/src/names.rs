@@ -4,6 +4,22 @@
 pub const TRACK_LABEL: &str = "kube-ocr.dev/track";
 /// Label naming the owning `OcrService`.
 pub const SERVICE_LABEL: &str = "kube-ocr.dev/ocrservice";
+/// Label carrying the revision (hash of the pod template) of a pod and its Deployment.
+pub const REVISION_LABEL: &str = "kube-ocr.dev/revision";
+/// Annotation carrying the model version a pod serves.
+pub const MODEL_VERSION_ANNOTATION: &str = "kube-ocr.dev/model-version";
+/// The one field manager of everything the operator applies (children and status).
+pub const FIELD_MANAGER: &str = "kube-ocr-operator";
+/// Name of the container that runs `ocr-inference-pod`.
+pub const INFERENCE_CONTAINER: &str = "inference";
+/// Name of the init container that downloads an `https://` model bundle.
+pub const FETCH_CONTAINER: &str = "fetch-model";
+/// gRPC port of the inference pod (`ocr-inference-pod --grpc-port`).
+pub const GRPC_PORT: i32 = 50051;
+/// HTTP port of the inference pod: `/healthz`, `/readyz`, `/metrics`.
+pub const HTTP_PORT: i32 = 8080;
+/// gRPC health service name of the OCR API.
+pub const GRPC_HEALTH_SERVICE: &str = "kube_ocr.v1.Ocr";
 
 /// The two Deployments a rollout moves traffic between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +45,16 @@ impl Track {
 
 /// The Service clients call: both tracks behind one name, the `OcrService`'s own.
 pub fn shared_service_name(ocr_service: &str) -> String {
+    ocr_service.to_owned()
+}
+
+/// The HorizontalPodAutoscaler of the stable Deployment, named after it.
+pub fn autoscaler_name(ocr_service: &str) -> String {
+    Track::Stable.object_name(ocr_service)
+}
+
+/// The PodDisruptionBudget covering both tracks.
+pub fn disruption_budget_name(ocr_service: &str) -> String {
     ocr_service.to_owned()
 }
 

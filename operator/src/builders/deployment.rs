@@ -1,0 +1,103 @@
+//! The Deployment of one track.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube_ocr_crds::OcrServiceSpec;
+
+use super::Owner;
+use crate::names::{MODEL_VERSION_ANNOTATION, REVISION_LABEL, TRACK_LABEL, Track};
+
+/// The track's Deployment running `template` at `revision`. `replicas` is `None` when the
+/// HorizontalPodAutoscaler owns the count: the field is then absent from what the operator
+/// applies, so server-side apply never takes it back from the autoscaler.
+pub fn deployment(
+    owner: &Owner,
+    spec: &OcrServiceSpec,
+    track: Track,
+    mut template: PodTemplateSpec,
+    revision: &str,
+    replicas: Option<i32>,
+) -> Deployment {
+    let revision_labels = BTreeMap::from([
+        (TRACK_LABEL.to_owned(), track.label_value().to_owned()),
+        (REVISION_LABEL.to_owned(), revision.to_owned()),
+    ]);
+    let template_meta = template.metadata.get_or_insert_with(Default::default);
+    template_meta.labels.get_or_insert_with(BTreeMap::new).insert(REVISION_LABEL.to_owned(), revision.to_owned());
+    let mut metadata = owner.child_meta(track.object_name(&owner.name), revision_labels);
+    metadata.annotations = Some(BTreeMap::from([(MODEL_VERSION_ANNOTATION.to_owned(), spec.model.version.clone())]));
+    Deployment {
+        metadata,
+        spec: Some(DeploymentSpec {
+            replicas,
+            // Immutable after creation: never put the revision in here.
+            selector: LabelSelector { match_labels: Some(owner.track_selector(track)), ..LabelSelector::default() },
+            template,
+            // Surge one pod at a time and keep every serving pod until its replacement is
+            // Ready: no capacity dip while a model loads.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".to_owned()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(1)),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            revision_history_limit: Some(3),
+            // A pod may need the whole startup budget; give the rollout two more minutes
+            // before the Deployment reports ProgressDeadlineExceeded.
+            progress_deadline_seconds: Some(spec.startup_timeout_seconds + 120),
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::{BuildSettings, desired_state, test_support::ocr_service};
+    use super::*;
+
+    #[test]
+    fn selector_is_track_scoped_and_revision_free() {
+        let state = desired_state(&ocr_service(json!({})), &BuildSettings::default()).unwrap();
+        let spec = state.stable.spec.unwrap();
+        let selector = spec.selector.match_labels.unwrap();
+        assert_eq!(selector.get(TRACK_LABEL).map(String::as_str), Some("stable"));
+        assert!(!selector.contains_key(REVISION_LABEL), "selectors are immutable; revisions change");
+        let template_labels = spec.template.metadata.unwrap().labels.unwrap();
+        assert_eq!(template_labels[REVISION_LABEL], state.revision);
+        for (key, value) in &selector {
+            assert_eq!(template_labels.get(key), Some(value), "the template must match the selector");
+        }
+        assert_eq!(state.stable.metadata.name.as_deref(), Some("invoices-stable"));
+        assert_eq!(state.stable.metadata.labels.unwrap()[REVISION_LABEL], state.revision);
+    }
+
+    #[test]
+    fn rolling_update_never_drops_serving_pods() {
+        let state = desired_state(&ocr_service(json!({ "startupTimeoutSeconds": 60 })), &BuildSettings::default());
+        let spec = state.unwrap().stable.spec.unwrap();
+        let rolling = spec.strategy.unwrap().rolling_update.unwrap();
+        assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
+        assert_eq!(spec.progress_deadline_seconds, Some(180));
+    }
+
+    #[test]
+    fn canary_track_gets_its_own_name_and_selector() {
+        let ocr = ocr_service(json!({}));
+        let owner = Owner::of(&ocr).unwrap();
+        let model = crate::model_source::ModelSource::parse(&ocr.spec.model.uri).unwrap();
+        let template = super::super::pod_template(&owner, &ocr.spec, &model, Track::Canary, &BuildSettings::default());
+        let canary = deployment(&owner, &ocr.spec, Track::Canary, template, "abc", Some(1));
+        assert_eq!(canary.metadata.name.as_deref(), Some("invoices-canary"));
+        let spec = canary.spec.unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        assert_eq!(spec.selector.match_labels.unwrap()[TRACK_LABEL], "canary");
+    }
+}

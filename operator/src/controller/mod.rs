@@ -1,0 +1,81 @@
+//! The OcrService controller: watches OcrServices, their children and their pods, and
+//! reconciles each OcrService into its desired state.
+
+mod apply;
+mod context;
+mod reconcile;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::Api;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use kube_ocr_crds::OcrService;
+use tracing::{debug, info};
+
+pub use context::Context;
+pub use reconcile::{error_policy, reconcile};
+
+use crate::config::OperatorConfig;
+use crate::names::{FIELD_MANAGER, SERVICE_LABEL};
+use crate::telemetry::Metrics;
+
+fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controller until `stop` completes.
+pub async fn run_controller(
+    client: kube::Client,
+    config: OperatorConfig,
+    metrics: Metrics,
+    identity: String,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let namespace = config.watch_namespace.clone();
+    let namespace = namespace.as_deref();
+    let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance: Some(identity) };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let concurrency = config.concurrency;
+    let context = Arc::new(Context::new(client.clone(), config, metrics, recorder));
+    // Only what the operator manages is cached: children carry the managed-by label.
+    let managed = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
+    let pods = watcher::Config::default().labels(SERVICE_LABEL);
+    info!(namespace = namespace.unwrap_or("(all)"), "starting the OcrService controller");
+    Controller::new(api::<OcrService>(&client, namespace), watcher::Config::default())
+        .owns(api::<Deployment>(&client, namespace), managed.clone())
+        .owns(api::<Service>(&client, namespace), managed.clone())
+        .owns(api::<HorizontalPodAutoscaler>(&client, namespace), managed.clone())
+        .owns(api::<PodDisruptionBudget>(&client, namespace), managed)
+        .watches(api::<Pod>(&client, namespace), pods, |pod: Pod| {
+            let owner = pod.labels().get(SERVICE_LABEL)?.clone();
+            Some(ObjectRef::<OcrService>::new(&owner).within(&pod.namespace()?))
+        })
+        .with_config(ControllerConfig::default().concurrency(concurrency).debounce(Duration::from_millis(200)))
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => debug!(ocrservice = %object.name, "reconcile done"),
+                Err(error) => debug!(%error, "controller event"),
+            }
+        })
+        .await;
+    info!("the OcrService controller stopped");
+}

@@ -1,0 +1,32 @@
+//! The one error type of the operator library; each variant names the operation that failed.
+
+/// What went wrong, named after the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("read the OcrService's {field}: it is not set")]
+    ReadMetadata { field: &'static str },
+    #[error("parse model URI {uri:?}: {reason}")]
+    ParseModelUri { uri: String, reason: String },
+    #[error("apply {kind} {name}: {source}")]
+    Apply { kind: &'static str, name: String, source: kube::Error },
+    #[error("delete {kind} {name}: {source}")]
+    Delete { kind: &'static str, name: String, source: kube::Error },
+    #[error("get {kind} {name}: {source}")]
+    Get { kind: &'static str, name: String, source: kube::Error },
+    #[error("list {kind}: {source}")]
+    List { kind: &'static str, source: kube::Error },
+    #[error("patch the status of OcrService {name}: {source}")]
+    PatchStatus { name: String, source: kube::Error },
+    #[error("find the OcrService CRD (install it first: crds/generated/ocrservices.kube-ocr.dev.yaml): {source}")]
+    FindCrd { source: kube::Error },
+    #[error("acquire the leader Lease {namespace}/{name}: {source}")]
+    AcquireLease { namespace: String, name: String, source: kube::Error },
+    #[error("renew the leader Lease {namespace}/{name}: lost it to {holder:?}")]
+    RenewLease { namespace: String, name: String, holder: Option<String> },
+    #[error("bind the metrics and health server to {addr}: {source}")]
+    BindHttp { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("serve metrics and health: {source}")]
+    ServeHttp { source: std::io::Error },
+    #[error("render {what} as YAML: {source}")]
+    RenderYaml { what: &'static str, source: serde_norway::Error },
+}
