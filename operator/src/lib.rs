@@ -10,6 +10,7 @@
 //! # }
 //! ```
 
+pub mod analysis;
 pub mod builders;
 pub mod config;
 pub mod controller;
@@ -19,6 +20,7 @@ pub mod leader;
 pub mod model_source;
 pub mod names;
 pub mod rbac;
+pub mod rollout;
 pub mod status;
 pub mod telemetry;
 

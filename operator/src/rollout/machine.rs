@@ -1,0 +1,295 @@
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube_ocr_crds::{CanaryStatus, OcrServiceStatus};
+
+use crate::analysis::Verdict;
+
+/// `spec.rollout`, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutSettings {
+    /// Canary weights in percent, strictly increasing, ending at 100.
+    pub steps: Vec<i32>,
+    pub step_interval: Duration,
+    pub analysis_interval: Duration,
+    pub failure_limit: u32,
+    /// How long a canary step may wait for Ready pods before the rollout gives up.
+    pub progress_deadline: Duration,
+}
+
+/// The canary Deployment as observed: replicas of the canary revision that are Ready.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CanaryObservation {
+    pub desired: i32,
+    pub ready: i32,
+}
+
+impl CanaryObservation {
+    pub fn is_ready(&self) -> bool {
+        self.desired > 0 && self.ready >= self.desired
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RolloutInput<'a> {
+    /// The revision the spec asks for (hash of everything in the pod template).
+    pub desired_revision: &'a str,
+    pub status: &'a OcrServiceStatus,
+    pub settings: &'a RolloutSettings,
+    pub canary: CanaryObservation,
+    /// Whether the stable Deployment runs `status.stableRevision` with all replicas Ready
+    /// (needed to retire the canary after a promotion).
+    pub stable_rolled_out: bool,
+    /// This round's analysis, when it was due and ran.
+    pub analysis: Option<&'a Verdict>,
+    pub now: &'a Time,
+}
+
+/// A decision worth an Event; `warning` ones are the ones a human must look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutEvent {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What the rollout wants: which revision each track runs, the canary weight, the next
+/// rollout fields of status, and the events of this decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutPlan {
+    pub stable_revision: String,
+    /// `None` = no canary (scaled to zero).
+    pub canary_revision: Option<String>,
+    /// Share of traffic for the canary, in percent.
+    pub canary_weight: i32,
+    pub canary: Option<CanaryStatus>,
+    pub failed_revision: Option<String>,
+    /// The rollout ended in a rollback that still stands (the spec still asks for the
+    /// failed revision).
+    pub rolled_back: bool,
+    pub events: Vec<RolloutEvent>,
+    /// Come back after this long even if nothing changes (next analysis, step, deadline).
+    pub requeue_after: Option<Duration>,
+}
+
+/// Whether the controller should run an analysis before calling [`plan`]: a canary is
+/// Ready at a step and the last analysis is at least one interval old.
+pub fn analysis_due(
+    input_status: &OcrServiceStatus,
+    settings: &RolloutSettings,
+    canary: CanaryObservation,
+    now: &Time,
+) -> bool {
+    let Some(progress) = &input_status.canary else { return false };
+    if input_status.canary_revision.is_none() || !canary.is_ready() || progress.weight <= 0 {
+        return false;
+    }
+    match input_status.last_analysis.as_ref().and_then(|a| a.at.as_ref()) {
+        None => true,
+        Some(at) => elapsed(now, at) >= settings.analysis_interval,
+    }
+}
+
+/// Canary replicas that realise `weight` percent of `stable_replicas` + canary with the
+/// `replicas` traffic provider: at least one while the canary runs.
+pub fn canary_replicas(stable_replicas: i32, weight: i32) -> i32 {
+    if weight <= 0 {
+        return 0;
+    }
+    if weight >= 100 {
+        return stable_replicas.max(1);
+    }
+    // canary / (stable + canary) = weight  →  canary = stable × w / (100 − w)
+    let exact = f64::from(stable_replicas.max(1)) * f64::from(weight) / f64::from(100 - weight);
+    (exact.round() as i32).clamp(1, stable_replicas.max(1))
+}
+
+pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
+    let status = input.status;
+    let desired = input.desired_revision;
+    let mut plan = RolloutPlan {
+        stable_revision: status.stable_revision.clone().unwrap_or_else(|| desired.to_owned()),
+        canary_revision: None,
+        canary_weight: 0,
+        canary: None,
+        failed_revision: status.failed_revision.clone(),
+        rolled_back: false,
+        events: Vec::new(),
+        requeue_after: None,
+    };
+    let Some(stable) = status.stable_revision.as_deref() else {
+        plan.events.push(event(
+            false,
+            "StableRevisionSet",
+            format!("first revision {desired} goes straight to stable"),
+        ));
+        return plan;
+    };
+
+    // A promotion in progress: stable already runs the canary's revision; the canary keeps
+    // serving until stable has rolled out, then retires.
+    if status.canary_revision.as_deref() == Some(stable) {
+        if input.stable_rolled_out {
+            plan.events.push(event(false, "CanaryRetired", format!("stable runs {stable} on all replicas")));
+        } else {
+            plan.canary_revision = Some(stable.to_owned());
+            plan.canary_weight = 100;
+            plan.canary = status.canary.clone();
+            plan.requeue_after = Some(Duration::from_secs(5));
+        }
+        if desired == stable {
+            return plan;
+        }
+    }
+
+    if desired == stable {
+        if let Some(canary) = status.canary_revision.as_deref().filter(|c| *c != stable) {
+            plan.events.push(event(
+                false,
+                "CanaryAborted",
+                format!("the spec went back to stable revision {stable}; canary {canary} removed"),
+            ));
+        }
+        return plan;
+    }
+
+    if status.failed_revision.as_deref() == Some(desired) {
+        // Not retried until the spec changes again.
+        plan.rolled_back = true;
+        return plan;
+    }
+
+    let settings = input.settings;
+    let now = input.now;
+    let progress = status.canary.clone().filter(|_| status.canary_revision.as_deref() == Some(desired));
+    let Some(mut progress) = progress else {
+        let weight = settings.steps.first().copied().unwrap_or(100);
+        let restarted = status.canary_revision.as_deref().filter(|c| *c != stable && *c != desired);
+        plan.events.push(event(
+            false,
+            "CanaryStarted",
+            match restarted {
+                Some(previous) => format!("revision {desired} replaces canary {previous}; step 1 at {weight}%"),
+                None => format!("canary {desired} started against stable {stable}; step 1 at {weight}%"),
+            },
+        ));
+        plan.canary_revision = Some(desired.to_owned());
+        plan.canary_weight = weight;
+        plan.canary = Some(CanaryStatus {
+            step: 0,
+            weight,
+            step_started_at: Some(now.clone()),
+            failed_checks: 0,
+            ready_replicas: Some(input.canary.ready),
+        });
+        plan.requeue_after = Some(settings.analysis_interval);
+        return plan;
+    };
+
+    progress.ready_replicas = Some(input.canary.ready);
+    let step_age = progress.step_started_at.as_ref().map_or(Duration::ZERO, |at| elapsed(now, at));
+    plan.canary_revision = Some(desired.to_owned());
+    plan.canary_weight = progress.weight;
+
+    if !input.canary.is_ready() {
+        if step_age >= settings.progress_deadline {
+            return rollback(
+                plan,
+                desired,
+                stable,
+                format!(
+                    "canary {desired} had {}/{} Ready pods {}s into step {} (progressDeadline {}s); check its pods' events and logs",
+                    input.canary.ready,
+                    input.canary.desired,
+                    step_age.as_secs(),
+                    progress.step + 1,
+                    settings.progress_deadline.as_secs()
+                ),
+            );
+        }
+        plan.canary = Some(progress);
+        plan.requeue_after = Some(Duration::from_secs(5).min(settings.progress_deadline.saturating_sub(step_age)));
+        return plan;
+    }
+
+    if let Some(verdict) = input.analysis {
+        if !verdict.passed {
+            progress.failed_checks += 1;
+            let reasons = verdict.reasons.join("; ");
+            if progress.failed_checks >= settings.failure_limit {
+                return rollback(
+                    plan,
+                    desired,
+                    stable,
+                    format!(
+                        "analysis failed {} of {} allowed times at {}%: {reasons}",
+                        progress.failed_checks, settings.failure_limit, progress.weight
+                    ),
+                );
+            }
+            plan.events.push(event(
+                true,
+                "AnalysisFailed",
+                format!(
+                    "check {} of {} failed at {}%: {reasons}",
+                    progress.failed_checks, settings.failure_limit, progress.weight
+                ),
+            ));
+        } else if step_age >= settings.step_interval {
+            let next = progress.step as usize + 1;
+            match settings.steps.get(next) {
+                Some(&weight) => {
+                    plan.events.push(event(
+                        false,
+                        "StepAdvanced",
+                        format!(
+                            "canary {desired} passed {}% for {}s; now {weight}%",
+                            progress.weight,
+                            step_age.as_secs()
+                        ),
+                    ));
+                    progress.step = next as u32;
+                    progress.weight = weight;
+                    progress.step_started_at = Some(now.clone());
+                    plan.canary_weight = weight;
+                }
+                None => {
+                    plan.events.push(event(
+                        false,
+                        "Promoted",
+                        format!("canary {desired} passed every step; stable now rolls to it"),
+                    ));
+                    plan.stable_revision = desired.to_owned();
+                    plan.canary_weight = 100;
+                    plan.canary = Some(progress);
+                    plan.requeue_after = Some(Duration::from_secs(5));
+                    return plan;
+                }
+            }
+        }
+    }
+    plan.canary = Some(progress);
+    plan.requeue_after = Some(settings.analysis_interval.min(settings.step_interval));
+    plan
+}
+
+fn rollback(mut plan: RolloutPlan, desired: &str, stable: &str, why: String) -> RolloutPlan {
+    plan.events.push(event(true, "RolledBack", format!("rolled back to {stable}: {why}")));
+    plan.canary_revision = None;
+    plan.canary_weight = 0;
+    plan.canary = None;
+    plan.failed_revision = Some(desired.to_owned());
+    plan.rolled_back = true;
+    plan.requeue_after = None;
+    plan
+}
+
+fn event(warning: bool, reason: &'static str, message: String) -> RolloutEvent {
+    RolloutEvent { warning, reason, message }
+}
+
+/// Time from `then` to `now`; zero if the clock went backwards.
+fn elapsed(now: &Time, then: &Time) -> Duration {
+    let millis = now.0.as_millisecond() - then.0.as_millisecond();
+    Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+}
