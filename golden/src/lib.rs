@@ -7,6 +7,7 @@
 //! [`Report`] whose `overall.accuracy` (1 − micro CER, clipped at 0) is what rollouts
 //! gate on.
 
+pub mod config_map;
 pub mod dataset;
 pub mod error;
 pub mod evaluate;

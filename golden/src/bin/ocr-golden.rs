@@ -32,6 +32,23 @@ enum Command {
     Score(ScoreArgs),
     /// Run every golden image through a kube-ocr gRPC service and score the answers.
     Eval(EvalArgs),
+    /// Print a golden set as ConfigMap manifests (YAML) for `spec.rollout.analysis.golden`.
+    Configmap(ConfigMapArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConfigMapArgs {
+    /// Golden-set folder (holds truth.jsonl and the images).
+    #[arg(long, env = "OCR_GOLDEN_SET")]
+    set: PathBuf,
+    /// ConfigMap name; a set too big for one becomes <name>-1, <name>-2, ...
+    #[arg(long, env = "OCR_GOLDEN_CONFIGMAP_NAME")]
+    name: String,
+    #[arg(long, env = "OCR_GOLDEN_CONFIGMAP_NAMESPACE")]
+    namespace: Option<String>,
+    /// Payload bytes per ConfigMap (the API server refuses objects over 1 MiB).
+    #[arg(long, env = "OCR_GOLDEN_CONFIGMAP_MAX_BYTES", default_value_t = kube_ocr_golden::config_map::DEFAULT_MAX_BYTES)]
+    max_bytes: usize,
 }
 
 #[derive(Debug, Args)]
@@ -106,7 +123,27 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Score(args) => score(args),
         Command::Eval(args) => eval(args),
+        Command::Configmap(args) => config_maps(args),
     }
+}
+
+fn config_maps(args: ConfigMapArgs) -> anyhow::Result<Outcome> {
+    let set = load_set(&args.set)?;
+    let parts = kube_ocr_golden::config_map::split_into_config_maps(&set, &args.name, args.max_bytes)?;
+    let mut out = String::new();
+    for part in &parts {
+        let manifest = part.to_manifest(args.namespace.as_deref(), &args.name);
+        out.push_str("---\n");
+        out.push_str(&serde_norway::to_string(&manifest).context("rendering YAML")?);
+    }
+    print!("{out}");
+    eprintln!(
+        "ocr-golden: {} item(s) in {} ConfigMap(s): {}",
+        set.items.len(),
+        parts.len(),
+        parts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    Ok(Outcome::Pass)
 }
 
 fn score(args: ScoreArgs) -> anyhow::Result<Outcome> {
