@@ -101,13 +101,13 @@ pub fn split_into_config_maps(
         .collect())
 }
 
+/// A ConfigMap's `data` and decoded `binaryData`.
+pub type ConfigMapContents = (BTreeMap<String, String>, BTreeMap<String, Vec<u8>>);
+
 /// Writes ConfigMap contents (`data` and decoded `binaryData` of each) into `dir` as one
 /// golden-set folder and loads it, with the usual validation (unique ids across parts,
 /// every referenced image present).
-pub fn load_config_maps(
-    parts: &[(BTreeMap<String, String>, BTreeMap<String, Vec<u8>>)],
-    dir: &Path,
-) -> Result<GoldenSet, GoldenError> {
+pub fn load_config_maps(parts: &[ConfigMapContents], dir: &Path) -> Result<GoldenSet, GoldenError> {
     let mut truth = String::new();
     for (data, binary) in parts {
         if let Some(text) = data.get(TRUTH_FILE) {

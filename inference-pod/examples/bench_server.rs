@@ -293,13 +293,9 @@ async fn main() -> anyhow::Result<()> {
             let response: RecognizeResponse =
                 client.recognize(request(sample, ProtoTask::Document)).await?.into_inner();
             let t = response.timings.unwrap_or_default();
-            for (total, us) in phase_totals.iter_mut().zip([
-                t.queue_us,
-                t.preprocess_us,
-                t.inference_us,
-                t.postprocess_us,
-                t.total_us,
-            ]) {
+            for (total, us) in
+                phase_totals.iter_mut().zip([t.queue_us, t.preprocess_us, t.inference_us, t.postprocess_us, t.total_us])
+            {
                 *total += Duration::from_micros(us);
             }
             predictions.insert(sample.id.clone(), response.text);
@@ -371,7 +367,10 @@ async fn main() -> anyhow::Result<()> {
     let rss_late = rss_bytes();
     server.shutdown().await?;
     let growth = rss_late as f64 / rss_early as f64 - 1.0;
-    writeln!(report, "## 4. Memory (LINE requests at concurrency 32, result cache off: every request runs the pipeline)\n")?;
+    writeln!(
+        report,
+        "## 4. Memory (LINE requests at concurrency 32, result cache off: every request runs the pipeline)\n"
+    )?;
     writeln!(report, "| after requests | RSS MiB |")?;
     writeln!(report, "|---:|---:|")?;
     writeln!(report, "| {tenth} | {:.1} |", rss_early as f64 / 1048576.0)?;
