@@ -1,0 +1,304 @@
+//! The operator against the real control plane, running in-process under its own
+//! ServiceAccount with only its generated ClusterRole: an OcrService becomes owned
+//! children, Ready inference pods (via the node agent) and an Available status; a spec
+//! change rolls the pods; deletion garbage-collects everything; the HPA's replica count
+//! is never taken back; invalid-but-admitted situations surface as Degraded.
+
+mod operator_support;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube_ocr_crds::{OcrService, Phase};
+use kube_ocr_operator::names::{FIELD_MANAGER, REVISION_LABEL};
+use operator_support::{Scenario, TIMEOUT, condition, wait_for};
+use serde_json::json;
+
+fn owned_by(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, ocr: &OcrService) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "OcrService" && o.uid == ocr.uid().unwrap() && o.controller == Some(true))
+}
+
+async fn event_reasons(s: &Scenario, name: &str) -> Vec<String> {
+    let events: Api<Event> = s.api();
+    let list = events.list(&ListParams::default()).await.unwrap();
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, response)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected() {
+    let started = Instant::now();
+    let s = Scenario::new("ocrs-lifecycle").await;
+    let (agent, _work_dir) = s.start_agent().await;
+    let operator = s.start_operator().await;
+    let ocr = s.create(&s.ocr_service("invoices", json!({}))).await;
+
+    // Children exist, owned by the OcrService as controller.
+    let deployments: Api<Deployment> = s.api();
+    let stable =
+        wait_for("the stable Deployment", TIMEOUT, async || deployments.get_opt("invoices-stable").await.ok()?).await;
+    assert!(owned_by(&stable.metadata, &ocr));
+    for name in ["invoices", "invoices-stable", "invoices-canary"] {
+        let service = s.api::<Service>().get(name).await.unwrap();
+        assert!(owned_by(&service.metadata, &ocr), "Service {name}");
+    }
+    let hpa = wait_for("the HPA", TIMEOUT, async || {
+        s.api::<HorizontalPodAutoscaler>().get_opt("invoices-stable").await.ok()?
+    })
+    .await;
+    assert!(owned_by(&hpa.metadata, &ocr));
+    assert_eq!((hpa.spec.min_replicas, hpa.spec.max_replicas), (Some(1), 3));
+    let pdb =
+        wait_for("the PDB", TIMEOUT, async || s.api::<PodDisruptionBudget>().get_opt("invoices").await.ok()?).await;
+    assert!(owned_by(&pdb.metadata, &ocr));
+
+    // The pod template the inference pod needs.
+    let template = stable.spec.as_ref().unwrap().template.clone();
+    let container = &template.spec.as_ref().unwrap().containers[0];
+    let args = container.args.clone().unwrap();
+    assert!(args.iter().any(|a| a.starts_with("--bundle=/") && a.ends_with("ppocr-v4")), "{args:?}");
+    assert!(args.contains(&"--device=cpu".to_owned()));
+    assert!(container.startup_probe.as_ref().unwrap().grpc.is_some());
+    assert_eq!(container.security_context.as_ref().unwrap().read_only_root_filesystem, Some(true));
+    let first_revision = template.metadata.as_ref().unwrap().labels.as_ref().unwrap()[REVISION_LABEL].clone();
+
+    // Pods start through the node agent; the status says Available with the ready count.
+    let ready = s
+        .wait_status("invoices", "Healthy and Available", TIMEOUT, |o| {
+            let status = o.status.as_ref()?;
+            let available = condition(o, "Available")?;
+            (status.phase == Some(Phase::Healthy) && available.0 == "True").then(|| status.clone())
+        })
+        .await;
+    let time_to_available = started.elapsed();
+    assert_eq!(ready.ready_replicas, Some(1));
+    assert_eq!(ready.stable_revision.as_deref(), Some(first_revision.as_str()));
+    assert_eq!(ready.stable_version.as_deref(), Some("4.0.0"));
+    assert_eq!(ready.observed_generation, Some(1));
+    assert_eq!(condition(&s.api::<OcrService>().get("invoices").await.unwrap(), "Degraded").unwrap().0, "False");
+
+    // A spec change is a new revision: the Deployment rolls and status follows.
+    let patch = json!({ "spec": { "model": { "version": "4.0.1" } } });
+    s.api::<OcrService>().patch("invoices", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let rolled = s
+        .wait_status("invoices", "the new revision Healthy", TIMEOUT, |o| {
+            let status = o.status.as_ref()?;
+            (status.observed_generation == Some(2)
+                && status.phase == Some(Phase::Healthy)
+                && status.stable_version.as_deref() == Some("4.0.1"))
+            .then(|| status.clone())
+        })
+        .await;
+    assert_ne!(rolled.stable_revision.as_deref(), Some(first_revision.as_str()));
+    let pods = s.api::<Pod>().list(&ListParams::default().labels("kube-ocr.dev/ocrservice=invoices")).await.unwrap();
+    let live: Vec<_> = pods.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+    assert!(
+        live.iter().all(|p| p.labels().get(REVISION_LABEL) == rolled.stable_revision.as_ref()),
+        "every live pod runs the new revision"
+    );
+    let reasons = event_reasons(&s, "invoices").await;
+    for expected in ["RevisionApplied", "BecameAvailable", "RolloutComplete"] {
+        assert!(reasons.iter().any(|r| r == expected), "no {expected} event in {reasons:?}");
+    }
+
+    // The operator's own endpoints.
+    let (code, metrics) = http_get(operator.http_addr(), "/metrics").await;
+    assert_eq!(code, 200);
+    assert!(metrics.contains("ocr_operator_reconciles_total{result=\"success\"}"), "{metrics}");
+    assert_eq!(http_get(operator.http_addr(), "/healthz").await.0, 200);
+    assert_eq!(http_get(operator.http_addr(), "/readyz").await.0, 200);
+    let lease = s.api::<Lease>().get("kube-ocr-operator").await.unwrap();
+    assert_eq!(lease.spec.unwrap().holder_identity, Some(format!("{}-operator", s.namespace)));
+
+    // Deletion: the garbage collector (kube-controller-manager) removes every child.
+    s.api::<OcrService>().delete("invoices", &DeleteParams::default()).await.unwrap();
+    wait_for("children garbage-collected", TIMEOUT, async || {
+        let deployment = deployments.get_opt("invoices-stable").await.ok()?;
+        let services = s.api::<Service>().list(&ListParams::default()).await.ok()?.items;
+        let hpa = s.api::<HorizontalPodAutoscaler>().get_opt("invoices-stable").await.ok()?;
+        let pdb = s.api::<PodDisruptionBudget>().get_opt("invoices").await.ok()?;
+        (deployment.is_none() && services.is_empty() && hpa.is_none() && pdb.is_none()).then_some(())
+    })
+    .await;
+    operator.shutdown().await.unwrap();
+    agent.shutdown().await;
+    eprintln!("lifecycle: available after {time_to_available:?}, whole scenario {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_never_resets_replicas_the_hpa_owns() {
+    let s = Scenario::new("ocrs-hpa").await;
+    let operator = s.start_operator().await;
+    s.create(&s.ocr_service("scaled", json!({ "replicas": { "min": 2, "max": 10 } }))).await;
+    let deployments: Api<Deployment> = s.api();
+
+    // The real HPA controller raises the Deployment to min: the operator left it alone.
+    wait_for("the HPA to scale the Deployment to min 2", TIMEOUT, async || {
+        let d = deployments.get_opt("scaled-stable").await.ok()??;
+        (d.spec?.replicas == Some(2)).then_some(())
+    })
+    .await;
+
+    // Scale as an autoscaler would (the scale subresource, another field manager).
+    let scale = json!({ "spec": { "replicas": 5 } });
+    deployments
+        .patch_scale(
+            "scaled-stable",
+            &PatchParams { field_manager: Some("e2e-autoscaler".into()), ..Default::default() },
+            &Patch::Merge(&scale),
+        )
+        .await
+        .unwrap();
+
+    // A spec change makes the operator re-apply the Deployment with a new template.
+    let before = deployments.get("scaled-stable").await.unwrap();
+    let old_revision = before.labels()[REVISION_LABEL].clone();
+    let patch = json!({ "spec": { "batching": { "maxBatchSize": 16 } } });
+    s.api::<OcrService>().patch("scaled", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let after = wait_for("the new revision applied", TIMEOUT, async || {
+        let d = deployments.get("scaled-stable").await.ok()?;
+        (d.labels()[REVISION_LABEL] != old_revision).then_some(d)
+    })
+    .await;
+    let args = after.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].args.clone().unwrap();
+    assert!(args.contains(&"--max-batch-size=16".to_owned()));
+    assert_eq!(after.spec.as_ref().unwrap().replicas, Some(5), "the operator took replicas back from the autoscaler");
+    // Give any further reconcile (status, pod events) the chance to fight, then look again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let settled = deployments.get("scaled-stable").await.unwrap();
+    assert_eq!(settled.spec.as_ref().unwrap().replicas, Some(5));
+    let ours = settled
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .find(|m| m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply"))
+        .expect("the operator applies the Deployment");
+    let fields = serde_json::to_string(&ours.fields_v1).unwrap();
+    assert!(!fields.contains("f:replicas"), "the operator owns spec.replicas: {fields}");
+
+    // Autoscaling off: the operator deletes its HPA and now owns replicas (= min).
+    let patch = json!({ "spec": { "autoscaling": { "enabled": false }, "replicas": { "min": 3, "max": 3 } } });
+    s.api::<OcrService>().patch("scaled", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    wait_for("replicas = min and no HPA", TIMEOUT, async || {
+        let d = deployments.get("scaled-stable").await.ok()?;
+        let hpa = s.api::<HorizontalPodAutoscaler>().get_opt("scaled-stable").await.ok()?;
+        (d.spec?.replicas == Some(3) && hpa.is_none()).then_some(())
+    })
+    .await;
+    operator.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_image_surfaces_as_degraded_with_the_reason() {
+    let s = Scenario::new("ocrs-image").await;
+    let (agent, _work_dir) = s.start_agent().await;
+    let operator = s.start_operator().await;
+    s.create(&s.ocr_service("broken", json!({ "image": "example.com/no-such-image:1" }))).await;
+    let (reason, message) = s
+        .wait_status("broken", "Degraded with ImagePullFailed", TIMEOUT, |o| {
+            let (status, reason, message) = condition(o, "Degraded")?;
+            (status == "True" && o.status.as_ref()?.phase == Some(Phase::Degraded)).then_some((reason, message))
+        })
+        .await;
+    assert_eq!(reason, "ImagePullFailed", "{message}");
+    assert!(message.contains("example.com/no-such-image"), "{message}");
+    assert!(message.contains("Check spec.image"), "{message}");
+    let available = condition(&s.api::<OcrService>().get("broken").await.unwrap(), "Available").unwrap();
+    assert_eq!(available.0, "False");
+    wait_for("a Warning event ImagePullFailed", TIMEOUT, async || {
+        event_reasons(&s, "broken").await.iter().any(|r| r == "ImagePullFailed").then_some(())
+    })
+    .await;
+    operator.shutdown().await.unwrap();
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_golden_config_map_is_degraded_until_it_exists() {
+    let s = Scenario::new("ocrs-golden").await;
+    let operator = s.start_operator().await;
+    let spec = json!({ "rollout": { "analysis": { "golden": { "configMaps": ["golden-invoices"] } } } });
+    s.create(&s.ocr_service("golden", spec)).await;
+    let message = s
+        .wait_status("golden", "Degraded GoldenSetMissing", TIMEOUT, |o| {
+            let (status, reason, message) = condition(o, "Degraded")?;
+            (status == "True" && reason == "GoldenSetMissing").then_some(message)
+        })
+        .await;
+    assert!(message.contains("golden-invoices") && message.contains(&s.namespace), "{message}");
+
+    let config_map: ConfigMap = serde_json::from_value(json!({ "metadata": { "name": "golden-invoices" } })).unwrap();
+    s.api::<ConfigMap>().create(&PostParams::default(), &config_map).await.unwrap();
+    // No watch covers ConfigMaps: the settling recheck (2 s here) finds it.
+    s.wait_status("golden", "GoldenSetMissing resolved", Duration::from_secs(30), |o| {
+        let (_, reason, _) = condition(o, "Degraded")?;
+        (reason != "GoldenSetMissing").then_some(())
+    })
+    .await;
+    let reasons = event_reasons(&s, "golden").await;
+    assert!(reasons.iter().any(|r| r == "GoldenSetMissing"), "{reasons:?}");
+    operator.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_operators_elect_one_leader_and_hand_over_on_shutdown() {
+    let s = Scenario::new("ocrs-leader").await;
+    let client = s.operator_client().await;
+    let mut first_config = s.operator_config();
+    first_config.identity = Some("first".into());
+    let mut second_config = s.operator_config();
+    second_config.identity = Some("second".into());
+    let first = kube_ocr_operator::Operator::start(client.clone(), first_config).await.unwrap();
+    let leases: Api<Lease> = s.api();
+    wait_for("first to lead", TIMEOUT, async || {
+        let holder = leases.get_opt("kube-ocr-operator").await.ok()??.spec?.holder_identity?;
+        (holder == "first").then_some(())
+    })
+    .await;
+    let second = kube_ocr_operator::Operator::start(client, second_config).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(second.metrics().encode().contains("ocr_operator_leader 0"), "the standby must not lead");
+    assert!(first.metrics().encode().contains("ocr_operator_leader 1"));
+
+    // The leader hands the Lease over at shutdown; the standby takes it and reconciles.
+    let handed_over = Instant::now();
+    first.shutdown().await.unwrap();
+    wait_for("second to lead", Duration::from_secs(20), async || {
+        let holder = leases.get_opt("kube-ocr-operator").await.ok()??.spec?.holder_identity?;
+        (holder == "second").then_some(())
+    })
+    .await;
+    let took_over = handed_over.elapsed();
+    assert!(took_over < Duration::from_secs(5), "a released Lease is taken at once, not after expiry: {took_over:?}");
+    s.create(&s.ocr_service("led", json!({}))).await;
+    wait_for("the new leader reconciles", TIMEOUT, async || {
+        s.api::<Deployment>().get_opt("led-stable").await.ok()?.map(|_| ())
+    })
+    .await;
+    second.shutdown().await.unwrap();
+}

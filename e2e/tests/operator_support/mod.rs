@@ -1,0 +1,229 @@
+//! Shared by the `operator_*` scenarios: the CRD, the operator running in-process under
+//! its own ServiceAccount bound to exactly its generated ClusterRole, an optional node
+//! agent, and polling helpers. Each scenario gets its own namespace, operator (watching
+//! only that namespace) and node.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube_ocr_crds::OcrService;
+use kube_ocr_e2e::control_plane::LocalControlPlane;
+use kube_ocr_e2e::node_agent::{Backoff, ImageMap, NodeAgent, NodeAgentConfig, NodeAgentHandle, cargo_bin_dir};
+use kube_ocr_operator::{Operator, OperatorConfig, rbac};
+use serde_json::json;
+
+pub const TIMEOUT: Duration = Duration::from_secs(150);
+pub const OPERATOR_ACCOUNT: &str = "kube-ocr-operator";
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,kube_ocr_operator=debug,kube_ocr_e2e=info,kube_runtime=warn")
+        .with_test_writer()
+        .try_init();
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or fails naming `what`.
+pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Installs the OcrService CRD (server-side apply, idempotent) and waits until it is
+/// Established and its schema is served.
+pub async fn install_crd(client: &kube::Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = OcrService::crd();
+    let name = crd.metadata.name.clone().unwrap();
+    crds.patch(&name, &PatchParams::apply("kube-ocr-e2e").force(), &Patch::Apply(&crd))
+        .await
+        .unwrap_or_else(|err| panic!("the API server refused the OcrService CRD: {err}"));
+    wait_for("the OcrService CRD to be Established", TIMEOUT, async || {
+        let crd = crds.get(&name).await.ok()?;
+        let established = crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+        established.then_some(())
+    })
+    .await;
+}
+
+/// A namespace with the CRD installed and an operator ServiceAccount bound (by a
+/// RoleBinding in the namespace) to the generated ClusterRole, nothing more.
+pub struct Scenario {
+    pub cluster: &'static LocalControlPlane,
+    pub admin: kube::Client,
+    pub namespace: String,
+}
+
+impl Scenario {
+    pub async fn new(prefix: &str) -> Self {
+        init_logging();
+        let cluster = LocalControlPlane::shared().unwrap_or_else(|err| panic!("{err}"));
+        let admin = cluster.client().unwrap();
+        install_crd(&admin).await;
+        let namespace = cluster.create_namespace(prefix).await.unwrap();
+        Self { cluster, admin, namespace }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.admin.clone(), &self.namespace)
+    }
+
+    /// A client with the operator's ServiceAccount token and only its ClusterRole.
+    pub async fn operator_client(&self) -> kube::Client {
+        let roles: Api<ClusterRole> = Api::all(self.admin.clone());
+        roles
+            .patch(
+                rbac::CLUSTER_ROLE_NAME,
+                &PatchParams::apply("kube-ocr-e2e").force(),
+                &Patch::Apply(rbac::cluster_role()),
+            )
+            .await
+            .unwrap();
+        let account: ServiceAccount =
+            serde_json::from_value(json!({ "metadata": { "name": OPERATOR_ACCOUNT } })).unwrap();
+        self.api::<ServiceAccount>().create(&PostParams::default(), &account).await.unwrap();
+        let binding: RoleBinding = serde_json::from_value(json!({
+            "metadata": { "name": OPERATOR_ACCOUNT },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": rbac::CLUSTER_ROLE_NAME },
+            "subjects": [{ "kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": self.namespace }],
+        }))
+        .unwrap();
+        self.api::<RoleBinding>().create(&PostParams::default(), &binding).await.unwrap();
+        self.cluster.client_for_service_account(&self.namespace, OPERATOR_ACCOUNT).await.unwrap()
+    }
+
+    /// The operator configuration of a scenario: this namespace only, the Lease in it,
+    /// HTTP on a free loopback port, short rechecks so tests do not wait on defaults.
+    pub fn operator_config(&self) -> OperatorConfig {
+        let mut config = OperatorConfig::defaults();
+        config.http_addr = "127.0.0.1:0".parse().unwrap();
+        config.watch_namespace = Some(self.namespace.clone());
+        config.lease_namespace = self.namespace.clone();
+        config.identity = Some(format!("{}-operator", self.namespace));
+        config.settling_recheck_secs = 2;
+        config.lease_retry_secs = 1;
+        config.lease_duration_secs = 5;
+        config
+    }
+
+    /// Starts the operator in-process under its ServiceAccount.
+    pub async fn start_operator(&self) -> Operator {
+        let client = self.operator_client().await;
+        Operator::start(client, self.operator_config()).await.unwrap()
+    }
+
+    /// A node agent whose Node is named after the namespace; workspace images (the
+    /// inference pod) from the test's target dir.
+    pub async fn start_agent(&self) -> (NodeAgentHandle, tempfile::TempDir) {
+        let bin_dir = cargo_bin_dir().expect("the test runs from target/<profile>");
+        let server = bin_dir.join("ocr-inference-pod");
+        assert!(server.is_file(), "{} is missing: `cargo build -p kube-ocr-inference` first", server.display());
+        let work_dir = tempfile::Builder::new().prefix("kube-ocr-agent-").tempdir().unwrap();
+        let mut config = NodeAgentConfig::new(
+            self.node_name(),
+            work_dir.path().join("agent"),
+            ImageMap::workspace_defaults(&bin_dir),
+        );
+        config.api_server = Some(self.cluster.apiserver_url().to_owned());
+        config.shutdown_grace = Duration::from_secs(3);
+        config.restart_backoff =
+            Backoff { initial: Duration::from_secs(1), max: Duration::from_secs(4), ..Backoff::default() };
+        config.deregister_on_shutdown = true;
+        let agent = NodeAgent::start(self.admin.clone(), config).await.unwrap();
+        agent.wait_schedulable(TIMEOUT).await.unwrap();
+        (agent, work_dir)
+    }
+
+    pub fn node_name(&self) -> String {
+        format!("{}-node", self.namespace)
+    }
+
+    /// An OcrService spec pinned to this scenario's node, serving the exported PP-OCRv4
+    /// bundle from this machine, small requests; `extra` is merged over it.
+    pub fn ocr_service(&self, name: &str, extra: serde_json::Value) -> OcrService {
+        let bundle =
+            workspace_root().join("models/ppocr-v4").canonicalize().expect("models/ppocr-v4: run `make setup`");
+        let mut spec = json!({
+            "model": { "uri": format!("file://{}", bundle.display()), "version": "4.0.0" },
+            "image": "ghcr.io/kube-ocr/inference-pod:0.1.0",
+            "replicas": { "min": 1, "max": 3 },
+            "resources": { "requests": { "cpu": "100m", "memory": "256Mi" } },
+            "nodeSelector": { "kubernetes.io/hostname": self.node_name() },
+            "startupTimeoutSeconds": 120,
+        });
+        merge(&mut spec, extra);
+        serde_json::from_value(json!({
+            "apiVersion": "kube-ocr.dev/v1alpha1",
+            "kind": "OcrService",
+            "metadata": { "name": name, "namespace": self.namespace },
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    pub async fn create(&self, ocr: &OcrService) -> OcrService {
+        self.api::<OcrService>().create(&PostParams::default(), ocr).await.unwrap()
+    }
+
+    /// Polls the OcrService until `check` accepts its status.
+    pub async fn wait_status<T>(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&OcrService) -> Option<T>,
+    ) -> T {
+        let api = self.api::<OcrService>();
+        let mut last = None;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(current) = api.get(name).await {
+                if let Some(found) = check(&current) {
+                    return found;
+                }
+                last = Some(current);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for OcrService {name}: {what}; last status: {:#?}",
+                last.and_then(|o| o.status)
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+pub fn condition(ocr: &OcrService, type_: &str) -> Option<(String, String, String)> {
+    let c = ocr.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+pub fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(base.entry(key).or_insert(serde_json::Value::Null), value);
+            }
+        }
+        (base, patch) => *base = patch,
+    }
+}
