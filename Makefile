@@ -102,8 +102,10 @@ $(MODELS)/.complete: | $(VENV)/.complete
 	touch $@
 
 .PHONY: generate
-generate: ## Regenerate checked-in artifacts (CRD YAML)
+generate: ## Regenerate checked-in artifacts (CRD YAML, its field reference, the operator's ClusterRole)
 	$(CARGO) run --quiet -p kube-ocr-crds --bin crdgen > crds/generated/ocrservices.kube-ocr.dev.yaml
+	$(CARGO) run --quiet -p kube-ocr-crds --bin crdgen -- --reference > docs/ocrservice-reference.md
+	$(CARGO) run --quiet -p kube-ocr-operator --bin rbacgen > operator/generated/clusterrole.yaml
 
 .PHONY: build
 build: setup ## Build every crate
