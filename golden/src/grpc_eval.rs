@@ -25,11 +25,14 @@ pub struct EvalOptions {
     pub concurrency: usize,
     /// Deadline of each request, also used as the connect timeout.
     pub timeout: Duration,
+    /// Ask the server not to answer from its result cache: canary analysis measures the
+    /// model, and cached answers would also hide its latency.
+    pub bypass_cache: bool,
 }
 
 impl Default for EvalOptions {
     fn default() -> EvalOptions {
-        EvalOptions { concurrency: 4, timeout: Duration::from_secs(30) }
+        EvalOptions { concurrency: 4, timeout: Duration::from_secs(30), bypass_cache: false }
     }
 }
 
@@ -51,6 +54,8 @@ pub struct Recognized {
     pub predictions: Predictions,
     /// Failed requests, in golden-set order.
     pub failures: Vec<RequestFailure>,
+    /// Round-trip time of each successful request, in completion order.
+    pub latencies: Vec<Duration>,
 }
 
 impl Recognized {
@@ -90,7 +95,14 @@ pub async fn recognize_set(
     let requests = set
         .items
         .iter()
-        .map(|item| Ok(request_for(item, set.image_bytes(item)?)))
+        .map(|item| {
+            let mut request = request_for(item, set.image_bytes(item)?);
+            if options.bypass_cache {
+                request.options =
+                    Some(kube_ocr_proto::v1::RecognizeOptions { bypass_cache: true, ..Default::default() });
+            }
+            Ok(request)
+        })
         .collect::<Result<Vec<_>, GoldenError>>()?;
     let requests = Arc::new(requests);
     let next = Arc::new(AtomicUsize::new(0));
@@ -111,7 +123,11 @@ pub async fn recognize_set(
                 // Sent as grpc-timeout so the pod can drop the request once it is too
                 // late; the channel's own timeout enforces it on this side.
                 call.set_timeout(timeout);
-                let answer = client.recognize(call).await.map(|response| prediction_text(&response.into_inner()));
+                let sent = std::time::Instant::now();
+                let answer = client
+                    .recognize(call)
+                    .await
+                    .map(|response| (prediction_text(&response.into_inner()), sent.elapsed()));
                 answers.push((index, answer));
                 on_done();
             }
@@ -119,7 +135,7 @@ pub async fn recognize_set(
         });
     }
 
-    let mut answers: Vec<Option<Result<String, tonic::Status>>> = vec![None; requests.len()];
+    let mut answers: Vec<Option<Result<(String, Duration), tonic::Status>>> = vec![None; requests.len()];
     while let Some(joined) = workers.join_next().await {
         // A worker only panics if tonic does; surface that rather than mis-scoring.
         let worker_answers = joined.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
@@ -131,7 +147,10 @@ pub async fn recognize_set(
     let mut recognized = Recognized::default();
     for (item, answer) in set.items.iter().zip(answers) {
         let text = match answer {
-            Some(Ok(text)) => text,
+            Some(Ok((text, latency))) => {
+                recognized.latencies.push(latency);
+                text
+            }
             Some(Err(status)) => {
                 recognized.failures.push(RequestFailure {
                     id: item.id.clone(),
@@ -241,6 +260,7 @@ mod tests {
         let recognized = Recognized {
             predictions: Predictions::new(),
             failures: vec![failure("a", "UNAVAILABLE"), failure("b", "INTERNAL"), failure("c", "UNAVAILABLE")],
+            latencies: Vec::new(),
         };
         let counts = recognized.error_counts();
         assert_eq!(counts.get("UNAVAILABLE"), Some(&2));

@@ -60,13 +60,14 @@ async fn eval_collects_predictions_and_counts_failures_by_code() {
     let server = serving().await;
     let dir = golden_dir();
     let set = GoldenSet::load(dir.path()).unwrap();
-    let options = EvalOptions { concurrency: 3, timeout: Duration::from_secs(60) };
+    let options = EvalOptions { concurrency: 3, timeout: Duration::from_secs(60), bypass_cache: false };
     let client = connect(&format!("http://{}", server.grpc_addr), options.timeout).await.unwrap();
     let recognized = recognize_set(client, &set, &options, || {}).await.unwrap();
     check_predictions(&recognized.predictions);
     assert_eq!(recognized.failures.len(), 1);
     assert_eq!(recognized.failures[0].id, "broken");
     assert_eq!(recognized.failures[0].code, "INVALID_ARGUMENT");
+    assert_eq!(recognized.latencies.len(), 3, "one per successful call");
     let report = evaluate(&set, &recognized.predictions);
     assert!(report.overall.accuracy < 1.0 && report.by_task["LINE"].char_edits.total() >= 4);
 

@@ -40,7 +40,7 @@ fn document_request(file: &str) -> RecognizeRequest {
 async fn golden_set_accuracy_through_grpc_matches_the_reference() {
     let server = serving(test_config("ppocr-v4")).await;
     let set = GoldenSet::load(kube_ocr_golden::default_set_dir()).unwrap();
-    let options = EvalOptions { concurrency: 8, timeout: Duration::from_secs(120) };
+    let options = EvalOptions { concurrency: 8, timeout: Duration::from_secs(120), bypass_cache: true };
     let client = connect(&format!("http://{}", server.grpc_addr), options.timeout).await.unwrap();
     let recognized = recognize_set(client, &set, &options, || {}).await.unwrap();
     assert!(recognized.failures.is_empty(), "{:?}", recognized.failures);

@@ -81,6 +81,9 @@ struct EvalArgs {
     /// Deadline of each request (and of connecting), in milliseconds.
     #[arg(long, env = "OCR_GOLDEN_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: u64,
+    /// Ask the server to skip its result cache (measure the model, not the cache).
+    #[arg(long, env = "OCR_GOLDEN_BYPASS_CACHE")]
+    bypass_cache: bool,
     /// Also write the collected predictions as JSONL (re-scorable with `score`).
     #[arg(long, env = "OCR_GOLDEN_SAVE_PREDICTIONS")]
     save_predictions: Option<PathBuf>,
@@ -158,8 +161,11 @@ fn score(args: ScoreArgs) -> anyhow::Result<Outcome> {
 
 fn eval(args: EvalArgs) -> anyhow::Result<Outcome> {
     let set = load_set(&args.set)?;
-    let options =
-        EvalOptions { concurrency: args.concurrency as usize, timeout: Duration::from_millis(args.timeout_ms) };
+    let options = EvalOptions {
+        concurrency: args.concurrency as usize,
+        timeout: Duration::from_millis(args.timeout_ms),
+        bypass_cache: args.bypass_cache,
+    };
     let progress = if args.output.json || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {
