@@ -4,6 +4,7 @@
 
 pub mod collect;
 pub mod exposition;
+pub mod golden_source;
 pub mod numbers;
 pub mod verdict;
 pub mod window;
