@@ -146,6 +146,37 @@ mod tests {
     }
 
     #[test]
+    fn docs_list_every_flag_and_degraded_reason() {
+        let docs = include_str!("../../docs/operator.md");
+        for arg in OperatorConfig::command().get_arguments() {
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                assert!(docs.contains(&format!("`{env}`")), "docs/operator.md does not list {env}");
+                let flag = format!("`--{}`", arg.get_long().unwrap());
+                assert!(docs.contains(&flag), "docs/operator.md does not list {flag}");
+            }
+        }
+        use kube_ocr_crds::conditions::reasons::*;
+        for reason in [
+            IMAGE_PULL_FAILED,
+            CRASH_LOOPING,
+            UNSCHEDULABLE,
+            GOLDEN_SET_MISSING,
+            MODEL_CLAIM_MISSING,
+            PROGRESS_DEADLINE_EXCEEDED,
+            APPLY_FAILED,
+            INVALID_SPEC,
+            REVISION_APPLIED,
+            BECAME_AVAILABLE,
+            BECAME_UNAVAILABLE,
+            RECOVERED,
+            ROLLOUT_COMPLETE,
+        ] {
+            assert!(docs.contains(&format!("`{reason}`")), "docs/operator.md does not explain {reason}");
+        }
+    }
+
+    #[test]
     fn defaults_match_the_parsed_defaults() {
         let parsed = OperatorConfig::try_parse_from(["ocr-operator"]).unwrap();
         let defaults = OperatorConfig::defaults();
