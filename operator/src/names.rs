@@ -22,7 +22,7 @@ pub const HTTP_PORT: i32 = 8080;
 pub const GRPC_HEALTH_SERVICE: &str = "kube_ocr.v1.Ocr";
 
 /// The two Deployments a rollout moves traffic between.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Track {
     Stable,
     Canary,

@@ -1,7 +1,7 @@
 //! The operator's own metrics, served on `/metrics` (OpenMetrics text).
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -35,6 +35,31 @@ pub struct Metrics {
     duration: Histogram,
     writes: Family<WriteLabel, Counter>,
     leader: Gauge<i64, AtomicI64>,
+    rollout: RolloutMetrics,
+}
+
+/// The rollout and golden-accuracy series the alert rules and dashboard read
+/// (deploy/monitoring; the contract is listed in docs/runbook.md).
+#[derive(Debug, Clone, Default)]
+struct RolloutMetrics {
+    canary_weight: Family<ServiceLabels, Gauge<i64, AtomicI64>>,
+    rollbacks: Family<ServiceLabels, Counter>,
+    golden_accuracy: Family<TrackLabels, Gauge<f64, AtomicU64>>,
+    golden_min_accuracy: Family<ServiceLabels, Gauge<f64, AtomicU64>>,
+    max_p95_seconds: Family<ServiceLabels, Gauge<f64, AtomicU64>>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    namespace: String,
+    ocrservice: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TrackLabels {
+    namespace: String,
+    ocrservice: String,
+    track: &'static str,
 }
 
 impl Default for Metrics {
@@ -60,7 +85,29 @@ impl Metrics {
             "1 while this replica holds the leader Lease (or runs without election)",
             leader.clone(),
         );
-        Self { registry: Arc::new(registry), reconciles, errors, duration, writes, leader }
+        let rollout = RolloutMetrics::default();
+        registry.register(
+            "canary_weight",
+            "Share of traffic (percent) the canary of an OcrService is meant to get",
+            rollout.canary_weight.clone(),
+        );
+        registry.register("rollbacks", "Canary rollbacks per OcrService", rollout.rollbacks.clone());
+        registry.register(
+            "golden_accuracy",
+            "Golden-set accuracy (1 - CER) of the last analysis, per track",
+            rollout.golden_accuracy.clone(),
+        );
+        registry.register(
+            "golden_min_accuracy",
+            "spec.rollout.analysis.golden.minAccuracy of each OcrService",
+            rollout.golden_min_accuracy.clone(),
+        );
+        registry.register(
+            "max_p95_seconds",
+            "spec.rollout.analysis.latency.maxP95Ms of each OcrService, in seconds",
+            rollout.max_p95_seconds.clone(),
+        );
+        Self { registry: Arc::new(registry), reconciles, errors, duration, writes, leader, rollout }
     }
 
     pub fn reconciled(&self, elapsed: Duration, result: Result<(), &'static str>) {
@@ -82,6 +129,43 @@ impl Metrics {
 
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    /// Records a rollout decision: the canary's weight, and a rollback when there was one.
+    pub fn rollout(&self, namespace: &str, ocrservice: &str, weight: i32, rolled_back: bool) {
+        let labels = ServiceLabels { namespace: namespace.to_owned(), ocrservice: ocrservice.to_owned() };
+        self.rollout.canary_weight.get_or_create(&labels).set(i64::from(weight));
+        // Created at 0 so `increase()` sees the first rollback.
+        let rollbacks = self.rollout.rollbacks.get_or_create(&labels);
+        if rolled_back {
+            rollbacks.inc();
+        }
+    }
+
+    /// Records an analysis: golden accuracy per track and the thresholds alerts compare to.
+    pub fn analysis(
+        &self,
+        namespace: &str,
+        ocrservice: &str,
+        record: &kube_ocr_crds::AnalysisStatus,
+        min_accuracy: f64,
+        max_p95_ms: u32,
+    ) {
+        let labels = ServiceLabels { namespace: namespace.to_owned(), ocrservice: ocrservice.to_owned() };
+        self.rollout.golden_min_accuracy.get_or_create(&labels).set(min_accuracy);
+        self.rollout.max_p95_seconds.get_or_create(&labels).set(f64::from(max_p95_ms) / 1000.0);
+        for (track, measured) in [("stable", &record.stable), ("canary", &record.canary)] {
+            let track_labels =
+                TrackLabels { namespace: namespace.to_owned(), ocrservice: ocrservice.to_owned(), track };
+            match measured.as_ref().and_then(|m| m.accuracy) {
+                Some(accuracy) => {
+                    self.rollout.golden_accuracy.get_or_create(&track_labels).set(accuracy);
+                }
+                None => {
+                    self.rollout.golden_accuracy.remove(&track_labels);
+                }
+            }
+        }
     }
 
     /// The OpenMetrics text of every metric.

@@ -18,6 +18,8 @@ pub struct Context {
     pub settings: BuildSettings,
     pub metrics: Metrics,
     pub recorder: Recorder,
+    /// Where the last analysis window of each OcrService ended.
+    pub scrapes: super::rollout::ScrapeMemory,
     /// Consecutive failures per OcrService, for the error backoff; cleared on success.
     failures: Mutex<HashMap<ObjectRef<OcrService>, u32>>,
 }
@@ -31,7 +33,7 @@ impl std::fmt::Debug for Context {
 impl Context {
     pub fn new(client: kube::Client, config: OperatorConfig, metrics: Metrics, recorder: Recorder) -> Self {
         let settings = config.build_settings();
-        Self { client, config, settings, metrics, recorder, failures: Mutex::default() }
+        Self { client, config, settings, metrics, recorder, scrapes: Default::default(), failures: Mutex::default() }
     }
 
     /// Counts one more failure and returns the count.

@@ -4,6 +4,7 @@
 mod apply;
 mod context;
 mod reconcile;
+mod rollout;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::apply::{apply, delete_if_present};
 use super::context::Context;
+use super::rollout::{RolloutOutcome, rollout_step};
 use crate::builders::{DesiredState, desired_state};
 use crate::error::OperatorError;
 use crate::model_source::ModelSource;
@@ -63,16 +64,35 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context) -> Result<Action, Oper
     }
     let mut observation = Observation::default();
     let mut first_error = None;
+    let mut rollout: Option<RolloutOutcome> = None;
+    let mut spec_revision = None;
     match desired_state(ocr, &ctx.settings) {
         Err(error @ OperatorError::ReadMetadata { .. }) => return Err(error),
         Err(error) => observation.invalid_spec = Some(error.to_string()),
         Ok(desired) => {
-            observation.desired_revision = Some(desired.revision.clone());
             check_references(ocr, &namespace, &desired, ctx, &mut observation).await?;
-            if let Err(error) = apply_children(&namespace, &name, &desired, ctx, &mut observation).await {
+            let now = Time(Timestamp::now());
+            let apply_stable = match rollout_step(ocr, &namespace, &desired, ctx, &now).await {
+                Ok(outcome) => {
+                    // Stable's own rollout is judged against the revision stable should run,
+                    // which during a canary is still the old one.
+                    observation.desired_revision = Some(outcome.plan.stable_revision.clone());
+                    let apply_stable = outcome.apply_stable;
+                    rollout = Some(outcome);
+                    apply_stable
+                }
+                Err(error) => {
+                    observation.desired_revision = Some(desired.revision.clone());
+                    observation.apply_error = Some(error.to_string());
+                    first_error = Some(error);
+                    false
+                }
+            };
+            if let Err(error) = apply_children(&namespace, &name, &desired, ctx, &mut observation, apply_stable).await {
                 observation.apply_error = Some(error.to_string());
-                first_error = Some(error);
+                first_error.get_or_insert(error);
             }
+            spec_revision = Some(desired.revision.clone());
         }
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -84,8 +104,18 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context) -> Result<Action, Oper
     observation.pod_issues = diagnose(&pods.items);
 
     let now = Time(Timestamp::now());
-    let status = compute_status(ocr, &observation, &now);
-    let events = transitions(ocr.status.as_ref(), &status, ocr);
+    let mut status = compute_status(ocr, &observation, &now);
+    if let Some(outcome) = &rollout {
+        overlay_rollout(&mut status, outcome, spec_revision, ocr, &now);
+    }
+    let mut events = transitions(ocr.status.as_ref(), &status, ocr);
+    if let Some(outcome) = &rollout {
+        events.extend(outcome.plan.events.iter().map(|e| EventNote {
+            warning: e.warning,
+            reason: e.reason,
+            note: e.message.clone(),
+        }));
+    }
     if ocr.status.as_ref() != Some(&status) {
         patch_status(ocr, &namespace, &status, ctx).await?;
     }
@@ -96,12 +126,73 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context) -> Result<Action, Oper
         return Err(error);
     }
     debug!(ocrservice = %name, %namespace, phase = ?status.phase, "reconciled");
-    Ok(match status.phase {
-        Some(Phase::Healthy) => Action::requeue(ctx.config.resync()),
+    let settled = match status.phase {
+        Some(Phase::Healthy) => ctx.config.resync(),
         // Starting pods and pod trouble show up in pod watches too; the recheck catches
         // what no watch reports (a ConfigMap or claim created later).
-        _ => Action::requeue(ctx.config.settling_recheck()),
-    })
+        _ => ctx.config.settling_recheck(),
+    };
+    // A canary is analysed on a clock, not on events.
+    let next = rollout.and_then(|o| o.plan.requeue_after).map_or(settled, |r| r.min(settled));
+    Ok(Action::requeue(next.max(std::time::Duration::from_secs(1))))
+}
+
+/// The rollout's part of status: revisions per track, canary progress, the last
+/// analysis, and RolledBack with its reason while the spec still asks for a failed
+/// revision.
+fn overlay_rollout(
+    status: &mut OcrServiceStatus,
+    outcome: &RolloutOutcome,
+    spec_revision: Option<String>,
+    ocr: &OcrService,
+    now: &Time,
+) {
+    let plan = &outcome.plan;
+    status.desired_revision = spec_revision;
+    status.stable_revision = Some(plan.stable_revision.clone());
+    status.canary_revision = plan.canary_revision.clone();
+    status.canary = plan.canary.clone();
+    if status.canary_revision.is_some() {
+        status.canary_version = Some(ocr.spec.model.version.clone());
+    } else {
+        status.canary_version = None;
+    }
+    status.failed_revision = plan.failed_revision.clone();
+    if let Some(analysis) = &outcome.analysis {
+        status.last_analysis = Some(analysis.clone());
+    }
+    if plan.rolled_back {
+        status.phase = Some(Phase::RolledBack);
+        let reasons = status.last_analysis.as_ref().map(|a| a.reasons.join("; ")).unwrap_or_default();
+        let message = format!(
+            "Revision {} was rolled back and is not retried until the spec changes{}",
+            plan.failed_revision.as_deref().unwrap_or("?"),
+            if reasons.is_empty() { String::new() } else { format!(": {reasons}") }
+        );
+        status.conditions = crate::status::merge(
+            &status.conditions,
+            &[crate::status::Decided { type_: "Degraded", status: true, reason: "RolledBack", message }],
+            ocr.metadata.generation,
+            now,
+        );
+    } else if let (Some(canary), Some(progress)) = (&plan.canary_revision, &plan.canary) {
+        if status.phase != Some(Phase::Degraded) {
+            status.phase = Some(Phase::Progressing);
+        }
+        let message = format!(
+            "Canary {canary} at {}% (step {} of {}), {} failed check(s)",
+            progress.weight,
+            progress.step + 1,
+            ocr.spec.rollout.steps.len(),
+            progress.failed_checks
+        );
+        status.conditions = crate::status::merge(
+            &status.conditions,
+            &[crate::status::Decided { type_: "Progressing", status: true, reason: "CanaryAnalysis", message }],
+            ocr.metadata.generation,
+            now,
+        );
+    }
 }
 
 /// Objects the spec names that the operator does not create: they must exist.
@@ -143,6 +234,7 @@ async fn apply_children(
     desired: &DesiredState,
     ctx: &Context,
     observation: &mut Observation,
+    apply_stable: bool,
 ) -> Result<(), OperatorError> {
     let client = &ctx.client;
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
@@ -150,8 +242,14 @@ async fn apply_children(
         apply(&services, service, &ctx.metrics).await?;
     }
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let stable = apply(&deployments, &desired.stable, &ctx.metrics).await?;
-    observation.stable = Some(StableObservation::from_deployment(&stable));
+    // While a canary is judged, stable keeps the template it runs: it is not applied.
+    let stable = if apply_stable {
+        Some(apply(&deployments, &desired.stable, &ctx.metrics).await?)
+    } else {
+        let name = desired.stable.metadata.name.clone().unwrap_or_default();
+        deployments.get_opt(&name).await.map_err(|source| OperatorError::Get { kind: "Deployment", name, source })?
+    };
+    observation.stable = stable.as_ref().map(StableObservation::from_deployment);
     let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), namespace);
     match &desired.autoscaler {
         Some(hpa) => {
