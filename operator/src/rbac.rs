@@ -26,8 +26,11 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ("autoscaling", &["horizontalpodautoscalers"], &["get", "list", "watch", "create", "patch", "delete"]),
     // Diagnosis of pod trouble (image pulls, crash loops, scheduling).
     ("", &["pods"], &["get", "list", "watch"]),
-    // Golden-set ConfigMaps and pvc:// claims must exist.
-    ("", &["configmaps", "persistentvolumeclaims"], &["get"]),
+    // Golden sets: a ConfigMap by name, or the parts of a split set found by their
+    // kube-ocr.dev/golden-set label (analysis::golden_source).
+    ("", &["configmaps"], &["get", "list"]),
+    // pvc:// claims must exist.
+    ("", &["persistentvolumeclaims"], &["get"]),
     // An Event for every decision.
     ("events.k8s.io", &["events"], &["create", "patch"]),
     // Leader election.
