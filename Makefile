@@ -53,18 +53,25 @@ HADOLINT_REQUIREMENTS := deploy/docker/lint-requirements.txt
 HADOLINT_VENV := $(CACHE)/hadolint-$(shell sha256sum $(HADOLINT_REQUIREMENTS) | cut -c1-12)
 HADOLINT := $(HADOLINT_VENV)/bin/hadolint
 
+# kubeconform for `make chart-test`, built from the Go module pinned in tools/kubeconform/.
+KUBECONFORM_VERSION := $(shell awk '$$1 == "github.com/yannh/kubeconform" { print $$2; exit }' tools/kubeconform/go.mod)
+KUBECONFORM := $(CACHE)/kubeconform-$(KUBECONFORM_VERSION)/bin/kubeconform
+# ocr-golden renders the chart's golden-set ConfigMap (make generate, chart-test).
+OCR_GOLDEN := $(CARGO_TARGET_DIR)/debug/ocr-golden
+
 .PHONY: help
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 .PHONY: setup
-setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries promtool $(HADOLINT_VENV)/.complete pod-network target-dir ## Install everything the build, tests and demo need (idempotent)
+setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries promtool kubeconform $(HADOLINT_VENV)/.complete pod-network target-dir ## Install everything the build, tests and demo need (idempotent)
 	@ln -sfn $(VENV) .venv
 	@ln -sfn $(MODELS) models
 	@echo "setup: venv $(VENV)"
 	@echo "setup: model bundles in ./models -> $(MODELS)"
 	@echo "setup: Kubernetes $(K8S_VERSION) binaries in $(K8S_BIN)"
 	@echo "setup: promtool $(PROMTOOL_VERSION) in $(PROMTOOL)"
+	@echo "setup: kubeconform $(KUBECONFORM_VERSION) in $(KUBECONFORM)"
 
 # A cold build takes about 13 minutes on 2 cores; each binary is stamped and skipped after.
 .PHONY: k8s-binaries
@@ -75,6 +82,11 @@ k8s-binaries:
 .PHONY: promtool
 promtool:
 	@bash tools/build-promtool.sh $(dir $(PROMTOOL))
+
+# kubeconform: a cold build takes under a minute; stamped and skipped after.
+.PHONY: kubeconform
+kubeconform:
+	@bash tools/build-kubeconform.sh $(dir $(KUBECONFORM))
 
 $(HADOLINT_VENV)/.complete:
 	@echo "setup: installing hadolint into $(HADOLINT_VENV)"
@@ -127,11 +139,12 @@ $(MODELS)/.complete: | $(VENV)/.complete
 	touch $@
 
 .PHONY: generate
-generate: ## Regenerate checked-in artifacts (CRD YAML, its field reference, the operator's ClusterRole)
+generate: ## Regenerate checked-in artifacts (CRD YAML, its field reference, the operator's ClusterRole, chart and kustomize files)
 	$(CARGO) run --quiet -p kube-ocr-crds --bin crdgen > crds/generated/ocrservices.kube-ocr.dev.yaml
 	$(CARGO) run --quiet -p kube-ocr-crds --bin crdgen -- --reference > docs/ocrservice-reference.md
 	bash deploy/monitoring/generate.sh
 	$(CARGO) run --quiet -p kube-ocr-operator --bin rbacgen > operator/generated/clusterrole.yaml
+	$(MAKE) chart-generate
 
 .PHONY: build
 build: setup ## Build every crate
@@ -143,7 +156,7 @@ lint: setup ## rustfmt check and clippy with warnings denied
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 .PHONY: test
-test: setup lint monitoring-test docker-lint ## Everything CI runs: setup, lint, every test
+test: setup lint monitoring-test docker-lint chart-test ## Everything CI runs: setup, lint, every test
 	cd golden/data && sha256sum --quiet --check MANIFEST.sha256
 	$(CARGO) test --workspace --locked
 
@@ -152,6 +165,22 @@ test: setup lint monitoring-test docker-lint ## Everything CI runs: setup, lint,
 .PHONY: monitoring-test
 monitoring-test: promtool $(VENV)/.complete ## Alert rules (promtool check + unit tests), dashboard and drift checks
 	bash deploy/monitoring/test.sh $(PROMTOOL) $(PYTHON)
+
+# The Helm chart's and kustomize base's derived files (CRD, ClusterRole rules, monitoring,
+# golden ConfigMap, kustomize base from `helm template`): tools/chart/generate.py.
+.PHONY: chart-generate
+chart-generate: k8s-binaries $(VENV)/.complete
+	$(CARGO) build --quiet --locked -p kube-ocr-golden --bin ocr-golden
+	$(PYTHON) tools/chart/generate.py --helm $(K8S_BIN)/helm --ocr-golden $(OCR_GOLDEN)
+
+# Drift of the generated chart files, helm lint, helm template with 4 value sets, wrong
+# values refused, kubeconform on the renders, the kustomize base and deploy/samples
+# (tools/chart/test.sh). The API-server half is e2e/tests/chart.rs in `cargo test`.
+.PHONY: chart-test
+chart-test: k8s-binaries kubeconform $(VENV)/.complete ## Helm chart, kustomize base and samples: drift, lint, template, schemas
+	$(CARGO) build --quiet --locked -p kube-ocr-golden --bin ocr-golden
+	HELM=$(K8S_BIN)/helm KUBECTL=$(K8S_BIN)/kubectl KUBECONFORM=$(KUBECONFORM) OCR_GOLDEN=$(OCR_GOLDEN) \
+		PYTHON=$(PYTHON) bash tools/chart/test.sh
 
 .PHONY: docker-lint
 docker-lint: $(HADOLINT_VENV)/.complete ## hadolint and the project's rules on deploy/docker/*.Dockerfile
