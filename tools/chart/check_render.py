@@ -96,7 +96,8 @@ def check_default(docs: list[dict]) -> None:
         )
         expect("OCR_OPERATOR_WATCH_NAMESPACE" not in env, "default watches all namespaces")
         for name in env:
-            expect(name == "TMPDIR" or name.startswith("OCR_OPERATOR_"), f"operator env {name} is no operator flag")
+            expect(name in ("TMPDIR", "POD_IP") or name.startswith("OCR_OPERATOR_"), f"operator env {name} is no operator flag")
+        expect(env.get("OCR_OPERATOR_HTTP_ADDR") == "0.0.0.0:8080", "operator listens on 0.0.0.0:8080 by default")
 
     golden = objects.get(("ConfigMap", "ocr-golden-default"))
     if golden:
