@@ -20,6 +20,8 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ("kube-ocr.dev", &["ocrservices/finalizers"], &["update"]),
     // Children, applied server-side (create + patch) and watched.
     ("apps", &["deployments"], &["get", "list", "watch", "create", "patch"]),
+    // The canary Deployment is removed once no rollout needs it (controller/rollout.rs).
+    ("apps", &["deployments"], &["delete"]),
     ("", &["services"], &["get", "list", "watch", "create", "patch"]),
     ("policy", &["poddisruptionbudgets"], &["get", "list", "watch", "create", "patch"]),
     // Deleted when spec.autoscaling.enabled turns false.
@@ -99,7 +101,7 @@ mod tests {
         assert!(rules.iter().all(|r| !r.verbs.iter().any(|v| v == "*")), "no wildcard verbs");
         assert!(rules.iter().all(|r| !r.resources.as_ref().unwrap().iter().any(|x| x == "*")));
         assert!(!allows("", "secrets", "get"), "the operator never reads secrets");
-        assert!(!allows("apps", "deployments", "delete"), "the garbage collector deletes children");
+        assert!(!allows("", "services", "delete"), "the garbage collector deletes children");
         assert!(!allows("kube-ocr.dev", "ocrservices", "patch"), "the operator never writes the spec");
     }
 
