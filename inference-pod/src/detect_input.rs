@@ -17,11 +17,15 @@ pub struct DetectorInput {
     pub scale_y: f32,
 }
 
+/// Longest side of a detector input, as PaddleOCR 3's `max_side_limit`.
+pub const MAX_INPUT_SIDE: u32 = 4000;
+
 /// `(width, height)` of the detector input for a `width × height` page.
 ///
 /// `LimitType::Min` scales the page up until its shorter side is `limit_side_len` (never
-/// down); `LimitType::Max` scales it down until its longer side is (never up). Then each
-/// side is truncated to whole pixels and rounded to a multiple of `multiple_of`.
+/// down); `LimitType::Max` scales it down until its longer side is (never up). The longer
+/// side is then capped at [`MAX_INPUT_SIDE`]. Then each side is truncated to whole pixels
+/// and rounded to a multiple of `multiple_of`.
 pub fn detector_input_size(width: u32, height: u32, config: &DetectorConfig) -> (u32, u32) {
     let limit = f64::from(config.limit_side_len);
     let ratio = match config.limit_type {
@@ -29,6 +33,9 @@ pub fn detector_input_size(width: u32, height: u32, config: &DetectorConfig) -> 
         LimitType::Max if f64::from(width.max(height)) > limit => limit / f64::from(width.max(height)),
         _ => 1.0,
     };
+    // rapidocr 1.4.4 has no cap: `min` scaled a 32 × 1984 page (a 2 × 1000 strip) to a
+    // 736 × 45632 input, 400 MB of floats before the model's activations (found by fuzz/).
+    let ratio = ratio.min(f64::from(MAX_INPUT_SIDE) / f64::from(width.max(height)));
     (scaled_side(width, ratio, config.multiple_of), scaled_side(height, ratio, config.multiple_of))
 }
 
@@ -114,6 +121,13 @@ mod tests {
         let max = config(LimitType::Max, 960);
         assert_eq!(detector_input_size(1920, 1080, &max), (960, 544)); // 540 → 16.875 → 17
         assert_eq!(detector_input_size(500, 300, &max), (512, 288)); // 9.375 → 9
+    }
+
+    #[test]
+    fn the_longer_side_is_capped() {
+        assert_eq!(detector_input_size(32, 1984, &config(LimitType::Min, 736)), (64, 4000));
+        assert_eq!(detector_input_size(1984, 32, &config(LimitType::Min, 736)), (4000, 64));
+        assert_eq!(detector_input_size(8000, 6000, &config(LimitType::Max, 9000)), (4000, 3008));
     }
 
     #[test]

@@ -10,10 +10,17 @@ use image::RgbImage;
 use crate::InferenceError;
 use crate::bundle::{ColorOrder, Normalization};
 
-/// Width a line is scaled to at `height`, keeping its aspect ratio (at least 1 pixel).
+/// Widest recogniser input line, as PaddleOCR 3's `max_imgW`: longer lines are squeezed.
+pub const MAX_LINE_WIDTH: u32 = 3200;
+
+/// Width a line is scaled to at `height`, keeping its aspect ratio (at least 1 pixel, at
+/// most [`MAX_LINE_WIDTH`]).
 pub fn scaled_width(width: u32, height: u32, target_height: u32) -> u32 {
     let scaled = (f64::from(target_height) * f64::from(width) / f64::from(height)).ceil();
-    (scaled as u32).max(1)
+    // rapidocr 1.4.4 has no cap: a 20000 × 1 LINE image (within the default decode limits)
+    // became a 3 × 48 × 960000 input, 553 MB of floats before the model's activations
+    // (found by fuzz/).
+    (scaled as u32).clamp(1, MAX_LINE_WIDTH)
 }
 
 /// Input width for a batch: the widest scaled line, never narrower than the model's default.
@@ -106,9 +113,18 @@ mod tests {
     #[test]
     fn batch_width_is_the_widest_line_but_never_below_the_default() {
         let short = RgbImage::new(10, 10);
-        let long = RgbImage::new(1000, 10);
+        let long = RgbImage::new(500, 10);
         assert_eq!(batch_width([&short], 48, 320), 320);
-        assert_eq!(batch_width([&short, &long], 48, 320), 4800);
+        assert_eq!(batch_width([&short, &long], 48, 320), 2400);
+    }
+
+    #[test]
+    fn an_extremely_long_line_is_squeezed_to_the_max_width() {
+        let line = RgbImage::new(20_000, 1);
+        assert_eq!(scaled_width(20_000, 1, 48), MAX_LINE_WIDTH);
+        assert_eq!(batch_width([&line], 48, 320), MAX_LINE_WIDTH);
+        let data = line_tensor_data(&line, 48, MAX_LINE_WIDTH, &HALF, ColorOrder::Bgr).unwrap();
+        assert_eq!(data.len(), 3 * 48 * MAX_LINE_WIDTH as usize);
     }
 
     #[test]

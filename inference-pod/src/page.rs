@@ -82,7 +82,14 @@ pub fn prepare_page(image: &RgbImage, options: &PipelineOptions) -> Option<Prepa
     }
     let shorter = page.width().min(page.height());
     if shorter < options.min_side_len {
-        page = resize(&page, f64::from(options.min_side_len) / f64::from(shorter));
+        // rapidocr scales the shorter side up to minSideLen whatever that makes of the longer
+        // one: a 2000 × 1 strip became a 60000 × 32 page, letterboxed to 60000 × 15000
+        // (2.7 GB) from a PNG of a hundred bytes (found by fuzz/). Here the longer side stays
+        // within maxSideLen, which differs from rapidocr only for aspect ratios beyond
+        // maxSideLen / minSideLen (about 67).
+        let longer = page.width().max(page.height());
+        let ratio = f64::from(options.min_side_len) / f64::from(shorter);
+        page = resize(&page, ratio.min(f64::from(options.max_side_len) / f64::from(longer)));
     }
     let ratio_x = original_width as f32 / page.width() as f32;
     let ratio_y = original_height as f32 / page.height() as f32;
@@ -209,6 +216,15 @@ mod tests {
         let page = prepare_page(&RgbImage::new(5000, 10), &options()).unwrap();
         assert_eq!(page.image.dimensions(), (1984, 496));
         assert_eq!(page.transform.pad_top, 232);
+    }
+
+    #[test]
+    fn a_thin_strip_is_not_scaled_up_past_the_max_side() {
+        // rapidocr would make these 60000 × 15000 (letterboxed) and 32 × 15008.
+        let wide = prepare_page(&RgbImage::new(2000, 1), &options()).unwrap();
+        assert_eq!(wide.image.dimensions(), (1984, 496));
+        let tall = prepare_page(&RgbImage::new(2, 1000), &options()).unwrap();
+        assert_eq!(tall.image.dimensions(), (32, 1984));
     }
 
     #[test]
