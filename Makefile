@@ -195,6 +195,20 @@ bench: setup ## Benchmarks (server vs raw model, batching, Python peer, memory);
 	$(CARGO) run --release --locked -p kube-ocr-inference --example bench_recognizer -- \
 		--bundle models/ppocr-v4 --golden golden/data --report target/bench/recognizer.md
 
+# libFuzzer on image bytes through decode and pre-processing (fuzz/, docs/development.md).
+# Needs the nightly toolchain and `cargo install cargo-fuzz --locked`; not part of `make test`.
+# New inputs land in fuzz/corpus/decode_preprocess/ (ignored but for the seed-* files), a
+# failing one in fuzz/artifacts/. Its own target dir: the sanitizer flags rebuild everything.
+FUZZ_SECONDS ?= 300
+FUZZ_FLAGS ?=
+FUZZ_TARGET_DIR ?= $(CACHE)/fuzz-target-$(VENV_KEY)
+
+.PHONY: fuzz
+fuzz: $(VENV)/.complete ## Fuzz image decoding + pre-processing for FUZZ_SECONDS (default 300)
+	@command -v cargo-fuzz >/dev/null || { echo "fuzz: needs cargo-fuzz: cargo install cargo-fuzz --locked"; exit 1; }
+	CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) $(CARGO) +nightly fuzz run --debug-assertions decode_preprocess -- \
+		-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $(FUZZ_FLAGS)
+
 .PHONY: demo
 demo: setup ## Set up and read real golden images with the exported model
 	$(CARGO) run --locked -p kube-ocr-inference --example recognize_lines -- \
