@@ -55,7 +55,8 @@ async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected(
     let s = Scenario::new("ocrs-lifecycle").await;
     let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
-    let ocr = s.create(&s.ocr_service("invoices", json!({}))).await;
+    s.create_golden_config_map("golden-small").await;
+    let ocr = s.create(&s.ocr_service("invoices", Scenario::fast_rollout("golden-small"))).await;
 
     // Children exist, owned by the OcrService as controller.
     let deployments: Api<Deployment> = s.api();
@@ -101,7 +102,8 @@ async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected(
     assert_eq!(ready.observed_generation, Some(1));
     assert_eq!(condition(&s.api::<OcrService>().get("invoices").await.unwrap(), "Degraded").unwrap().0, "False");
 
-    // A spec change is a new revision: the Deployment rolls and status follows.
+    // A spec change is a new revision: it is proven on a canary, promoted, stable rolls
+    // and status follows (the canary analysis itself is tested in operator_canary.rs).
     let patch = json!({ "spec": { "model": { "version": "4.0.1" } } });
     s.api::<OcrService>().patch("invoices", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     let rolled = s
@@ -109,7 +111,8 @@ async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected(
             let status = o.status.as_ref()?;
             (status.observed_generation == Some(2)
                 && status.phase == Some(Phase::Healthy)
-                && status.stable_version.as_deref() == Some("4.0.1"))
+                && status.stable_version.as_deref() == Some("4.0.1")
+                && status.canary_revision.is_none())
             .then(|| status.clone())
         })
         .await;
@@ -121,7 +124,7 @@ async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected(
         "every live pod runs the new revision"
     );
     let reasons = event_reasons(&s, "invoices").await;
-    for expected in ["RevisionApplied", "BecameAvailable", "RolloutComplete"] {
+    for expected in ["RevisionApplied", "BecameAvailable", "CanaryStarted", "Promoted", "RolloutComplete"] {
         assert!(reasons.iter().any(|r| r == expected), "no {expected} event in {reasons:?}");
     }
 
@@ -174,18 +177,23 @@ async fn the_operator_never_resets_replicas_the_hpa_owns() {
         .await
         .unwrap();
 
-    // A spec change makes the operator re-apply the Deployment with a new template.
-    let before = deployments.get("scaled-stable").await.unwrap();
-    let old_revision = before.labels()[REVISION_LABEL].clone();
-    let patch = json!({ "spec": { "batching": { "maxBatchSize": 16 } } });
+    // Someone edits a field the operator owns; a spec change that keeps the revision (the
+    // HPA's max) makes the operator re-apply the stable Deployment. Drift is reverted,
+    // replicas are not: the re-apply provably happened and left the autoscaler's count.
+    let drift = json!({ "spec": { "revisionHistoryLimit": 7 } });
+    let editor = PatchParams { field_manager: Some("e2e-editor".into()), ..Default::default() };
+    deployments.patch("scaled-stable", &editor, &Patch::Merge(&drift)).await.unwrap();
+    let revision = deployments.get("scaled-stable").await.unwrap().labels()[REVISION_LABEL].clone();
+    let patch = json!({ "spec": { "replicas": { "max": 9 } } });
     s.api::<OcrService>().patch("scaled", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    let after = wait_for("the new revision applied", TIMEOUT, async || {
+    let after = wait_for("the stable Deployment re-applied (drift reverted)", TIMEOUT, async || {
         let d = deployments.get("scaled-stable").await.ok()?;
-        (d.labels()[REVISION_LABEL] != old_revision).then_some(d)
+        (d.spec.as_ref()?.revision_history_limit == Some(3)).then_some(d)
     })
     .await;
-    let args = after.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].args.clone().unwrap();
-    assert!(args.contains(&"--max-batch-size=16".to_owned()));
+    assert_eq!(after.labels()[REVISION_LABEL], revision, "replica bounds are not a new revision");
+    let hpa = s.api::<HorizontalPodAutoscaler>().get("scaled-stable").await.unwrap();
+    assert_eq!(hpa.spec.max_replicas, 9);
     assert_eq!(after.spec.as_ref().unwrap().replicas, Some(5), "the operator took replicas back from the autoscaler");
     // Give any further reconcile (status, pod events) the chance to fight, then look again.
     tokio::time::sleep(Duration::from_secs(3)).await;

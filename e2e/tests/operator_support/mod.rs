@@ -153,6 +153,39 @@ impl Scenario {
         (agent, work_dir)
     }
 
+    /// A small golden set (a few clean lines and one document of the default set) as a
+    /// ConfigMap in this namespace, so canary analyses take seconds, not minutes.
+    pub async fn create_golden_config_map(&self, name: &str) {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use kube_ocr_golden::config_map::split_into_config_maps;
+        let full = kube_ocr_golden::GoldenSet::load(kube_ocr_golden::default_set_dir()).unwrap();
+        let ids = ["line-en-001-clean", "line-zh-003-clean", "line-mix-002-clean", "line-num-004-clean"];
+        let set = kube_ocr_golden::GoldenSet {
+            root: full.root.clone(),
+            items: full.items.iter().filter(|i| ids.contains(&i.id.as_str())).cloned().collect(),
+        };
+        let parts = split_into_config_maps(&set, name, kube_ocr_golden::config_map::DEFAULT_MAX_BYTES).unwrap();
+        assert_eq!(parts.len(), 1);
+        let map: ConfigMap = serde_json::from_value(parts[0].to_manifest(Some(&self.namespace), name)).unwrap();
+        self.api::<ConfigMap>().create(&PostParams::default(), &map).await.unwrap();
+    }
+
+    /// Rollout settings that walk a canary in seconds, judged on `golden` (a ConfigMap).
+    pub fn fast_rollout(golden: &str) -> serde_json::Value {
+        json!({ "rollout": {
+            "steps": [50, 100],
+            "stepInterval": "4s",
+            "progressDeadline": "90s",
+            "analysis": {
+                "interval": "3s",
+                "failureLimit": 2,
+                "golden": { "configMaps": [golden], "minAccuracy": 0.9, "maxAccuracyDrop": 0.03 },
+                "latency": { "maxP95Ms": 20000, "maxP95Increase": 0.5 },
+                "errors": { "maxErrorRateIncrease": 0.02 },
+            },
+        }})
+    }
+
     pub fn node_name(&self) -> String {
         format!("{}-node", self.namespace)
     }

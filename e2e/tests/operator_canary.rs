@@ -1,0 +1,132 @@
+//! Canary rollouts on the local cluster with real inference pods: a slower model is
+//! caught by the P95 comparison with stable in the same window and rolled back; a model
+//! that never becomes Ready is rolled back at the progress deadline. Both leave stable
+//! serving, record `failedRevision` and say why in a Warning event.
+
+mod operator_support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube_ocr_crds::{OcrService, Phase};
+use operator_support::{Scenario, TIMEOUT, merge, wait_for, workspace_root};
+use serde_json::json;
+
+/// Each scenario runs two or three inference pods at once; two scenarios side by side
+/// on a 2-core machine starve their probes, so they take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+async fn warning_notes(s: &Scenario, name: &str, reason: &str) -> Vec<String> {
+    let events: Api<Event> = s.api();
+    let list = events.list(&ListParams::default()).await.unwrap();
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some("Warning"))
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+fn bundle_uri(name: &str) -> String {
+    let path = workspace_root().join("models").join(name).canonicalize().expect("models/: run `make setup`");
+    format!("file://{}", path.display())
+}
+
+/// Starts an OcrService on the standard bundle and waits until stable serves.
+async fn healthy_service(s: &Scenario, name: &str, rollout: serde_json::Value) -> String {
+    s.create_golden_config_map("golden-small").await;
+    s.create(&s.ocr_service(name, rollout)).await;
+    s.wait_status(name, "Healthy", TIMEOUT, |o| {
+        let status = o.status.as_ref()?;
+        (status.phase == Some(Phase::Healthy) && status.ready_replicas == Some(1))
+            .then(|| status.stable_revision.clone())
+            .flatten()
+    })
+    .await
+}
+
+async fn change_model(s: &Scenario, name: &str, bundle: &str, version: &str) {
+    let patch = json!({ "spec": { "model": { "uri": bundle_uri(bundle), "version": version } } });
+    s.api::<OcrService>().patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slower_canary_is_rolled_back_on_p95_against_stable() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let s = Scenario::new("canary-slow").await;
+    let (agent, _work_dir) = s.start_agent().await;
+    let operator = s.start_operator().await;
+    let stable = healthy_service(&s, "ocr", Scenario::fast_rollout("golden-small")).await;
+
+    // The `slow` bundle reads exactly like the standard one, four times slower.
+    change_model(&s, "ocr", "ppocr-v4-slow", "4.0.0-slow").await;
+    let canary = s.wait_status("ocr", "a canary", TIMEOUT, |o| o.status.as_ref()?.canary_revision.clone()).await;
+    assert_ne!(canary, stable);
+    let rolled_back = s
+        .wait_status("ocr", "RolledBack", TIMEOUT, |o| {
+            let status = o.status.as_ref()?;
+            (status.phase == Some(Phase::RolledBack)).then(|| status.clone())
+        })
+        .await;
+    assert_eq!(rolled_back.failed_revision.as_deref(), Some(canary.as_str()));
+    assert_eq!(rolled_back.stable_revision.as_deref(), Some(stable.as_str()));
+    assert_eq!(rolled_back.canary_revision, None);
+    let analysis = rolled_back.last_analysis.expect("the last analysis is in status");
+    assert_eq!(analysis.verdict.as_deref(), Some("Failed"));
+    assert!(analysis.reasons.iter().any(|r| r.contains("P95")), "{:?}", analysis.reasons);
+    let (stable_p95, canary_p95) =
+        (analysis.stable.unwrap().p95_ms.unwrap(), analysis.canary.as_ref().unwrap().p95_ms.unwrap());
+    assert!(canary_p95 > 1.5 * stable_p95, "canary {canary_p95} ms vs stable {stable_p95} ms");
+    assert!(analysis.canary.unwrap().accuracy.unwrap() >= 0.9, "the slow model reads as well as stable");
+    let degraded = s.api::<OcrService>().get("ocr").await.unwrap();
+    let condition = degraded.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Degraded").unwrap();
+    assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("True", "RolledBack"));
+
+    let notes = warning_notes(&s, "ocr", "RolledBack").await;
+    assert!(notes.iter().any(|n| n.contains("P95") && n.contains("ms")), "{notes:?}");
+    wait_for("the canary Deployment to be removed", TIMEOUT, async || {
+        s.api::<Deployment>().get_opt("ocr-canary").await.ok()?.is_none().then_some(())
+    })
+    .await;
+
+    // The failed revision is not retried while the spec asks for it.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let still = s.api::<OcrService>().get("ocr").await.unwrap().status.unwrap();
+    assert_eq!((still.phase, still.canary_revision), (Some(Phase::RolledBack), None));
+    assert_eq!(s.api::<Deployment>().get_opt("ocr-canary").await.unwrap(), None);
+
+    operator.shutdown().await.unwrap();
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let s = Scenario::new("canary-unready").await;
+    let (agent, _work_dir) = s.start_agent().await;
+    let operator = s.start_operator().await;
+    let mut rollout = Scenario::fast_rollout("golden-small");
+    merge(&mut rollout, json!({ "rollout": { "progressDeadline": "30s" } }));
+    let stable = healthy_service(&s, "ocr", rollout).await;
+
+    // The `degraded` bundle fails its own start-up self-test: its pods never get Ready.
+    change_model(&s, "ocr", "ppocr-v4-degraded", "4.0.0-degraded").await;
+    let rolled_back = s
+        .wait_status("ocr", "RolledBack", TIMEOUT, |o| {
+            let status = o.status.as_ref()?;
+            (status.phase == Some(Phase::RolledBack)).then(|| status.clone())
+        })
+        .await;
+    assert_eq!(rolled_back.stable_revision.as_deref(), Some(stable.as_str()));
+    assert!(rolled_back.failed_revision.is_some());
+    let notes = warning_notes(&s, "ocr", "RolledBack").await;
+    assert!(notes.iter().any(|n| n.contains("0/1 Ready") && n.contains("progressDeadline")), "{notes:?}");
+    // Stable kept serving all along.
+    let stable_deployment = s.api::<Deployment>().get("ocr-stable").await.unwrap();
+    assert_eq!(stable_deployment.status.unwrap().ready_replicas, Some(1));
+
+    operator.shutdown().await.unwrap();
+    agent.shutdown().await;
+}
