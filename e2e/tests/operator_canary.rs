@@ -1,7 +1,8 @@
 //! Canary rollouts on the local cluster with real inference pods: a slower model is
 //! caught by the P95 comparison with stable in the same window and rolled back; a model
 //! that never becomes Ready is rolled back at the progress deadline. Both leave stable
-//! serving, record `failedRevision` and say why in a Warning event.
+//! serving, record `failedRevision` and say why in a Warning event. Outside rollouts the
+//! golden check keeps running on stable, and drift below the minimum is Degraded.
 
 mod operator_support;
 
@@ -126,6 +127,63 @@ async fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadli
     // Stable kept serving all along.
     let stable_deployment = s.api::<Deployment>().get("ocr-stable").await.unwrap();
     assert_eq!(stable_deployment.status.unwrap().ready_replicas, Some(1));
+
+    operator.shutdown().await.unwrap();
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stable_accuracy_below_the_minimum_is_degraded_outside_rollouts() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::PostParams;
+    use kube_ocr_golden::config_map::{DEFAULT_MAX_BYTES, split_into_config_maps};
+    use kube_ocr_golden::{GoldenSet, Truth};
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let s = Scenario::new("stable-drift").await;
+    let (agent, _work_dir) = s.start_agent().await;
+    let operator = s.start_operator().await;
+
+    // A golden set whose expected texts no longer match its images: what drift between
+    // the model and the data it is judged on looks like.
+    let full = GoldenSet::load(kube_ocr_golden::default_set_dir()).unwrap();
+    let items = full
+        .items
+        .iter()
+        .filter(|i| ["line-en-001-clean", "line-en-002-clean"].contains(&i.id.as_str()))
+        .cloned()
+        .map(|mut item| {
+            item.truth = Truth::Text("Completely different words than the picture shows".to_owned());
+            item
+        })
+        .collect();
+    let set = GoldenSet { root: full.root.clone(), items };
+    let part = split_into_config_maps(&set, "golden-drifted", DEFAULT_MAX_BYTES).unwrap().remove(0);
+    let map: ConfigMap = serde_json::from_value(part.to_manifest(Some(&s.namespace), "golden-drifted")).unwrap();
+    s.api::<ConfigMap>().create(&PostParams::default(), &map).await.unwrap();
+    let mut spec = Scenario::fast_rollout("golden-drifted");
+    merge(&mut spec, json!({ "rollout": { "analysis": { "golden": { "stableInterval": "5s" } } } }));
+    s.create(&s.ocr_service("ocr", spec)).await;
+
+    let degraded = s
+        .wait_status("ocr", "Degraded by the stable golden check", TIMEOUT, |o| {
+            let status = o.status.as_ref()?;
+            let condition = status.conditions.iter().find(|c| c.type_ == "Degraded")?;
+            (condition.status == "True" && condition.reason == "AccuracyBelowMinimum").then(|| status.clone())
+        })
+        .await;
+    assert_eq!(degraded.phase, Some(Phase::Degraded));
+    let analysis = degraded.last_analysis.unwrap();
+    assert!(analysis.canary.is_none());
+    let accuracy = analysis.stable.unwrap().accuracy.unwrap();
+    assert!(accuracy < 0.9, "{accuracy}");
+    let metrics =
+        kube_ocr_operator::analysis::collect::http_get(operator.http_addr(), "/metrics", Duration::from_secs(5))
+            .await
+            .unwrap();
+    let series =
+        format!("ocr_operator_golden_accuracy{{namespace=\"{}\",ocrservice=\"ocr\",track=\"stable\"}}", s.namespace);
+    assert!(metrics.contains(&series), "{metrics}");
+    assert!(metrics.contains("ocr_operator_golden_min_accuracy{"), "{metrics}");
 
     operator.shutdown().await.unwrap();
     agent.shutdown().await;

@@ -7,6 +7,7 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
 use kube_ocr_crds::OcrService;
 
+use super::applied::AppliedCache;
 use crate::builders::BuildSettings;
 use crate::config::OperatorConfig;
 use crate::telemetry::Metrics;
@@ -20,6 +21,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Where the last analysis window of each OcrService ended.
     pub scrapes: super::rollout::ScrapeMemory,
+    /// What was applied recently, so unchanged states are not re-sent.
+    pub applied: AppliedCache,
     /// Consecutive failures per OcrService, for the error backoff; cleared on success.
     failures: Mutex<HashMap<ObjectRef<OcrService>, u32>>,
 }
@@ -33,7 +36,16 @@ impl std::fmt::Debug for Context {
 impl Context {
     pub fn new(client: kube::Client, config: OperatorConfig, metrics: Metrics, recorder: Recorder) -> Self {
         let settings = config.build_settings();
-        Self { client, config, settings, metrics, recorder, scrapes: Default::default(), failures: Mutex::default() }
+        Self {
+            client,
+            config,
+            settings,
+            metrics,
+            recorder,
+            scrapes: Default::default(),
+            applied: AppliedCache::default(),
+            failures: Mutex::default(),
+        }
     }
 
     /// Counts one more failure and returns the count.

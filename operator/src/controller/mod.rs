@@ -1,6 +1,7 @@
 //! The OcrService controller: watches OcrServices, their children and their pods, and
 //! reconciles each OcrService into its desired state.
 
+mod applied;
 mod apply;
 mod context;
 mod reconcile;

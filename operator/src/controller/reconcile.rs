@@ -18,6 +18,7 @@ use kube_ocr_crds::{OcrService, OcrServiceStatus, Phase};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
+use super::applied::fingerprint;
 use super::apply::{apply, delete_if_present};
 use super::context::Context;
 use super::rollout::{RolloutOutcome, rollout_step};
@@ -161,6 +162,24 @@ fn overlay_rollout(
     if let Some(analysis) = &outcome.analysis {
         status.last_analysis = Some(analysis.clone());
     }
+    let stable_below = status
+        .last_analysis
+        .as_ref()
+        .filter(|a| a.canary.is_none() && a.verdict.as_deref() == Some(super::rollout::STABLE_BELOW_MIN_ACCURACY));
+    if let Some(analysis) = stable_below.cloned() {
+        status.phase = Some(Phase::Degraded);
+        let message = format!(
+            "{}. The serving model reads the golden set worse than spec.rollout.analysis.golden.minAccuracy: check \
+             recent changes to the model, the input data, or the golden set itself.",
+            analysis.reasons.join("; ")
+        );
+        status.conditions = crate::status::merge(
+            &status.conditions,
+            &[crate::status::Decided { type_: "Degraded", status: true, reason: "AccuracyBelowMinimum", message }],
+            ocr.metadata.generation,
+            now,
+        );
+    }
     if plan.rolled_back {
         status.phase = Some(Phase::RolledBack);
         let reasons = status.last_analysis.as_ref().map(|a| a.reasons.join("; ")).unwrap_or_default();
@@ -237,11 +256,27 @@ async fn apply_children(
     apply_stable: bool,
 ) -> Result<(), OperatorError> {
     let client = &ctx.client;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    // Reconciles triggered by pod and status churn find this exact state applied already:
+    // read the stable Deployment for the status and send no writes.
+    let key = format!("{namespace}/{name}");
+    let print = format!("{}:{apply_stable}", fingerprint(desired));
+    if ctx.applied.is_fresh(&key, &print, ctx.config.resync()) {
+        let name = desired.stable.metadata.name.clone().unwrap_or_default();
+        let stable = deployments.get_opt(&name).await.map_err(|source| OperatorError::Get {
+            kind: "Deployment",
+            name,
+            source,
+        })?;
+        if let Some(stable) = stable {
+            observation.stable = Some(StableObservation::from_deployment(&stable));
+            return Ok(());
+        }
+    }
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
     for service in &desired.services {
         apply(&services, service, &ctx.metrics).await?;
     }
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     // While a canary is judged, stable keeps the template it runs: it is not applied.
     let stable = if apply_stable {
         Some(apply(&deployments, &desired.stable, &ctx.metrics).await?)
@@ -259,6 +294,7 @@ async fn apply_children(
     }
     let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), namespace);
     apply(&budgets, &desired.disruption_budget, &ctx.metrics).await?;
+    ctx.applied.record(&key, print);
     Ok(())
 }
 

@@ -123,7 +123,7 @@ pub async fn rollout_step(
         verdict = Some(judged);
     }
 
-    let decided = plan(&RolloutInput {
+    let mut decided = plan(&RolloutInput {
         desired_revision: &desired.revision,
         status: &status,
         settings: &settings,
@@ -162,6 +162,27 @@ pub async fn rollout_step(
             ocr.spec.rollout.analysis.golden.min_accuracy,
             ocr.spec.rollout.analysis.latency.max_p95_ms,
         );
+    }
+    // Outside rollouts the golden check keeps running on stable, at a slower pace:
+    // accuracy drift in production shows up even when no canary is being judged.
+    if analysis.is_none() && decided.canary_revision.is_none() && !decided.rolled_back {
+        let every =
+            parse_duration(&ocr.spec.rollout.analysis.golden.stable_interval).unwrap_or(Duration::from_secs(300));
+        let last = status.last_analysis.as_ref().and_then(|a| a.at.as_ref());
+        let due = last.is_none_or(|at| elapsed(now, at) >= every);
+        if due && stable_rolled_out {
+            let record = stable_check(ocr, namespace, &status, ctx, now).await;
+            ctx.metrics.analysis(
+                namespace,
+                &name,
+                &record,
+                ocr.spec.rollout.analysis.golden.min_accuracy,
+                ocr.spec.rollout.analysis.latency.max_p95_ms,
+            );
+            analysis = Some(record);
+        }
+        let wait = last.map_or(every, |at| every.saturating_sub(elapsed(now, at))).max(Duration::from_secs(1));
+        decided.requeue_after = Some(decided.requeue_after.map_or(wait, |r| r.min(wait)));
     }
     let apply_stable = decided.stable_revision == desired.revision;
     Ok(RolloutOutcome { plan: decided, analysis, apply_stable })
@@ -241,6 +262,52 @@ async fn analyse(
         reasons: verdict.reasons.clone(),
     };
     (record, verdict)
+}
+
+/// `status.lastAnalysis.verdict` of a stable-only check below `minAccuracy`.
+pub const STABLE_BELOW_MIN_ACCURACY: &str = "StableBelowMinAccuracy";
+
+/// The golden check of stable alone (no canary running).
+async fn stable_check(
+    ocr: &OcrService,
+    namespace: &str,
+    status: &kube_ocr_crds::OcrServiceStatus,
+    ctx: &Context,
+    now: &Time,
+) -> AnalysisStatus {
+    let name = ocr.metadata.name.clone().unwrap_or_default();
+    let golden_names = &ocr.spec.rollout.analysis.golden.config_maps;
+    let pods = ready_pods(ctx, namespace, &name, Track::Stable, status.stable_revision.as_deref()).await;
+    let (outcome, mut reasons) =
+        match load_golden_set(&ctx.client, namespace, Some(ctx.config.lease_namespace.as_str()), golden_names).await {
+            Ok(loaded) => match pods.first() {
+                Some(pod) => (golden_check(pod, GRPC_PORT as u16, &loaded.set, Duration::from_secs(60)).await, vec![]),
+                None => (GoldenOutcome::default(), vec!["no Ready stable pod to check".to_owned()]),
+            },
+            Err(reason) => (GoldenOutcome::default(), vec![reason]),
+        };
+    let numbers = track_numbers(&crate::analysis::WindowTraffic::default(), &outcome);
+    let min_accuracy = ocr.spec.rollout.analysis.golden.min_accuracy;
+    let below = numbers.accuracy.is_some_and(|a| a < min_accuracy);
+    if below {
+        reasons.insert(
+            0,
+            format!("stable golden accuracy {:.4} < minAccuracy {min_accuracy:.4}", numbers.accuracy.unwrap_or(0.0)),
+        );
+    }
+    info!(ocrservice = %name, %namespace, accuracy = ?numbers.accuracy, below, "stable golden check");
+    AnalysisStatus {
+        at: Some(now.clone()),
+        stable: Some(measurement(&numbers)),
+        canary: None,
+        verdict: Some(if below { STABLE_BELOW_MIN_ACCURACY } else { "StableChecked" }.to_owned()),
+        reasons,
+    }
+}
+
+/// Time from `then` to `now`; zero if the clock went backwards.
+fn elapsed(now: &Time, then: &Time) -> Duration {
+    Duration::from_millis(u64::try_from(now.0.as_millisecond() - then.0.as_millisecond()).unwrap_or(0))
 }
 
 fn measurement(numbers: &TrackNumbers) -> TrackMeasurement {
