@@ -92,6 +92,27 @@ async fn a_pvc_model_waits_for_its_claim_then_serves_from_it() {
         .await;
     assert_eq!(condition(&s.api().get("claimed").await.unwrap(), "Degraded").unwrap().1, "AsExpected");
     assert!(status.stable_revision.is_some());
+
+    // Steady state: reconciles keep happening (here forced by metadata edits, which do not
+    // change the generation), and none of them writes anything.
+    let counter = |text: &str, name: &str| -> f64 {
+        text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    };
+    let before = operator.metrics().encode();
+    for i in 0..3 {
+        let touch = json!({ "metadata": { "annotations": { "e2e/touch": i.to_string() } } });
+        s.api::<kube_ocr_crds::OcrService>()
+            .patch("claimed", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&touch))
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    }
+    let after = operator.metrics().encode();
+    let reconciles =
+        counter(&after, "ocr_operator_reconciles_total") - counter(&before, "ocr_operator_reconciles_total");
+    assert!(reconciles >= 3.0, "the touches must trigger reconciles: {reconciles}");
+    let writes = counter(&after, "ocr_operator_api_writes_total") - counter(&before, "ocr_operator_api_writes_total");
+    assert_eq!(writes, 0.0, "a steady state writes nothing:\n{after}");
     operator.shutdown().await.unwrap();
     agent.shutdown().await;
     volumes.delete(&volume_name, &DeleteParams::default()).await.unwrap();
