@@ -33,4 +33,11 @@ pub struct ModelSpec {
     /// metrics. Bumping it alone is enough to roll out a new revision.
     #[schemars(length(min = 1, max = 63))]
     pub version: String,
+    /// Overrides the bundle's own `selfTest.minAccuracy`: the golden accuracy a pod must
+    /// reach at start-up before it takes traffic. Lower it only to let a canary be judged
+    /// by the rollout's analysis (whose `minAccuracy` still applies); unset keeps the
+    /// bundle's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub self_test_min_accuracy: Option<f64>,
 }

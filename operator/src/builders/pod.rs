@@ -120,7 +120,7 @@ fn args(spec: &OcrServiceSpec, model: &ModelSource) -> Vec<String> {
     };
     // The listen host is left to the image default (0.0.0.0); everything else is explicit
     // so `kubectl describe pod` shows what the server runs with.
-    vec![
+    let mut args = vec![
         format!("--bundle={}", model.bundle_path()),
         format!("--device={device}"),
         format!("--grpc-port={GRPC_PORT}"),
@@ -129,7 +129,11 @@ fn args(spec: &OcrServiceSpec, model: &ModelSource) -> Vec<String> {
         format!("--max-queue-delay-ms={}", spec.batching.max_queue_delay_ms),
         format!("--max-queue={}", spec.batching.max_queue),
         "--log-format=json".to_owned(),
-    ]
+    ];
+    if let Some(floor) = spec.model.self_test_min_accuracy {
+        args.push(format!("--self-test-min-accuracy={floor}"));
+    }
+    args
 }
 
 fn resources(spec: &OcrServiceSpec) -> ResourceRequirements {
@@ -261,6 +265,9 @@ mod tests {
             assert!(args.iter().any(|a| a == expected), "{expected} missing from {args:?}");
         }
         assert!(!args.iter().any(|a| a.starts_with("--listen-host")), "the pod's own default must stay");
+        assert!(!args.iter().any(|a| a.starts_with("--self-test-min-accuracy")), "the bundle's floor by default");
+        let lowered = template_for(json!({ "model": { "selfTestMinAccuracy": 0.5 } }));
+        assert!(container(&lowered).args.as_ref().unwrap().contains(&"--self-test-min-accuracy=0.5".to_owned()));
     }
 
     #[test]
