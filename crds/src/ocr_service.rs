@@ -28,6 +28,14 @@ use crate::status::OcrServiceStatus;
     shortname = "ocrs",
     category = "kube-ocr",
     status = "OcrServiceStatus",
+    // Children are Services named `<name>-stable` / `<name>-canary`: DNS-1035 labels of at
+    // most 63 characters.
+    validation = Rule::new("size(self.metadata.name) <= 56").message(
+        "OcrService names are at most 56 characters: the operator names Services <name>-stable and <name>-canary"
+    ),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
+        "OcrService names start with a letter (they name Services, which must be DNS-1035 labels)"
+    ),
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Lifecycle phase"}"#,
     printcolumn = r#"{"name":"Stable","type":"string","jsonPath":".status.stableVersion","description":"Model version of the stable revision"}"#,
     printcolumn = r#"{"name":"Canary","type":"string","jsonPath":".status.canaryVersion","description":"Model version on the canary, during a rollout"}"#,

@@ -24,6 +24,7 @@ pub fn reference_markdown() -> String {
         version.name,
         crd.spec.names.kind
     ));
+    rules_block(&schema, &mut out);
     for part in ["spec", "status"] {
         let node = &schema["properties"][part];
         out.push_str(&format!("## `{part}`\n\n"));

@@ -113,5 +113,22 @@ async fn invalid_specs_are_refused_at_admission_with_readable_messages() {
             Err(err) => failures.push(format!("{case}: refused without {expected:?}: {err}")),
         }
     }
+    // Names: they become Service names (DNS-1035 labels, with -stable/-canary appended).
+    for (case, name, expected) in [
+        ("name too long", "n".repeat(57), "at most 56 characters"),
+        ("name starting with a digit", "1invoices".to_owned(), "start with a letter"),
+    ] {
+        let ocr: OcrService = serde_json::from_value(json!({
+            "apiVersion": "kube-ocr.dev/v1alpha1", "kind": "OcrService",
+            "metadata": { "name": name },
+            "spec": { "model": { "uri": "file:///models/ppocr-v4", "version": "1" }, "image": "img" },
+        }))
+        .unwrap();
+        match api.create(&PostParams::default(), &ocr).await {
+            Ok(_) => failures.push(format!("{case}: admitted")),
+            Err(kube::Error::Api(status)) if status.code == 422 && status.message.contains(expected) => {}
+            Err(err) => failures.push(format!("{case}: refused without {expected:?}: {err}")),
+        }
+    }
     assert!(failures.is_empty(), "admission table:\n{}", failures.join("\n"));
 }
