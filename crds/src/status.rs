@@ -85,6 +85,10 @@ pub struct CanaryStatus {
     /// Ready canary pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
+    /// Since when every canary pod of this step is Ready: a step lasts `stepInterval` of
+    /// serving, not of waiting for pods to start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_since: Option<Time>,
 }
 
 /// One analysis: both tracks measured in the same window.

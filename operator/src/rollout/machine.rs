@@ -181,6 +181,7 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
             step_started_at: Some(now.clone()),
             failed_checks: 0,
             ready_replicas: Some(input.canary.ready),
+            ready_since: input.canary.is_ready().then(|| now.clone()),
         });
         plan.requeue_after = Some(settings.analysis_interval);
         return plan;
@@ -192,6 +193,7 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
     plan.canary_weight = progress.weight;
 
     if !input.canary.is_ready() {
+        progress.ready_since = None;
         if step_age >= settings.progress_deadline {
             return rollback(
                 plan,
@@ -212,6 +214,8 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
         return plan;
     }
 
+    let ready_since = progress.ready_since.get_or_insert_with(|| now.clone()).clone();
+    let serving_for = elapsed(now, &ready_since).min(step_age);
     if let Some(verdict) = input.analysis {
         if !verdict.passed {
             progress.failed_checks += 1;
@@ -235,7 +239,7 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
                     progress.failed_checks, settings.failure_limit, progress.weight
                 ),
             ));
-        } else if step_age >= settings.step_interval {
+        } else if serving_for >= settings.step_interval {
             let next = progress.step as usize + 1;
             match settings.steps.get(next) {
                 Some(&weight) => {
@@ -251,6 +255,7 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
                     progress.step = next as u32;
                     progress.weight = weight;
                     progress.step_started_at = Some(now.clone());
+                    progress.ready_since = Some(now.clone());
                     plan.canary_weight = weight;
                 }
                 None => {

@@ -126,25 +126,28 @@ fn a_good_canary_walks_every_step_then_promotes_and_retires() {
     assert_eq!(plan.canary_weight, 10);
     assert!(!analysis_due(&run.status, &run.settings, READY, &at(20)), "analysed 10 s ago, interval 30 s");
 
+    // Ready since 10 s: 60 s of serving at 70 s.
     let plan = run.round("r2", 61, READY, true, Some(pass()));
+    assert_eq!(plan.canary_weight, 10);
+    let plan = run.round("r2", 70, READY, true, Some(pass()));
     assert_eq!(Run::reasons(&plan), ["StepAdvanced"]);
     assert_eq!(plan.canary_weight, 50);
-    let plan = run.round("r2", 122, READY, true, Some(pass()));
+    let plan = run.round("r2", 131, READY, true, Some(pass()));
     assert_eq!(plan.canary_weight, 100);
-    let plan = run.round("r2", 183, READY, true, Some(pass()));
+    let plan = run.round("r2", 192, READY, true, Some(pass()));
     assert_eq!(Run::reasons(&plan), ["Promoted"]);
     assert_eq!(plan.stable_revision, "r2");
     assert_eq!(plan.canary_revision.as_deref(), Some("r2"), "the canary serves until stable has rolled");
 
     // Stable still rolling: nothing changes; then it is done and the canary retires.
-    let plan = run.round("r2", 190, READY, false, None);
+    let plan = run.round("r2", 195, READY, false, None);
     assert_eq!((plan.canary_revision.as_deref(), plan.canary_weight), (Some("r2"), 100));
     assert!(plan.events.is_empty());
-    let plan = run.round("r2", 200, READY, true, None);
+    let plan = run.round("r2", 205, READY, true, None);
     assert_eq!(Run::reasons(&plan), ["CanaryRetired"]);
     assert_eq!((plan.stable_revision.as_str(), plan.canary_revision, plan.canary_weight), ("r2", None, 0));
     // And it stays that way: no second promotion.
-    let plan = run.round("r2", 300, CanaryObservation::default(), true, None);
+    let plan = run.round("r2", 305, CanaryObservation::default(), true, None);
     assert!(plan.events.is_empty() && plan.canary_revision.is_none());
 }
 
@@ -195,6 +198,19 @@ fn a_canary_that_never_becomes_ready_rolls_back_at_the_progress_deadline() {
 }
 
 #[test]
+fn a_step_lasts_step_interval_of_serving_not_of_starting() {
+    let mut run = Run::stable("r1");
+    run.round("r2", 0, STARTING, true, None);
+    // Ready only after 50 s: a passing analysis at 55 s does not advance (5 s of serving).
+    let plan = run.round("r2", 55, READY, true, Some(pass()));
+    assert_eq!(plan.canary_weight, 10, "still the first step");
+    let plan = run.round("r2", 100, READY, true, Some(pass()));
+    assert_eq!(plan.canary_weight, 10, "45 s of serving < 60 s");
+    let plan = run.round("r2", 116, READY, true, Some(pass()));
+    assert_eq!(Run::reasons(&plan), ["StepAdvanced"]);
+}
+
+#[test]
 fn no_analysis_no_progress() {
     let mut run = Run::stable("r1");
     run.round("r2", 0, STARTING, true, None);
@@ -227,7 +243,8 @@ fn a_restarted_operator_resumes_from_status() {
     // Two controllers reading the same status decide the same thing: no double advance.
     let mut run = Run::stable("r1");
     run.round("r2", 0, STARTING, true, None);
-    run.round("r2", 61, READY, true, Some(pass()));
+    run.round("r2", 5, READY, true, Some(pass()));
+    run.round("r2", 66, READY, true, Some(pass()));
     let snapshot = run.status.clone();
     let first = run.round("r2", 70, READY, true, None);
     run.status = snapshot;
