@@ -244,3 +244,114 @@ async fn a_degraded_canary_is_rolled_back_on_golden_accuracy() {
     operator.shutdown().await.unwrap();
     agent.shutdown().await;
 }
+
+/// Sends LINE requests round-robin over the Ready addresses of the shared Service's
+/// EndpointSlices (re-read before each request, as a Kubernetes-aware gRPC resolver
+/// would) until `stop` is set; returns (successes, failures with their reasons).
+async fn balanced_client(s: &Scenario, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> (usize, Vec<String>) {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use kube_ocr_proto::v1::{RecognizeRequest, Task, ocr_client::OcrClient};
+    let slices: Api<EndpointSlice> = s.api();
+    let image = std::fs::read(workspace_root().join("golden/data/lines/line-en-001-clean.png")).unwrap();
+    let (mut ok, mut failures, mut turn) = (0, Vec::new(), 0usize);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let list = slices.list(&ListParams::default().labels("kubernetes.io/service-name=ocr")).await.unwrap();
+        let mut addresses: Vec<String> = list
+            .items
+            .iter()
+            .flat_map(|slice| slice.endpoints.iter().flatten())
+            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+            .flat_map(|e| e.addresses.clone())
+            .collect();
+        addresses.sort();
+        if addresses.is_empty() {
+            failures.push("no ready endpoint".to_owned());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        turn += 1;
+        let address = &addresses[turn % addresses.len()];
+        let request = RecognizeRequest {
+            request_id: turn.to_string(),
+            image: image.clone(),
+            task: Task::Line as i32,
+            options: None,
+        };
+        let result = async {
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}:50051"))?
+                .connect_timeout(Duration::from_secs(2))
+                .connect()
+                .await?;
+            let response = OcrClient::new(channel).recognize(request).await?;
+            anyhow::Ok(response.into_inner().text)
+        }
+        .await;
+        match result {
+            Ok(text) if text == "The quick brown fox jumps over the lazy dog" => ok += 1,
+            Ok(text) => failures.push(format!("{address}: wrong text {text:?}")),
+            Err(error) => failures.push(format!("{address}: {error:#}")),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (ok, failures)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_version_is_promoted_without_a_failed_request_across_an_operator_restart() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let s = Scenario::new("canary-good").await;
+    let (agent, _work_dir) = s.start_agent().await;
+    let operator_client = s.operator_client().await;
+    let operator = kube_ocr_operator::Operator::start(operator_client.clone(), s.operator_config()).await.unwrap();
+    let mut rollout = Scenario::fast_rollout("golden-small");
+    merge(&mut rollout, json!({ "rollout": { "stepInterval": "10s" } }));
+    let first = healthy_service(&s, "ocr", rollout).await;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let (s, stop) =
+            (Scenario { cluster: s.cluster, admin: s.admin.clone(), namespace: s.namespace.clone() }, stop.clone());
+        tokio::spawn(async move { balanced_client(&s, stop).await })
+    };
+    let patch = json!({ "spec": { "model": { "version": "4.0.1" } } });
+    s.api::<OcrService>().patch("ocr", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+
+    // Mid-step (the canary Ready at 50 %), the operator goes away and a new one takes over.
+    s.wait_status("ocr", "the canary Ready at 50%", TIMEOUT, |o| {
+        let canary = o.status.as_ref()?.canary.as_ref()?;
+        (canary.weight == 50 && canary.ready_replicas == Some(1)).then_some(())
+    })
+    .await;
+    operator.shutdown().await.unwrap();
+    let resumed = kube_ocr_operator::Operator::start(operator_client, s.operator_config()).await.unwrap();
+
+    let promoted = s
+        .wait_status("ocr", "promoted and the canary retired", TIMEOUT, |o| {
+            let status = o.status.as_ref()?;
+            (status.phase == Some(Phase::Healthy)
+                && status.stable_version.as_deref() == Some("4.0.1")
+                && status.canary_revision.is_none())
+            .then(|| status.clone())
+        })
+        .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failures) = client.await.unwrap();
+    assert_ne!(promoted.stable_revision.as_deref(), Some(first.as_str()));
+    assert!(failures.is_empty(), "{} of {} requests failed: {failures:?}", failures.len(), ok + failures.len());
+    assert!(ok >= 20, "the client kept calling throughout ({ok} requests)");
+
+    // Exactly one promotion, even though two operators took part.
+    let events: Api<Event> = s.api();
+    let promotions = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Promoted"))
+        .count();
+    assert_eq!(promotions, 1);
+
+    resumed.shutdown().await.unwrap();
+    agent.shutdown().await;
+}
