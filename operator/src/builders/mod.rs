@@ -118,6 +118,20 @@ pub struct DesiredState {
 /// canary rollout of issue #6 lands) a later revision rolls the stable Deployment.
 pub fn desired_state(ocr: &OcrService, settings: &BuildSettings) -> Result<DesiredState, OperatorError> {
     let owner = Owner::of(ocr)?;
+    // Accepted by the schema for forward compatibility, refused here rather than
+    // silently rolled out some other way.
+    if ocr.spec.rollout.traffic.provider == kube_ocr_crds::TrafficProvider::GatewayApi {
+        return Err(OperatorError::UseUnsupportedSetting {
+            field: "spec.rollout.traffic.provider: gatewayAPI",
+            reason: "this operator version splits traffic by replicas only; remove the field or set provider: replicas",
+        });
+    }
+    if ocr.spec.rollout.dynamic_stable_scale {
+        return Err(OperatorError::UseUnsupportedSetting {
+            field: "spec.rollout.dynamicStableScale",
+            reason: "not implemented in this operator version; remove it (stable stays at full size during a canary)",
+        });
+    }
     let model = ModelSource::parse(&ocr.spec.model.uri)?;
     let template = pod_template(&owner, &ocr.spec, &model, Track::Stable, settings);
     let revision = revision_of(&template);
@@ -175,6 +189,18 @@ mod tests {
 
     use super::test_support::ocr_service;
     use super::*;
+
+    #[test]
+    fn settings_this_version_cannot_honour_are_refused_not_ignored() {
+        let gateway = ocr_service(json!({ "rollout": { "traffic": { "provider": "gatewayAPI", "grpcRoute": "r" } } }));
+        let error = desired_state(&gateway, &BuildSettings::default()).unwrap_err().to_string();
+        assert!(error.contains("gatewayAPI") && error.contains("provider: replicas"), "{error}");
+        let dynamic = ocr_service(json!({ "rollout": { "dynamicStableScale": true } }));
+        assert!(
+            desired_state(&dynamic, &BuildSettings::default()).unwrap_err().to_string().contains("dynamicStableScale")
+        );
+        assert!(desired_state(&ocr_service(json!({})), &BuildSettings::default()).is_ok());
+    }
 
     #[test]
     fn children_are_owned_by_the_ocr_service_as_controller() {
