@@ -17,7 +17,7 @@ use serde_json::json;
 
 /// Each scenario runs two or three inference pods at once; two scenarios side by side
 /// on a 2-core machine starve their probes, so they take turns.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn warning_notes(s: &Scenario, name: &str, reason: &str) -> Vec<String> {
     let events: Api<Event> = s.api();
@@ -55,7 +55,7 @@ async fn change_model(s: &Scenario, name: &str, bundle: &str, version: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slower_canary_is_rolled_back_on_p95_against_stable() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("canary-slow").await;
     let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
@@ -104,7 +104,7 @@ async fn a_slower_canary_is_rolled_back_on_p95_against_stable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("canary-unready").await;
     let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
@@ -138,7 +138,7 @@ async fn stable_accuracy_below_the_minimum_is_degraded_outside_rollouts() {
     use kube::api::PostParams;
     use kube_ocr_golden::config_map::{DEFAULT_MAX_BYTES, split_into_config_maps};
     use kube_ocr_golden::{GoldenSet, Truth};
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("stable-drift").await;
     let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
@@ -191,7 +191,7 @@ async fn stable_accuracy_below_the_minimum_is_degraded_outside_rollouts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_degraded_canary_is_rolled_back_on_golden_accuracy() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("canary-degraded").await;
     let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
@@ -298,7 +298,7 @@ async fn balanced_client(s: &Scenario, stop: std::sync::Arc<std::sync::atomic::A
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_version_is_promoted_without_a_failed_request_across_an_operator_restart() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("canary-good").await;
     let (agent, _work_dir) = s.start_agent().await;
     let operator_client = s.operator_client().await;

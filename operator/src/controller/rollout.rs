@@ -146,7 +146,9 @@ pub async fn rollout_step(
         // A canary of another revision (a promotion in progress whose spec moved on) keeps
         // running what it runs until the plan retires it.
         Some(_) => {}
-        None => delete_if_present(&deployments, &canary_name, &ctx.metrics).await?,
+        // Only when there is one: a DELETE per reconcile would be a write in a steady state.
+        None if canary_deployment.is_some() => delete_if_present(&deployments, &canary_name, &ctx.metrics).await?,
+        None => {}
     }
     ctx.metrics.rollout(
         namespace,
