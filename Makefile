@@ -209,10 +209,23 @@ fuzz: $(VENV)/.complete ## Fuzz image decoding + pre-processing for FUZZ_SECONDS
 	CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) $(CARGO) +nightly fuzz run --debug-assertions decode_preprocess -- \
 		-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $(FUZZ_FLAGS)
 
+# The demo (docs/quickstart.md): its own local control plane and node agent in the
+# background (in $(DEMO_DIR), apart from `make cluster`), the Helm chart, the minimal sample
+# OcrService, a document read over gRPC, a canary rollout. The cluster stays up afterwards;
+# a new `make demo` starts from scratch; `make demo-down` stops it. Dev-profile binaries:
+# the node agent runs ocr-inference-pod and ocr-operator from $(CARGO_TARGET_DIR)/debug.
+DEMO_DIR ?= $(CURDIR)/target/kube-ocr/demo
+DEMO_BINS := -p kube-ocr-inference --bin ocr-inference-pod -p kube-ocr-operator --bin ocr-operator \
+	-p kube-ocr-golden --bin ocr -p kube-ocr-e2e --bin kube-ocr-demo
+
 .PHONY: demo
-demo: setup ## Set up and read real golden images with the exported model
-	$(CARGO) run --locked -p kube-ocr-inference --example recognize_lines -- \
-		--bundle models/ppocr-v4 golden/data/lines/*-clean.png
+demo: setup ## Local cluster + Helm chart + sample OcrService + gRPC + a canary rollout; leaves it running
+	$(CARGO) build --locked $(DEMO_BINS)
+	$(CARGO_TARGET_DIR)/debug/kube-ocr-demo run --dir $(DEMO_DIR) --k8s-bin $(K8S_BIN) --workspace $(CURDIR)
+
+.PHONY: demo-down
+demo-down: ## Stop the cluster `make demo` left running
+	@$(CARGO) run --quiet --locked -p kube-ocr-e2e --bin kube-ocr-demo -- down --dir $(DEMO_DIR)
 
 # The local control plane for humans, in the background; its kubeconfig, logs and state live
 # in $(CLUSTER_DIR). `kube-ocr-cluster up --detach` returns once it is ready (or already

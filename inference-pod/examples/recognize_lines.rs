@@ -1,5 +1,5 @@
 //! Reads text-line images with a bundle's recogniser and prints what it read.
-//! `make demo` runs it on the golden set's clean lines.
+//! `cargo run -p kube-ocr-inference --example recognize_lines -- --bundle models/ppocr-v4 golden/data/lines/*-clean.png`
 
 use std::path::PathBuf;
 use std::time::Instant;
