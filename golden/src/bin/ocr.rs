@@ -98,16 +98,17 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         match client.recognize(request).await {
             Ok(response) => {
                 let response = response.into_inner();
-                progress.suspend(|| {
+                let printed = progress.suspend(|| {
                     if cli.json {
-                        println!("{}", response_json(path, &response));
+                        emit(response_json(path, &response))
                     } else {
-                        if images.len() > 1 {
-                            println!("== {}", path.display());
-                        }
-                        println!("{}", response.text);
+                        (images.len() == 1 || emit(format!("== {}", path.display()))) && emit(&response.text)
                     }
                 });
+                if !printed {
+                    // The reader went away (e.g. `| head`): stop quietly, like other CLIs.
+                    return Ok(all_ok);
+                }
             }
             Err(status) => {
                 all_ok = false;
@@ -118,6 +119,12 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     }
     progress.finish_and_clear();
     Ok(all_ok)
+}
+
+/// Writes one line to stdout; false when stdout is closed.
+fn emit(line: impl std::fmt::Display) -> bool {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}").is_ok()
 }
 
 fn response_json(path: &Path, response: &kube_ocr_proto::v1::RecognizeResponse) -> serde_json::Value {
