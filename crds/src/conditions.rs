@@ -36,6 +36,13 @@ pub mod reasons {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// Degraded / Warning event: a child object could not be applied.
     pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// Degraded: the GRPCRoute named in `spec.rollout.traffic.grpcRoute` does not exist.
+    pub const GRPC_ROUTE_NOT_FOUND: &str = "GRPCRouteNotFound";
+    /// Degraded: the GRPCRoute exists but its weights cannot be set (no backendRef to the
+    /// stable Service, or two to one track).
+    pub const GRPC_ROUTE_INVALID: &str = "GRPCRouteInvalid";
+    /// Degraded: the API server does not serve GRPCRoute (the Gateway API CRDs are missing).
+    pub const GATEWAY_API_NOT_INSTALLED: &str = "GatewayAPINotInstalled";
     /// Event: a new revision was applied to the stable Deployment.
     pub const REVISION_APPLIED: &str = "RevisionApplied";
     /// Event: the service became available.

@@ -17,6 +17,12 @@ pub enum OperatorError {
     Get { kind: &'static str, name: String, source: kube::Error },
     #[error("list {kind}: {source}")]
     List { kind: &'static str, source: kube::Error },
+    #[error("set the canary weight on GRPCRoute {name}: {message}")]
+    SetRouteWeights { name: String, reason: &'static str, message: String },
+    #[error("patch the weights of GRPCRoute {name}: {source}")]
+    PatchRoute { name: String, source: kube::Error },
+    #[error("discover the resources of {group_version}: {source}")]
+    DiscoverApi { group_version: &'static str, source: kube::Error },
     #[error("patch the status of OcrService {name}: {source}")]
     PatchStatus { name: String, source: kube::Error },
     #[error("find the OcrService CRD (install it first: crds/generated/ocrservices.kube-ocr.dev.yaml): {source}")]

@@ -23,6 +23,7 @@ pub mod rbac;
 pub mod rollout;
 pub mod status;
 pub mod telemetry;
+pub mod traffic;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -33,6 +33,10 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ("", &["configmaps"], &["get", "list"]),
     // pvc:// claims must exist.
     ("", &["persistentvolumeclaims"], &["get"]),
+    // The gatewayAPI traffic provider: read the user's GRPCRoute and patch the weights of
+    // its backendRefs (controller/route.rs); list and watch so a route can be cached and
+    // watched without a new role. The route is never created or deleted by the operator.
+    ("gateway.networking.k8s.io", &["grpcroutes"], &["get", "list", "watch", "patch"]),
     // An Event for every decision.
     ("events.k8s.io", &["events"], &["create", "patch"]),
     // Leader election.
@@ -93,6 +97,16 @@ mod tests {
             assert!(allows(group, resource, "watch"), "{group}/{resource} is watched through owns()");
         }
         assert!(allows("kube-ocr.dev", "ocrservices/status", "patch"));
+    }
+
+    #[test]
+    fn covers_the_gateway_api_weights_but_not_owning_routes() {
+        for verb in ["get", "list", "watch", "patch"] {
+            assert!(allows("gateway.networking.k8s.io", "grpcroutes", verb), "{verb}");
+        }
+        for verb in ["create", "update", "delete"] {
+            assert!(!allows("gateway.networking.k8s.io", "grpcroutes", verb), "the route is the user's: {verb}");
+        }
     }
 
     #[test]

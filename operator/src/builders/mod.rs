@@ -120,12 +120,6 @@ pub fn desired_state(ocr: &OcrService, settings: &BuildSettings) -> Result<Desir
     let owner = Owner::of(ocr)?;
     // Accepted by the schema for forward compatibility, refused here rather than
     // silently rolled out some other way.
-    if ocr.spec.rollout.traffic.provider == kube_ocr_crds::TrafficProvider::GatewayApi {
-        return Err(OperatorError::UseUnsupportedSetting {
-            field: "spec.rollout.traffic.provider: gatewayAPI",
-            reason: "this operator version splits traffic by replicas only; remove the field or set provider: replicas",
-        });
-    }
     if ocr.spec.rollout.dynamic_stable_scale {
         return Err(OperatorError::UseUnsupportedSetting {
             field: "spec.rollout.dynamicStableScale",
@@ -193,8 +187,7 @@ mod tests {
     #[test]
     fn settings_this_version_cannot_honour_are_refused_not_ignored() {
         let gateway = ocr_service(json!({ "rollout": { "traffic": { "provider": "gatewayAPI", "grpcRoute": "r" } } }));
-        let error = desired_state(&gateway, &BuildSettings::default()).unwrap_err().to_string();
-        assert!(error.contains("gatewayAPI") && error.contains("provider: replicas"), "{error}");
+        assert!(desired_state(&gateway, &BuildSettings::default()).is_ok(), "gatewayAPI is implemented");
         let dynamic = ocr_service(json!({ "rollout": { "dynamicStableScale": true } }));
         assert!(
             desired_state(&dynamic, &BuildSettings::default()).unwrap_err().to_string().contains("dynamicStableScale")

@@ -6,6 +6,7 @@ mod apply;
 mod context;
 mod reconcile;
 mod rollout;
+mod route;
 
 use std::future::Future;
 use std::sync::Arc;

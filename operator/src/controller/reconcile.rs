@@ -74,7 +74,17 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context) -> Result<Action, Oper
             check_references(ocr, &namespace, &desired, ctx, &mut observation).await?;
             let now = Time(Timestamp::now());
             let apply_stable = match rollout_step(ocr, &namespace, &desired, ctx, &now).await {
-                Ok(outcome) => {
+                Ok(mut outcome) => {
+                    if let Some(error) = outcome.traffic_error.take() {
+                        match &error {
+                            OperatorError::SetRouteWeights { reason, message, .. } => {
+                                observation.traffic_problem = Some((reason, message.clone()));
+                            }
+                            other => observation.apply_error = Some(other.to_string()),
+                        }
+                        // Retried with the error backoff: a missing route is no hot loop.
+                        first_error = Some(error);
+                    }
                     // Stable's own rollout is judged against the revision stable should run,
                     // which during a canary is still the old one.
                     observation.desired_revision = Some(outcome.plan.stable_revision.clone());
@@ -364,6 +374,9 @@ fn operation_of(error: &OperatorError) -> &'static str {
         OperatorError::Get { .. } => "get",
         OperatorError::List { .. } => "list",
         OperatorError::PatchStatus { .. } => "patch_status",
+        OperatorError::SetRouteWeights { .. } => "set_route_weights",
+        OperatorError::PatchRoute { .. } => "patch_route",
+        OperatorError::DiscoverApi { .. } => "discover_api",
         _ => "other",
     }
 }

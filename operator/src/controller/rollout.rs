@@ -2,7 +2,8 @@
 //! 1. observe both tracks;
 //! 2. when an analysis is due, measure canary and stable in the same window;
 //! 3. ask the pure state machine ([`crate::rollout`]) what to do;
-//! 4. apply the canary Deployment at its weight, or remove it.
+//! 4. apply the canary Deployment at its weight, or remove it;
+//! 5. with the `gatewayAPI` provider, put the weight on the GRPCRoute (`route.rs`).
 //!
 //! The stable Deployment is applied by the caller, and only when the plan says stable runs
 //! the desired revision. That is how stable keeps the old template while a canary is judged.
@@ -15,11 +16,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams};
-use kube_ocr_crds::{AnalysisStatus, OcrService, TrackMeasurement, parse_duration};
+use kube_ocr_crds::{AnalysisStatus, OcrService, TrackMeasurement, TrafficProvider, parse_duration};
 use tracing::info;
 
 use super::apply::{apply, delete_if_present};
 use super::context::Context;
+use super::route::{read_route, write_route_weights};
 use crate::analysis::collect::{PodEndpoint, golden_check, scrape_pods};
 use crate::analysis::golden_source::load_golden_set;
 use crate::analysis::{GoldenOutcome, PodCounters, Thresholds, TrackNumbers, judge, track_numbers, window_traffic};
@@ -30,6 +32,7 @@ use crate::rollout::{
     CanaryObservation, RolloutInput, RolloutPlan, RolloutSettings, analysis_due, canary_replicas, plan,
 };
 use crate::status::StableObservation;
+use crate::traffic::{RouteTargets, route_canary_weight};
 
 /// Pods' counters at the end of the last analysis, per OcrService and track: the start
 /// of the next window. Lost on restart; the first window after one is then the analysis
@@ -53,13 +56,16 @@ impl ScrapeMemory {
 }
 
 /// What the rollout decided this round.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RolloutOutcome {
     pub plan: RolloutPlan,
     /// A fresh `status.lastAnalysis` when an analysis ran.
     pub analysis: Option<AnalysisStatus>,
     /// Whether the caller should apply the spec's template to the stable Deployment.
     pub apply_stable: bool,
+    /// Why the `gatewayAPI` provider could not read or write the GRPCRoute this round. The
+    /// plan still stands (stable, rollbacks), but no analysis ran, so no step advanced.
+    pub traffic_error: Option<OperatorError>,
 }
 
 pub fn settings_of(ocr: &OcrService) -> RolloutSettings {
@@ -115,9 +121,29 @@ pub async fn rollout_step(
         _ => false,
     };
 
+    // With the gatewayAPI provider the route is read first: while it cannot carry the
+    // weights, the canary gets no traffic through it, so it is not judged and no step
+    // advances (a canary that never gets Ready is still rolled back at its deadline).
+    let stable_service = Track::Stable.object_name(&name);
+    let route_name = match ocr.spec.rollout.traffic.provider {
+        TrafficProvider::GatewayApi => ocr.spec.rollout.traffic.grpc_route.as_deref(),
+        TrafficProvider::Replicas => None,
+    };
+    let targets = |canary_weight| RouteTargets {
+        namespace,
+        stable_service: &stable_service,
+        canary_service: &canary_name,
+        canary_weight,
+    };
+    let route = match route_name {
+        Some(route_name) => Some(read_route(ctx, route_name, &targets(0)).await),
+        None => None,
+    };
+    let route_usable = !matches!(route, Some(Err(_)));
+
     let mut analysis = None;
     let mut verdict = None;
-    if analysis_due(&status, &settings, canary, now) {
+    if route_usable && analysis_due(&status, &settings, canary, now) {
         let (record, judged) = analyse(ocr, namespace, &status, ctx, now).await;
         analysis = Some(record);
         verdict = Some(judged);
@@ -133,29 +159,40 @@ pub async fn rollout_step(
         now,
     });
 
-    // The canary Deployment, at the weight the plan asks for.
-    match &decided.canary_revision {
-        Some(revision) if *revision == desired.revision => {
-            let owner = Owner::of(ocr)?;
-            let template = pod_template(&owner, &ocr.spec, &desired.model, Track::Canary, &ctx.settings);
-            let stable_replicas = stable.as_ref().map_or(ocr.spec.replicas.min, |s| s.desired.max(s.replicas));
-            let replicas = canary_replicas(stable_replicas, decided.canary_weight);
-            let canary = deployment(&owner, &ocr.spec, Track::Canary, template, revision, Some(replicas));
-            apply(&deployments, &canary, &ctx.metrics).await?;
-        }
-        // A canary of another revision (a promotion in progress whose spec moved on) keeps
-        // running what it runs until the plan retires it.
-        Some(_) => {}
-        // Only when there is one: a DELETE per reconcile would be a write in a steady state.
-        None if canary_deployment.is_some() => delete_if_present(&deployments, &canary_name, &ctx.metrics).await?,
-        None => {}
+    // The canary Deployment, at the weight the plan asks for. A canary of another revision
+    // (a promotion in progress whose spec moved on) keeps running what it runs until the
+    // plan retires it.
+    if let Some(revision) = decided.canary_revision.as_ref().filter(|r| **r == desired.revision) {
+        let owner = Owner::of(ocr)?;
+        let template = pod_template(&owner, &ocr.spec, &desired.model, Track::Canary, &ctx.settings);
+        let stable_replicas = stable.as_ref().map_or(ocr.spec.replicas.min, |s| s.desired.max(s.replicas));
+        let replicas = canary_replicas(stable_replicas, decided.canary_weight);
+        let canary = deployment(&owner, &ocr.spec, Track::Canary, template, revision, Some(replicas));
+        apply(&deployments, &canary, &ctx.metrics).await?;
     }
-    ctx.metrics.rollout(
-        namespace,
-        &name,
-        decided.canary_weight,
-        decided.events.iter().any(|e| e.reason == "RolledBack"),
-    );
+    // The route moves traffic before a retired canary's Deployment goes away.
+    let (traffic_weight, traffic_error) = match (route, route_name) {
+        (Some(Ok(document)), Some(route_name)) => {
+            let ready = canary_deployment
+                .as_ref()
+                .map(StableObservation::from_deployment)
+                .filter(|d| d.revision.is_some() && d.revision == decided.canary_revision)
+                .map_or(0, |d| d.ready);
+            let weight = route_canary_weight(decided.canary_weight, ready);
+            match write_route_weights(ctx, route_name, document, &targets(weight)).await {
+                Ok(_) => (weight, None),
+                Err(error) => (0, Some(error)),
+            }
+        }
+        (Some(Err(error)), _) => (0, Some(error)),
+        _ => (decided.canary_weight, None),
+    };
+    if decided.canary_revision.is_none() && canary_deployment.is_some() {
+        // Only when there is one: a DELETE per reconcile would be a write in a steady state.
+        delete_if_present(&deployments, &canary_name, &ctx.metrics).await?;
+    }
+    // The weight clients see: the route's with gatewayAPI (0 while it cannot be written).
+    ctx.metrics.rollout(namespace, &name, traffic_weight, decided.events.iter().any(|e| e.reason == "RolledBack"));
     if let Some(record) = &analysis {
         ctx.metrics.analysis(
             namespace,
@@ -187,7 +224,7 @@ pub async fn rollout_step(
         decided.requeue_after = Some(decided.requeue_after.map_or(wait, |r| r.min(wait)));
     }
     let apply_stable = decided.stable_revision == desired.revision;
-    Ok(RolloutOutcome { plan: decided, analysis, apply_stable })
+    Ok(RolloutOutcome { plan: decided, analysis, apply_stable, traffic_error })
 }
 
 fn observe_canary(deployment: Option<&Deployment>, revision: Option<&str>) -> CanaryObservation {

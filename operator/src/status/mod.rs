@@ -85,6 +85,9 @@ pub struct Observation {
     pub apply_error: Option<String>,
     /// Why the spec was admitted but cannot be built.
     pub invalid_spec: Option<String>,
+    /// Why the `gatewayAPI` provider cannot put the weights on the GRPCRoute: the
+    /// condition reason and the message telling the user what to do.
+    pub traffic_problem: Option<(&'static str, String)>,
 }
 
 /// An Event to publish about the OcrService.
@@ -201,6 +204,9 @@ fn degraded_condition(
             reasons::APPLY_FAILED,
             format!("{error}. The operator retries with backoff; check its RBAC and the API server's message."),
         ));
+    }
+    if let Some((reason, message)) = &observation.traffic_problem {
+        causes.push((reason, message.clone()));
     }
     if !observation.missing_config_maps.is_empty() {
         causes.push((
@@ -326,6 +332,9 @@ fn static_reason(reason: &str) -> &'static str {
         reasons::PROGRESS_DEADLINE_EXCEEDED,
         reasons::INVALID_SPEC,
         reasons::APPLY_FAILED,
+        reasons::GRPC_ROUTE_NOT_FOUND,
+        reasons::GRPC_ROUTE_INVALID,
+        reasons::GATEWAY_API_NOT_INSTALLED,
     ]
     .into_iter()
     .find(|r| *r == reason)
