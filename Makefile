@@ -56,6 +56,10 @@ HADOLINT := $(HADOLINT_VENV)/bin/hadolint
 # kubeconform for `make chart-test`, built from the Go module pinned in tools/kubeconform/.
 KUBECONFORM_VERSION := $(shell awk '$$1 == "github.com/yannh/kubeconform" { print $$2; exit }' tools/kubeconform/go.mod)
 KUBECONFORM := $(CACHE)/kubeconform-$(KUBECONFORM_VERSION)/bin/kubeconform
+# The Gateway API's CRDs (GRPCRoute for the gatewayAPI e2e scenario), from the Go module
+# pinned in tools/gateway-api/; e2e/src/toolchain.rs finds them there.
+GATEWAY_API_VERSION := $(shell awk '$$1 == "require" && $$2 == "sigs.k8s.io/gateway-api" { print $$3; exit }' tools/gateway-api/go.mod)
+GATEWAY_API_CRDS := $(CACHE)/gateway-api-$(GATEWAY_API_VERSION)
 # ocr-golden renders the chart's golden-set ConfigMap (make generate, chart-test).
 OCR_GOLDEN := $(CARGO_TARGET_DIR)/debug/ocr-golden
 
@@ -64,7 +68,7 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 .PHONY: setup
-setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries promtool kubeconform $(HADOLINT_VENV)/.complete pod-network target-dir ## Install everything the build, tests and demo need (idempotent)
+setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries promtool kubeconform gateway-api-crds $(HADOLINT_VENV)/.complete pod-network target-dir ## Install everything the build, tests and demo need (idempotent)
 	@ln -sfn $(VENV) .venv
 	@ln -sfn $(MODELS) models
 	@echo "setup: venv $(VENV)"
@@ -72,6 +76,7 @@ setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries promto
 	@echo "setup: Kubernetes $(K8S_VERSION) binaries in $(K8S_BIN)"
 	@echo "setup: promtool $(PROMTOOL_VERSION) in $(PROMTOOL)"
 	@echo "setup: kubeconform $(KUBECONFORM_VERSION) in $(KUBECONFORM)"
+	@echo "setup: Gateway API $(GATEWAY_API_VERSION) CRDs in $(GATEWAY_API_CRDS)"
 
 # A cold build takes about 13 minutes on 2 cores; each binary is stamped and skipped after.
 .PHONY: k8s-binaries
@@ -87,6 +92,11 @@ promtool:
 .PHONY: kubeconform
 kubeconform:
 	@bash tools/build-kubeconform.sh $(dir $(KUBECONFORM))
+
+# Gateway API CRDs: copied out of the module zip; stamped and skipped after.
+.PHONY: gateway-api-crds
+gateway-api-crds:
+	@bash tools/fetch-gateway-api-crds.sh $(GATEWAY_API_CRDS)
 
 $(HADOLINT_VENV)/.complete:
 	@echo "setup: installing hadolint into $(HADOLINT_VENV)"

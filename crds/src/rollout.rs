@@ -81,7 +81,9 @@ pub struct TrafficSpec {
     /// backendRefs.
     #[serde(default)]
     pub provider: TrafficProvider,
-    /// Name of the GRPCRoute (same namespace) whose backendRefs get the weights.
+    /// Name of the GRPCRoute (same namespace) whose backendRefs to the Services
+    /// `<name>-stable` and `<name>-canary` get the weights; it needs a rule with a backendRef
+    /// to `<name>-stable`, and one to `<name>-canary` is added if missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub grpc_route: Option<String>,

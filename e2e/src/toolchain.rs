@@ -13,6 +13,24 @@ pub fn kubernetes_bin_dir(cache_root: &Path, version: &str) -> PathBuf {
     cache_root.join(format!("k8s-{version}")).join("bin")
 }
 
+/// The Gateway API release whose CRDs the e2e tests install (`make setup` caches them from
+/// the module `tools/gateway-api/go.mod` pins; a test below keeps the two in step).
+pub const GATEWAY_API_VERSION: &str = "v1.6.3";
+
+/// `<cache>/gateway-api-<version>/standard`, where `make setup`
+/// (`tools/fetch-gateway-api-crds.sh`) puts the standard-channel CRDs.
+pub fn gateway_api_crd_dir(cache_root: &Path, version: &str) -> PathBuf {
+    cache_root.join(format!("gateway-api-{version}")).join("standard")
+}
+
+/// `${KUBE_OCR_CACHE:-~/.cache/kube-ocr}`, the cache `make setup` fills (`CACHE` in the Makefile).
+pub fn cache_root() -> PathBuf {
+    std::env::var_os("KUBE_OCR_CACHE")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kube-ocr"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -33,6 +51,19 @@ mod tests {
             .find(|words| words.first() == Some(&"k8s.io/kubernetes") && words.len() >= 2)
             .map(|words| words[1].to_owned());
         assert_eq!(pinned.as_deref(), Some(KUBERNETES_VERSION), "e2e/k8s-tools/kubernetes/go.mod pins another release");
+    }
+
+    #[test]
+    fn gateway_api_crds_are_cached_per_version_as_the_go_module_pins() {
+        let root = Path::new("/cache/kube-ocr");
+        assert_eq!(gateway_api_crd_dir(root, "v1.6.3"), Path::new("/cache/kube-ocr/gateway-api-v1.6.3/standard"));
+        let go_mod = include_str!("../../tools/gateway-api/go.mod");
+        let pinned = go_mod
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .find(|words| words.len() >= 3 && words[..2] == ["require", "sigs.k8s.io/gateway-api"])
+            .map(|words| words[2].to_owned());
+        assert_eq!(pinned.as_deref(), Some(GATEWAY_API_VERSION), "tools/gateway-api/go.mod pins another release");
     }
 
     #[test]

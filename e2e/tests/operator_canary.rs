@@ -12,46 +12,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube_ocr_crds::{OcrService, Phase};
+use operator_support::canary::{bundle_uri, change_model, healthy_service, warning_notes};
 use operator_support::{Scenario, TIMEOUT, merge, wait_for, workspace_root};
 use serde_json::json;
 
 /// Each scenario runs two or three inference pods at once; two scenarios side by side
 /// on a 2-core machine starve their probes, so they take turns.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn warning_notes(s: &Scenario, name: &str, reason: &str) -> Vec<String> {
-    let events: Api<Event> = s.api();
-    let list = events.list(&ListParams::default()).await.unwrap();
-    list.items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .filter(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some("Warning"))
-        .filter_map(|e| e.note)
-        .collect()
-}
-
-fn bundle_uri(name: &str) -> String {
-    let path = workspace_root().join("models").join(name).canonicalize().expect("models/: run `make setup`");
-    format!("file://{}", path.display())
-}
-
-/// Starts an OcrService on the standard bundle and waits until stable serves.
-async fn healthy_service(s: &Scenario, name: &str, rollout: serde_json::Value) -> String {
-    s.create_golden_config_map("golden-small").await;
-    s.create(&s.ocr_service(name, rollout)).await;
-    s.wait_status(name, "Healthy", TIMEOUT, |o| {
-        let status = o.status.as_ref()?;
-        (status.phase == Some(Phase::Healthy) && status.ready_replicas == Some(1))
-            .then(|| status.stable_revision.clone())
-            .flatten()
-    })
-    .await
-}
-
-async fn change_model(s: &Scenario, name: &str, bundle: &str, version: &str) {
-    let patch = json!({ "spec": { "model": { "uri": bundle_uri(bundle), "version": version } } });
-    s.api::<OcrService>().patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slower_canary_is_rolled_back_on_p95_against_stable() {

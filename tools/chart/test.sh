@@ -11,7 +11,7 @@
 #   6. kubeconform against JSON schemas made here from pinned sources (no internet):
 #      Kubernetes from the k8s.io/kubernetes module that e2e/k8s-tools pins, OcrService
 #      from crds/generated/, the Prometheus Operator's and Gateway API's CRDs from their
-#      Go modules (pinned below by version and go.sum hash). kubeconform must first
+#      Go modules (pinned by version and go.sum hash: below, and in tools/gateway-api/). kubeconform must first
 #      reject two broken manifests, so a validator that accepts anything fails here.
 #
 # The server-side half (CEL rules, the real API server's admission) is e2e/tests/chart.rs.
@@ -31,8 +31,9 @@ done
 # Schema sources other than Kubernetes itself: Go modules, verified against these sums.
 PROMETHEUS_OPERATOR=github.com/prometheus-operator/prometheus-operator@v0.85.0
 PROMETHEUS_OPERATOR_SUM=h1:M5xLCLEoaW2IJfnuCwFzzpL+jSVQu3KGT84Pye+fW8s=
-GATEWAY_API=sigs.k8s.io/gateway-api@v1.6.3
-GATEWAY_API_SUM=h1:lKpJa5bGlraC/QeACvCpsHLdmO6y0iKfzVl6gzaFEYc=
+# The Gateway API pin is tools/gateway-api/ (the e2e tests install its CRDs from there too).
+GATEWAY_API=sigs.k8s.io/gateway-api@$(awk '$1 == "require" && $2 == "sigs.k8s.io/gateway-api" { print $3; exit }' tools/gateway-api/go.mod)
+GATEWAY_API_SUM=$(awk -v m="${GATEWAY_API#*@}" '$1 == "sigs.k8s.io/gateway-api" && $2 == m { print $3; exit }' tools/gateway-api/go.sum)
 K8S_VERSION=$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' e2e/k8s-tools/kubernetes/go.mod)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kube-ocr-chart-test.XXXXXX")

@@ -5,6 +5,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod canary;
+pub mod gateway_api;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,202 @@
+//! The `gatewayAPI` traffic provider on the local cluster: the operator puts each canary
+//! step's weight on the backendRefs of the user's GRPCRoute, returns it to stable 100 /
+//! canary 0 after a promotion or a rollback, writes nothing in a steady state, and says
+//! so when the route does not exist. The GRPCRoute CRD comes from the Gateway API module
+//! `make setup` caches; no gateway controller runs, the route is an object whose weights
+//! the tests read.
+
+mod operator_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use kube::api::{Patch, PatchParams};
+use kube_ocr_crds::{OcrService, Phase};
+use operator_support::canary::{bundle_uri, healthy_service, warning_notes};
+use operator_support::gateway_api::{create_grpc_route, install_grpc_route_crd, route_weights, stable_and_canary};
+use operator_support::{Scenario, TIMEOUT, condition, merge, wait_for};
+use serde_json::json;
+
+/// Each scenario runs inference pods; two side by side on 2 cores starve their probes.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn gateway_rollout(route: &str, steps: &[i32]) -> serde_json::Value {
+    let mut rollout = Scenario::fast_rollout("golden-small");
+    merge(
+        &mut rollout,
+        json!({ "rollout": { "steps": steps, "traffic": { "provider": "gatewayAPI", "grpcRoute": route } } }),
+    );
+    rollout
+}
+
+/// Reads the route's (stable, canary) weights every 100 ms until stopped; returns each
+/// change once, in order.
+fn record_weights(
+    s: &Scenario,
+    route: &'static str,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<(i64, i64)>> {
+    let s = Scenario { cluster: s.cluster, admin: s.admin.clone(), namespace: s.namespace.clone() };
+    tokio::spawn(async move {
+        let mut seen: Vec<(i64, i64)> = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(weights) = stable_and_canary(&s, route, "ocr").await
+                && seen.last() != Some(&weights)
+            {
+                seen.push(weights);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        seen
+    })
+}
+
+async fn wait_route(s: &Scenario, route: &str, want: (i64, i64)) {
+    wait_for(&format!("GRPCRoute {route} at stable/canary {want:?}"), TIMEOUT, async || {
+        (stable_and_canary(s, route, "ocr").await == Some(want)).then_some(())
+    })
+    .await;
+}
+
+async fn route_metadata(s: &Scenario, route: &str) -> kube::api::ObjectMeta {
+    use kube::api::{ApiResource, DynamicObject};
+    use kube::core::GroupVersionKind;
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "GRPCRoute"),
+        "grpcroutes",
+    );
+    let routes: kube::Api<DynamicObject> = kube::Api::namespaced_with(s.admin.clone(), &s.namespace, &resource);
+    routes.get(route).await.unwrap().metadata
+}
+
+async fn resource_version(s: &Scenario, route: &str) -> String {
+    route_metadata(s, route).await.resource_version.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_weights_follow_the_canary_steps_and_return_to_stable_after_promotion() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let s = Scenario::new("gateway-promote").await;
+    install_grpc_route_crd(&s.admin).await;
+    let (agent, _work_dir) = s.start_agent().await;
+    let operator = s.start_operator().await;
+    // Written before any canary: only the stable Service, at the schema's default weight.
+    create_grpc_route(&s, "ocr-route", &[("ocr-stable", 1)]).await;
+    healthy_service(&s, "ocr", gateway_rollout("ocr-route", &[25, 50, 100])).await;
+
+    // At rest: stable 100, and the canary backendRef added at 0.
+    wait_route(&s, "ocr-route", (100, 0)).await;
+    let at_rest = resource_version(&s, "ocr-route").await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(resource_version(&s, "ocr-route").await, at_rest, "a steady state writes nothing to the route");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let recorder = record_weights(&s, "ocr-route", stop.clone());
+    let patch = json!({ "spec": { "model": { "version": "4.0.1" } } });
+    s.api::<OcrService>().patch("ocr", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+
+    wait_route(&s, "ocr-route", (50, 50)).await;
+    let metrics =
+        kube_ocr_operator::analysis::collect::http_get(operator.http_addr(), "/metrics", Duration::from_secs(5))
+            .await
+            .unwrap();
+    let series = format!("ocr_operator_canary_weight{{namespace=\"{}\",ocrservice=\"ocr\"}} 50", s.namespace);
+    assert!(metrics.contains(&series), "the weight metric is the route's: {metrics}");
+
+    s.wait_status("ocr", "promoted and the canary retired", TIMEOUT, |o| {
+        let status = o.status.as_ref()?;
+        (status.phase == Some(Phase::Healthy)
+            && status.stable_version.as_deref() == Some("4.0.1")
+            && status.canary_revision.is_none())
+        .then_some(())
+    })
+    .await;
+    wait_route(&s, "ocr-route", (100, 0)).await;
+    stop.store(true, Ordering::Relaxed);
+    let seen = recorder.await.unwrap();
+    eprintln!("route weights (stable, canary) seen: {seen:?}");
+    // The canary gets route traffic once Ready, then each step; at promotion it takes all
+    // of it while stable rolls, and stable takes it back when the canary retires.
+    assert_eq!(seen, [(100, 0), (75, 25), (50, 50), (0, 100), (100, 0)]);
+    let weights = route_weights(&s, "ocr-route").await.unwrap();
+    assert_eq!(weights.len(), 2, "one backendRef per track: {weights:?}");
+
+    operator.shutdown().await.unwrap();
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_degraded_canary_loses_its_route_weight_at_rollback() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let s = Scenario::new("gateway-rollback").await;
+    install_grpc_route_crd(&s.admin).await;
+    let (agent, _work_dir) = s.start_agent().await;
+    let operator = s.start_operator().await;
+    create_grpc_route(&s, "ocr-route", &[("ocr-stable", 100), ("ocr-canary", 0)]).await;
+    let mut rollout = gateway_rollout("ocr-route", &[50, 100]);
+    merge(&mut rollout, json!({ "rollout": { "analysis": { "interval": "5s" } } }));
+    let stable = healthy_service(&s, "ocr", rollout).await;
+    wait_route(&s, "ocr-route", (100, 0)).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let recorder = record_weights(&s, "ocr-route", stop.clone());
+    // The `degraded` bundle serves (its self-test floor lowered) but reads worse than
+    // stable: the golden analysis must roll it back.
+    let patch = json!({ "spec": { "model": {
+        "uri": bundle_uri("ppocr-v4-degraded"), "version": "4.0.0-degraded", "selfTestMinAccuracy": 0.3,
+    } } });
+    s.api::<OcrService>().patch("ocr", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let rolled_back = s
+        .wait_status("ocr", "RolledBack", TIMEOUT, |o| {
+            let status = o.status.as_ref()?;
+            (status.phase == Some(Phase::RolledBack)).then(|| status.clone())
+        })
+        .await;
+    wait_route(&s, "ocr-route", (100, 0)).await;
+    stop.store(true, Ordering::Relaxed);
+    let seen = recorder.await.unwrap();
+    eprintln!("route weights (stable, canary) seen: {seen:?}");
+    assert_eq!(seen, [(100, 0), (50, 50), (100, 0)], "the canary served its step, then lost it");
+    assert_eq!(rolled_back.stable_revision.as_deref(), Some(stable.as_str()));
+    let notes = warning_notes(&s, "ocr", "RolledBack").await;
+    assert!(notes.iter().any(|n| n.contains("golden accuracy")), "{notes:?}");
+
+    operator.shutdown().await.unwrap();
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_route_is_degraded_with_its_reason_until_it_is_created() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let s = Scenario::new("gateway-missing").await;
+    install_grpc_route_crd(&s.admin).await;
+    // No node agent: the pods never start, and they need not for this.
+    let operator = s.start_operator().await;
+    s.create_golden_config_map("golden-small").await;
+    s.create(&s.ocr_service("ocr", gateway_rollout("ocr-route", &[50, 100]))).await;
+
+    let (_, _, message) = s
+        .wait_status("ocr", "Degraded with GRPCRouteNotFound", TIMEOUT, |o| {
+            condition(o, "Degraded").filter(|(status, reason, _)| status == "True" && reason == "GRPCRouteNotFound")
+        })
+        .await;
+    assert!(message.contains("GRPCRoute ocr-route") && message.contains("ocr-stable"), "{message}");
+    let notes = warning_notes(&s, "ocr", "GRPCRouteNotFound").await;
+    assert!(notes.iter().any(|n| n.contains("does not exist")), "a Warning event says it: {notes:?}");
+
+    // Once the user creates it, the next retry finds it and sets the weights.
+    create_grpc_route(&s, "ocr-route", &[("ocr-stable", 1)]).await;
+    wait_route(&s, "ocr-route", (100, 0)).await;
+    // A patch, not an apply: the operator shows up as an Update manager of the route.
+    let managers = route_metadata(&s, "ocr-route").await.managed_fields.unwrap_or_default();
+    let operator_entry = managers.iter().find(|m| m.manager.as_deref() == Some("kube-ocr-operator"));
+    eprintln!("managedFields of the operator on the route: {:?}", operator_entry.map(|m| &m.fields_v1));
+    assert_eq!(operator_entry.and_then(|m| m.operation.as_deref()), Some("Update"), "{managers:?}");
+    s.wait_status("ocr", "GRPCRouteNotFound resolved", TIMEOUT, |o| {
+        condition(o, "Degraded").filter(|(_, reason, _)| reason != "GRPCRouteNotFound")
+    })
+    .await;
+
+    operator.shutdown().await.unwrap();
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Caches the Gateway API's standard-channel CRDs (GRPCRoute and friends) from the Go
+# module pinned in tools/gateway-api/ (go.mod + go.sum; the module zip ships them under
+# config/crd/standard/). The e2e scenarios of the gatewayAPI traffic provider install
+# GRPCRoute from there into the local control plane (e2e/tests/operator_support/
+# gateway_api.rs; e2e/src/toolchain.rs knows the path). No Gateway API code is copied,
+# and nothing is downloaded but the module itself.
+#
+# Usage: tools/fetch-gateway-api-crds.sh <out-dir>
+#   e.g. tools/fetch-gateway-api-crds.sh ~/.cache/kube-ocr/gateway-api-v1.6.3
+#   leaves <out-dir>/standard/gateway.networking.k8s.io_grpcroutes.yaml, ...
+#
+# Idempotent like tools/build-kubeconform.sh: <out>/.gateway-api.stamp names the version
+# and a hash of go.mod/go.sum; a matching stamp skips the work. `go mod download` checks
+# the module against go.sum. The copy goes to a temporary directory under <out> and is
+# then moved into place, under a lock on <out>.
+set -euo pipefail
+
+# Bump to force a refresh when this script changes what it leaves.
+STAMP_FORMAT=1
+
+if [ $# -ne 1 ]; then
+  echo "usage: $0 <out-dir>" >&2
+  exit 2
+fi
+out=$1
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+mod_dir=$repo/tools/gateway-api
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+export GOWORK=off
+# Keep whatever GOFLAGS the machine sets and never rewrite the committed go.mod/go.sum.
+export GOFLAGS="${GOFLAGS:-} -mod=readonly"
+
+# The pin: tools/gateway-api/go.mod is the one place it is written.
+version=$(awk '$1 == "require" && $2 == "sigs.k8s.io/gateway-api" { print $3; exit }
+               $1 == "sigs.k8s.io/gateway-api" { print $2; exit }' "$mod_dir/go.mod")
+if [ -z "$version" ]; then
+  echo "fetch-gateway-api-crds: $mod_dir/go.mod does not pin sigs.k8s.io/gateway-api" >&2
+  exit 1
+fi
+case $out in
+  *"gateway-api-$version"*) ;;
+  *) echo "fetch-gateway-api-crds: note: $out does not name gateway-api-$version" >&2 ;;
+esac
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+# One run at a time per output directory (make -j, two terminals).
+if command -v flock >/dev/null; then
+  exec 9>"$out/.fetch.lock"
+  flock 9
+fi
+
+mod_hash=$(cat "$mod_dir/go.mod" "$mod_dir/go.sum" | sha256sum | cut -c1-16)
+stamp="gateway-api $version module=$mod_hash format=$STAMP_FORMAT"
+if [ -d "$out/standard" ] && [ "$(cat "$out/.gateway-api.stamp" 2>/dev/null)" = "$stamp" ]; then
+  echo "fetch-gateway-api-crds: Gateway API $version CRDs up to date"
+  exit 0
+fi
+
+json=$(cd "$mod_dir" && "$GO" mod download -json "sigs.k8s.io/gateway-api")
+dir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"$json")
+if [ ! -f "$dir/config/crd/standard/gateway.networking.k8s.io_grpcroutes.yaml" ]; then
+  echo "fetch-gateway-api-crds: no GRPCRoute CRD in the module at ${dir:-?}: $json" >&2
+  exit 1
+fi
+
+tmp=$(mktemp -d "$out/.tmp.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+mkdir "$tmp/standard"
+cp "$dir"/config/crd/standard/*.yaml "$tmp/standard/"
+# The module cache is read-only; the copies need not be.
+chmod -R u+w "$tmp/standard"
+rm -f "$out/.gateway-api.stamp"
+rm -rf "$out/standard"
+mv "$tmp/standard" "$out/standard"
+echo "$stamp" >"$tmp/.gateway-api.stamp"
+mv -f "$tmp/.gateway-api.stamp" "$out/.gateway-api.stamp"
+echo "fetch-gateway-api-crds: Gateway API $version CRDs in $out/standard ($(ls "$out/standard" | wc -l) files)"
