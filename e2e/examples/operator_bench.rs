@@ -17,7 +17,7 @@ use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -84,6 +84,45 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// User + system CPU seconds of a process (clock ticks are 1/100 s on Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// CPU seconds the whole machine spent busy (not idle or waiting) since boot.
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let values: Vec<f64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let total: f64 = values.iter().take(8).sum();
+    let idle = values.get(3)? + values.get(4)?;
+    Some((total - idle) / 100.0)
+}
+
+/// Writes per kind between two scrapes, e.g. `OcrService 12, Deployment 1`.
+fn writes_by_kind(before: &str, after: &str) -> String {
+    let per_kind = |text: &str| -> std::collections::BTreeMap<String, f64> {
+        text.lines()
+            .filter(|l| l.starts_with("ocr_operator_api_writes_total{"))
+            .filter_map(|l| {
+                let kind = l.split("kind=\"").nth(1)?.split('"').next()?.to_owned();
+                Some((kind, l.rsplit(' ').next()?.parse().ok()?))
+            })
+            .collect()
+    };
+    let before = per_kind(before);
+    per_kind(after)
+        .into_iter()
+        .map(|(kind, n)| (n - before.get(&kind).copied().unwrap_or(0.0), kind))
+        .filter(|(n, _)| *n > 0.0)
+        .map(|(n, kind)| format!("{kind} {n:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn count<K>(api: &Api<K>) -> anyhow::Result<usize>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -116,10 +155,23 @@ async fn main() -> anyhow::Result<()> {
     crds.patch("ocrservices.kube-ocr.dev", &PatchParams::apply("bench").force(), &Patch::Apply(&crd)).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let namespace = cluster.create_namespace("bench").await?;
+    // The golden set every OcrService names by default: present, as after `helm install`,
+    // so the objects are judged on their pods alone (which stay Pending here).
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let golden: ConfigMap = serde_json::from_value(json!({
+        "metadata": { "name": "ocr-golden-default" },
+        "data": { "manifest.json": "{}" },
+    }))?;
+    config_maps.create(&PostParams::default(), &golden).await?;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let http = format!("127.0.0.1:{port}");
-    let log = std::fs::File::create(cluster.log_dir().join("operator.log"))?;
+    // Beside the report: the control plane's directory goes away with it.
+    if let Some(dir) = args.report.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let log_path = args.report.with_file_name("operator.log");
+    let log = std::fs::File::create(&log_path)?;
     let mut operator = tokio::process::Command::new(&operator_bin)
         .env("KUBECONFIG", cluster.kubeconfig())
         .args(["--leader-elect", "false", "--http-addr", &http, "--log-format", "json"])
@@ -137,6 +189,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let api: Api<OcrService> = Api::namespaced(client.clone(), &namespace);
+    let machine_before = machine_busy_seconds().unwrap_or(0.0);
     let started = Instant::now();
     futures::stream::iter(0..args.count)
         .map(|i| {
@@ -188,15 +241,41 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let all_children = started.elapsed();
+    let operator_cpu = cpu_seconds(pid);
+    let machine_cpu = machine_busy_seconds().map(|busy| busy - machine_before);
     let metrics = scrape(&http).await?;
     let reconciles = metric_sum(&metrics, "ocr_operator_reconciles_total");
     let writes = metric_sum(&metrics, "ocr_operator_api_writes_total");
     let p50 = histogram_quantile(&metrics, "ocr_operator_reconcile_duration_seconds", 0.5);
     let p99 = histogram_quantile(&metrics, "ocr_operator_reconcile_duration_seconds", 0.99);
+
+    // Settling: the cluster keeps changing after the last child exists (pods turn
+    // Unschedulable, HPAs fail to get metrics, statuses follow). Quiet = no operator write
+    // for 10 s.
+    let mut last_writes = writes;
+    let mut last_change = Instant::now();
+    let settled = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now_writes = metric_sum(&scrape(&http).await?, "ocr_operator_api_writes_total");
+        if now_writes != last_writes {
+            last_writes = now_writes;
+            last_change = Instant::now();
+        }
+        if last_change.elapsed() >= Duration::from_secs(10) {
+            break Some(last_change - started);
+        }
+        if started.elapsed() > all_children + Duration::from_secs(180) {
+            break None;
+        }
+    };
+    let before_steady = scrape(&http).await?;
     tokio::time::sleep(Duration::from_secs(args.steady_secs)).await;
     let steady = scrape(&http).await?;
-    let steady_writes = metric_sum(&steady, "ocr_operator_api_writes_total") - writes;
-    let steady_reconciles = metric_sum(&steady, "ocr_operator_reconciles_total") - reconciles;
+    let steady_writes = metric_sum(&steady, "ocr_operator_api_writes_total")
+        - metric_sum(&before_steady, "ocr_operator_api_writes_total");
+    let steady_reconciles = metric_sum(&steady, "ocr_operator_reconciles_total")
+        - metric_sum(&before_steady, "ocr_operator_reconciles_total");
+    let steady_kinds = writes_by_kind(&before_steady, &steady);
     let rss = peak_rss_mib(pid);
     operator.kill().await.ok();
 
@@ -212,7 +291,11 @@ async fn main() -> anyhow::Result<()> {
          | operator peak RSS | {rss} | ≤ 64 MiB |\n\
          | writes (apply, status, delete) per object | {wpo:.1} | |\n\
          | reconciles per object | {rpo:.1} | |\n\
-         | writes in {steady_secs} s of steady state ({steady_reconciles:.0} reconciles) | {steady_writes:.0} | 0 |\n",
+         | quiet (no operator write for 10 s) from the first create | {settled} | |\n\
+         | writes in {steady_secs} s of steady state after that ({steady_reconciles:.0} reconciles) | {steady_writes:.0}{steady_kinds} | 0 |\n\
+         | operator CPU until all children exist / the machine's busy CPU then | {operator_cpu} / {machine_cpu} | |\n\n\
+         The machine has {cores} cores; the API server, etcd, the controller manager and the scheduler share them \
+         with the operator, so the CPU line says how much of the wall time is the operator's own work.\n",
         count = args.count,
         create = created.as_secs_f64(),
         wall = all_children.as_secs_f64(),
@@ -222,6 +305,11 @@ async fn main() -> anyhow::Result<()> {
         wpo = writes / n,
         rpo = reconciles / n,
         steady_secs = args.steady_secs,
+        settled = settled.map_or("not within 180 s".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
+        steady_kinds = if steady_kinds.is_empty() { String::new() } else { format!(" ({steady_kinds})") },
+        operator_cpu = operator_cpu.map_or("n/a".to_owned(), |c| format!("{c:.1} s")),
+        machine_cpu = machine_cpu.map_or("n/a".to_owned(), |c| format!("{c:.1} s")),
+        cores = std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     if let Some(dir) = args.report.parent() {
         std::fs::create_dir_all(dir)?;

@@ -49,7 +49,8 @@ pub struct OperatorConfig {
     /// Re-check a healthy OcrService this often even without changes, in seconds.
     #[arg(long, env = "OCR_OPERATOR_RESYNC_SECS", default_value_t = 300)]
     pub resync_secs: u64,
-    /// Re-check an OcrService that is still settling (pods starting, degraded) this often, in seconds.
+    /// First re-check of an OcrService whose golden-set ConfigMap or model claim is missing,
+    /// in seconds (no watch reports their creation); later re-checks slow down to the resync period.
     #[arg(long, env = "OCR_OPERATOR_SETTLING_RECHECK_SECS", default_value_t = 15)]
     pub settling_recheck_secs: u64,
     /// First retry delay after a failed reconcile, in seconds; doubles per failure.

@@ -9,8 +9,9 @@ use super::pki::Pki;
 use crate::toolchain::{KUBERNETES_VERSION, kubernetes_bin_dir};
 
 /// The service CIDR; its first address is the `kubernetes` Service's ClusterIP, which the
-/// apiserver certificate names.
-pub const SERVICE_CIDR: &str = "10.0.0.0/24";
+/// apiserver certificate names. A /16 because every OcrService takes three ClusterIPs and
+/// the operator benchmark creates 1,000 of them.
+pub const SERVICE_CIDR: &str = "10.0.0.0/16";
 /// The issuer in service-account tokens, as in a default cluster.
 pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 

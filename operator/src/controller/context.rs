@@ -8,6 +8,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube_ocr_crds::OcrService;
 
 use super::applied::AppliedCache;
+use super::cache::ChildCache;
 use crate::builders::BuildSettings;
 use crate::config::OperatorConfig;
 use crate::telemetry::Metrics;
@@ -19,6 +20,8 @@ pub struct Context {
     pub settings: BuildSettings,
     pub metrics: Metrics,
     pub recorder: Recorder,
+    /// The operator's Deployments and the OcrServices' pods, as last watched.
+    pub children: ChildCache,
     /// Where the last analysis window of each OcrService ended.
     pub scrapes: super::rollout::ScrapeMemory,
     /// What was applied recently, so unchanged states are not re-sent.
@@ -34,7 +37,13 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    pub fn new(client: kube::Client, config: OperatorConfig, metrics: Metrics, recorder: Recorder) -> Self {
+    pub fn new(
+        client: kube::Client,
+        config: OperatorConfig,
+        metrics: Metrics,
+        recorder: Recorder,
+        children: ChildCache,
+    ) -> Self {
         let settings = config.build_settings();
         Self {
             client,
@@ -42,6 +51,7 @@ impl Context {
             settings,
             metrics,
             recorder,
+            children,
             scrapes: Default::default(),
             applied: AppliedCache::default(),
             failures: Mutex::default(),

@@ -3,6 +3,7 @@
 
 mod applied;
 mod apply;
+mod cache;
 mod context;
 mod reconcile;
 mod rollout;
@@ -12,7 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -24,8 +25,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use kube_ocr_crds::OcrService;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+use cache::ChildCache;
 pub use context::Context;
 pub use reconcile::{error_policy, reconcile};
 
@@ -56,10 +58,26 @@ pub async fn run_controller(
     let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance: Some(identity) };
     let recorder = Recorder::new(client.clone(), reporter);
     let concurrency = config.concurrency;
-    let context = Arc::new(Context::new(client.clone(), config, metrics, recorder));
-    // Only what the operator manages is cached: children carry the managed-by label.
+    // Only what the operator manages is watched: children carry the managed-by label.
     let managed = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
     let pods = watcher::Config::default().labels(SERVICE_LABEL);
+    let (children, keep_children_current) =
+        ChildCache::start(api(&client, namespace), managed.clone(), api(&client, namespace));
+    let cache_task = tokio::spawn(keep_children_current);
+    // A reconcile on an empty cache would take every child for missing.
+    let stop = stop.shared();
+    tokio::select! {
+        filled = children.wait_until_ready() => if filled.is_err() {
+            warn!("the child cache stopped before it was filled; the controller does not start");
+            cache_task.abort();
+            return;
+        },
+        () = stop.clone() => {
+            cache_task.abort();
+            return;
+        }
+    }
+    let context = Arc::new(Context::new(client.clone(), config, metrics, recorder, children));
     info!(namespace = namespace.unwrap_or("(all)"), "starting the OcrService controller");
     Controller::new(api::<OcrService>(&client, namespace), watcher::Config::default())
         .owns(api::<Deployment>(&client, namespace), managed.clone())
@@ -80,5 +98,6 @@ pub async fn run_controller(
             }
         })
         .await;
+    cache_task.abort();
     info!("the OcrService controller stopped");
 }

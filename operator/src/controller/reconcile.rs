@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -25,8 +25,8 @@ use super::rollout::{RolloutOutcome, rollout_step};
 use crate::builders::{DesiredState, desired_state};
 use crate::error::OperatorError;
 use crate::model_source::ModelSource;
-use crate::names::{FIELD_MANAGER, SERVICE_LABEL, autoscaler_name};
-use crate::status::{EventNote, Observation, StableObservation, compute_status, diagnose, transitions};
+use crate::names::{FIELD_MANAGER, autoscaler_name};
+use crate::status::{EventNote, Observation, StableObservation, compute_status, diagnose, recheck_after, transitions};
 
 /// The controller's reconcile function.
 pub async fn reconcile(ocr: Arc<OcrService>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
@@ -106,13 +106,7 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context) -> Result<Action, Oper
             spec_revision = Some(desired.revision.clone());
         }
     }
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    let selector = format!("{SERVICE_LABEL}={name}");
-    let pods = pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|source| OperatorError::List { kind: "Pod", source })?;
-    observation.pod_issues = diagnose(&pods.items);
+    observation.pod_issues = diagnose(&ctx.children.pods_of(&namespace, &name, &[]));
 
     let now = Time(Timestamp::now());
     let mut status = compute_status(ocr, &observation, &now);
@@ -137,12 +131,10 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context) -> Result<Action, Oper
         return Err(error);
     }
     debug!(ocrservice = %name, %namespace, phase = ?status.phase, "reconciled");
-    let settled = match status.phase {
-        Some(Phase::Healthy) => ctx.config.resync(),
-        // Starting pods and pod trouble show up in pod watches too; the recheck catches
-        // what no watch reports (a ConfigMap or claim created later).
-        _ => ctx.config.settling_recheck(),
-    };
+    // Pods, Deployments and the OcrService are watched; only references created later
+    // need a clock.
+    let references_missing = !observation.missing_config_maps.is_empty() || observation.missing_claim.is_some();
+    let settled = recheck_after(references_missing, &status, &now, ctx.config.settling_recheck(), ctx.config.resync());
     // A canary is analysed on a clock, not on events.
     let next = rollout.and_then(|o| o.plan.requeue_after).map_or(settled, |r| r.min(settled));
     Ok(Action::requeue(next.max(std::time::Duration::from_secs(1))))
@@ -271,17 +263,12 @@ async fn apply_children(
     // read the stable Deployment for the status and send no writes.
     let key = format!("{namespace}/{name}");
     let print = format!("{}:{apply_stable}", fingerprint(desired));
-    if ctx.applied.is_fresh(&key, &print, ctx.config.resync()) {
-        let name = desired.stable.metadata.name.clone().unwrap_or_default();
-        let stable = deployments.get_opt(&name).await.map_err(|source| OperatorError::Get {
-            kind: "Deployment",
-            name,
-            source,
-        })?;
-        if let Some(stable) = stable {
-            observation.stable = Some(StableObservation::from_deployment(&stable));
-            return Ok(());
-        }
+    let stable_name = desired.stable.metadata.name.clone().unwrap_or_default();
+    if ctx.applied.is_fresh(&key, &print, ctx.config.resync())
+        && let Some(stable) = ctx.children.deployment(namespace, &stable_name)
+    {
+        observation.stable = Some(StableObservation::from_deployment(&stable));
+        return Ok(());
     }
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
     let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), namespace);
@@ -295,8 +282,7 @@ async fn apply_children(
         if apply_stable {
             apply(&deployments, &desired.stable, &ctx.metrics).await.map(Some)
         } else {
-            let name = desired.stable.metadata.name.clone().unwrap_or_default();
-            deployments.get_opt(&name).await.map_err(|source| OperatorError::Get { kind: "Deployment", name, source })
+            Ok(ctx.children.deployment(namespace, &stable_name).map(|stable| stable.as_ref().clone()))
         }
     };
     let autoscaler = async {

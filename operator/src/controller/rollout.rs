@@ -103,19 +103,10 @@ pub async fn rollout_step(
     let settings = settings_of(ocr);
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
     let canary_name = Track::Canary.object_name(&name);
-    let canary_deployment = deployments.get_opt(&canary_name).await.map_err(|source| OperatorError::Get {
-        kind: "Deployment",
-        name: canary_name.clone(),
-        source,
-    })?;
-    let stable_name = Track::Stable.object_name(&name);
-    let stable_deployment = deployments.get_opt(&stable_name).await.map_err(|source| OperatorError::Get {
-        kind: "Deployment",
-        name: stable_name.clone(),
-        source,
-    })?;
-    let canary = observe_canary(canary_deployment.as_ref(), status.canary_revision.as_deref());
-    let stable = stable_deployment.as_ref().map(StableObservation::from_deployment);
+    let canary_deployment = ctx.children.deployment(namespace, &canary_name);
+    let stable_deployment = ctx.children.deployment(namespace, &Track::Stable.object_name(&name));
+    let canary = observe_canary(canary_deployment.as_deref(), status.canary_revision.as_deref());
+    let stable = stable_deployment.as_deref().map(StableObservation::from_deployment);
     let stable_rolled_out = match (&stable, &status.stable_revision) {
         (Some(stable), Some(revision)) => stable.rolled_out(revision),
         _ => false,
@@ -174,7 +165,7 @@ pub async fn rollout_step(
     let (traffic_weight, traffic_error) = match (route, route_name) {
         (Some(Ok(document)), Some(route_name)) => {
             let ready = canary_deployment
-                .as_ref()
+                .as_deref()
                 .map(StableObservation::from_deployment)
                 .filter(|d| d.revision.is_some() && d.revision == decided.canary_revision)
                 .map_or(0, |d| d.ready);

@@ -2,6 +2,7 @@
 
 mod conditions;
 mod diagnosis;
+mod recheck;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -10,6 +11,7 @@ use kube_ocr_crds::{OcrService, OcrServiceStatus, Phase};
 
 pub use conditions::{Decided, find, is_true, merge};
 pub use diagnosis::{PodIssue, PodIssueKind, diagnose};
+pub use recheck::recheck_after;
 
 use crate::names::{INFERENCE_CONTAINER, MODEL_VERSION_ANNOTATION, REVISION_LABEL};
 
