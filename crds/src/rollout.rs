@@ -34,8 +34,14 @@ pub struct RolloutSpec {
     /// How the weight reaches clients.
     #[serde(default)]
     pub traffic: TrafficSpec,
-    /// Shrink the stable Deployment as the canary grows, so a GPU-bound cluster can roll
-    /// out at all (default false: stable stays full for an instant rollback).
+    /// Shrink stable as the canary grows, so a cluster whose GPUs stable fills can roll out
+    /// at all (default false: stable stays full, and a rollback is instant). When true,
+    /// the two tracks share the pods stable had when the rollout started: at weight w the
+    /// canary runs about that × w / 100 and stable the rest, at least one each. Stable's
+    /// share is set through the HPA's min/maxReplicas, never its replicas; the spec's
+    /// bounds return when the rollout ends. After the promotion stable replaces its pods in
+    /// place, then takes the canary's pods back one at a time. The trade-off: a rollback
+    /// waits for stable's pods to start again.
     #[serde(default)]
     pub dynamic_stable_scale: bool,
     /// The checks that decide whether the canary advances or is rolled back.

@@ -89,6 +89,14 @@ pub struct CanaryStatus {
     /// serving, not of waiting for pods to start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_since: Option<Time>,
+    /// With `spec.rollout.dynamicStableScale`: the stable replicas when this rollout
+    /// started. The canary runs about this × weight / 100 pods and stable the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_replicas: Option<i32>,
+    /// With `spec.rollout.dynamicStableScale`, after the promotion: canary pods handed back
+    /// to stable so far (stable takes one more pod each time its pods are all Ready).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handed_over: Option<i32>,
 }
 
 /// One analysis: both tracks measured in the same window.

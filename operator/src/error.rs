@@ -11,6 +11,8 @@ pub enum OperatorError {
     ParseModelUri { uri: String, reason: String },
     #[error("apply {kind} {name}: {source}")]
     Apply { kind: &'static str, name: String, source: kube::Error },
+    #[error("scale Deployment {name} to {replicas}: {source}")]
+    ScaleDeployment { name: String, replicas: i32, source: kube::Error },
     #[error("delete {kind} {name}: {source}")]
     Delete { kind: &'static str, name: String, source: kube::Error },
     #[error("get {kind} {name}: {source}")]

@@ -37,15 +37,7 @@ pub fn deployment(
             // Immutable after creation: never put the revision in here.
             selector: LabelSelector { match_labels: Some(owner.track_selector(track)), ..LabelSelector::default() },
             template,
-            // Surge one pod at a time and keep every serving pod until its replacement is
-            // Ready: no capacity dip while a model loads.
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".to_owned()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_surge: Some(IntOrString::Int(1)),
-                    max_unavailable: Some(IntOrString::Int(0)),
-                }),
-            }),
+            strategy: Some(strategy(spec, track)),
             revision_history_limit: Some(3),
             // A pod may need the whole startup budget; give the rollout two more minutes
             // before the Deployment reports ProgressDeadlineExceeded.
@@ -53,6 +45,23 @@ pub fn deployment(
             ..DeploymentSpec::default()
         }),
         status: None,
+    }
+}
+
+/// Surge one pod at a time and keep every serving pod until its replacement is Ready: no
+/// capacity dip while a model loads. Except for stable under `dynamicStableScale`: stable
+/// only rolls at a promotion, when the canary holds the rest of the capacity (all the GPUs,
+/// on a cluster that needs this setting), so a surge pod would never schedule. Stable then
+/// replaces its pods in place, one at a time, while the canary serves the new revision.
+fn strategy(spec: &OcrServiceSpec, track: Track) -> DeploymentStrategy {
+    let in_place = track == Track::Stable && spec.rollout.dynamic_stable_scale;
+    let (surge, unavailable) = if in_place { (0, 1) } else { (1, 0) };
+    DeploymentStrategy {
+        type_: Some("RollingUpdate".to_owned()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_surge: Some(IntOrString::Int(surge)),
+            max_unavailable: Some(IntOrString::Int(unavailable)),
+        }),
     }
 }
 
@@ -86,6 +95,23 @@ mod tests {
         let rolling = spec.strategy.unwrap().rolling_update.unwrap();
         assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
         assert_eq!(spec.progress_deadline_seconds, Some(180));
+    }
+
+    #[test]
+    fn dynamic_stable_scale_rolls_stable_in_place() {
+        let ocr = ocr_service(json!({ "rollout": { "dynamicStableScale": true } }));
+        let state = desired_state(&ocr, &BuildSettings::default()).unwrap();
+        let rolling = state.stable.spec.unwrap().strategy.unwrap().rolling_update.unwrap();
+        assert_eq!(
+            (rolling.max_surge, rolling.max_unavailable),
+            (Some(IntOrString::Int(0)), Some(IntOrString::Int(1)))
+        );
+        let owner = Owner::of(&ocr).unwrap();
+        let model = crate::model_source::ModelSource::parse(&ocr.spec.model.uri).unwrap();
+        let template = super::super::pod_template(&owner, &ocr.spec, &model, Track::Canary, &BuildSettings::default());
+        let canary = deployment(&owner, &ocr.spec, Track::Canary, template, "abc", Some(1));
+        let rolling = canary.spec.unwrap().strategy.unwrap().rolling_update.unwrap();
+        assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)), "the canary still surges");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod hpa;
 mod pdb;
 mod pod;
 mod service;
+mod stable_share;
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,7 @@ pub use hpa::autoscaler;
 pub use pdb::disruption_budget;
 pub use pod::{pod_template, revision_of};
 pub use service::{services, shared_service, track_service};
+pub use stable_share::{owned_stable_replicas, share_stable};
 
 /// Operator-wide settings the builders need besides the spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,14 +120,6 @@ pub struct DesiredState {
 /// canary rollout of issue #6 lands) a later revision rolls the stable Deployment.
 pub fn desired_state(ocr: &OcrService, settings: &BuildSettings) -> Result<DesiredState, OperatorError> {
     let owner = Owner::of(ocr)?;
-    // Accepted by the schema for forward compatibility, refused here rather than
-    // silently rolled out some other way.
-    if ocr.spec.rollout.dynamic_stable_scale {
-        return Err(OperatorError::UseUnsupportedSetting {
-            field: "spec.rollout.dynamicStableScale",
-            reason: "not implemented in this operator version; remove it (stable stays at full size during a canary)",
-        });
-    }
     let model = ModelSource::parse(&ocr.spec.model.uri)?;
     let template = pod_template(&owner, &ocr.spec, &model, Track::Stable, settings);
     let revision = revision_of(&template);
@@ -185,13 +179,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn settings_this_version_cannot_honour_are_refused_not_ignored() {
+    fn every_rollout_setting_is_built() {
         let gateway = ocr_service(json!({ "rollout": { "traffic": { "provider": "gatewayAPI", "grpcRoute": "r" } } }));
         assert!(desired_state(&gateway, &BuildSettings::default()).is_ok(), "gatewayAPI is implemented");
         let dynamic = ocr_service(json!({ "rollout": { "dynamicStableScale": true } }));
-        assert!(
-            desired_state(&dynamic, &BuildSettings::default()).unwrap_err().to_string().contains("dynamicStableScale")
-        );
+        assert!(desired_state(&dynamic, &BuildSettings::default()).is_ok(), "dynamicStableScale is implemented");
         assert!(desired_state(&ocr_service(json!({})), &BuildSettings::default()).is_ok());
     }
 

@@ -22,7 +22,7 @@ use super::applied::fingerprint;
 use super::apply::{apply, delete_if_present};
 use super::context::Context;
 use super::rollout::{RolloutOutcome, rollout_step};
-use crate::builders::{DesiredState, desired_state};
+use crate::builders::{DesiredState, desired_state, share_stable};
 use crate::error::OperatorError;
 use crate::model_source::ModelSource;
 use crate::names::{FIELD_MANAGER, autoscaler_name};
@@ -70,7 +70,7 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context) -> Result<Action, Oper
     match desired_state(ocr, &ctx.settings) {
         Err(error @ OperatorError::ReadMetadata { .. }) => return Err(error),
         Err(error) => observation.invalid_spec = Some(error.to_string()),
-        Ok(desired) => {
+        Ok(mut desired) => {
             check_references(ocr, &namespace, &desired, ctx, &mut observation).await?;
             let now = Time(Timestamp::now());
             let apply_stable = match rollout_step(ocr, &namespace, &desired, ctx, &now).await {
@@ -99,6 +99,8 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context) -> Result<Action, Oper
                     false
                 }
             };
+            // A dynamicStableScale rollout caps the stable HPA to stable's share.
+            share_stable(&mut desired, &ocr.spec, rollout.as_ref().and_then(|o| o.plan.dynamic.as_ref()));
             if let Err(error) = apply_children(&namespace, &name, &desired, ctx, &mut observation, apply_stable).await {
                 observation.apply_error = Some(error.to_string());
                 first_error.get_or_insert(error);

@@ -15,7 +15,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube_ocr_crds::{AnalysisStatus, OcrService, TrackMeasurement, TrafficProvider, parse_duration};
 use tracing::info;
 
@@ -25,13 +25,13 @@ use super::route::{read_route, write_route_weights};
 use crate::analysis::collect::{PodEndpoint, golden_check, scrape_pods};
 use crate::analysis::golden_source::load_golden_set;
 use crate::analysis::{GoldenOutcome, PodCounters, Thresholds, TrackNumbers, judge, track_numbers, window_traffic};
-use crate::builders::{DesiredState, Owner, deployment, pod_template};
+use crate::builders::{DesiredState, Owner, deployment, owned_stable_replicas, pod_template};
 use crate::error::OperatorError;
-use crate::names::{GRPC_PORT, HTTP_PORT, REVISION_LABEL, SERVICE_LABEL, TRACK_LABEL, Track};
+use crate::names::{FIELD_MANAGER, GRPC_PORT, HTTP_PORT, REVISION_LABEL, SERVICE_LABEL, TRACK_LABEL, Track};
 use crate::rollout::{
     CanaryObservation, RolloutInput, RolloutPlan, RolloutSettings, analysis_due, canary_replicas, plan,
 };
-use crate::status::StableObservation;
+use crate::status::{StableObservation, diagnose};
 use crate::traffic::{RouteTargets, route_canary_weight};
 
 /// Pods' counters at the end of the last analysis, per OcrService and track: the start
@@ -77,6 +77,7 @@ pub fn settings_of(ocr: &OcrService) -> RolloutSettings {
         analysis_interval: duration(&rollout.analysis.interval, 30),
         failure_limit: rollout.analysis.failure_limit.max(1),
         progress_deadline: duration(&rollout.progress_deadline, 600),
+        dynamic_stable_scale: rollout.dynamic_stable_scale,
     }
 }
 
@@ -140,12 +141,31 @@ pub async fn rollout_step(
         verdict = Some(judged);
     }
 
+    // A dynamic rollout's base: what the HPA runs now, and never below the spec's minimum
+    // (right after a rollback the HPA may not have grown stable back yet).
+    let stable_size = stable.as_ref().map_or(0, |s| s.desired.max(s.replicas)).max(ocr.spec.replicas.min);
+    let stable_ready = match (&stable, &status.stable_revision) {
+        (Some(stable), Some(revision)) if stable.revision.as_ref() == Some(revision) => {
+            stable.available.min(stable.updated)
+        }
+        _ => 0,
+    };
+    let canary_pods = ctx.children.pods_of(
+        namespace,
+        &name,
+        &[(TRACK_LABEL, Track::Canary.label_value()), (REVISION_LABEL, desired.revision.as_str())],
+    );
+    let canary_problem =
+        diagnose(&canary_pods).first().map(|issue| format!("pod {} is {:?}: {}", issue.pod, issue.kind, issue.detail));
     let mut decided = plan(&RolloutInput {
         desired_revision: &desired.revision,
         status: &status,
         settings: &settings,
         canary,
         stable_rolled_out,
+        stable_replicas: stable_size,
+        stable_ready,
+        canary_problem: canary_problem.as_deref(),
         analysis: verdict.as_ref(),
         now,
     });
@@ -157,10 +177,14 @@ pub async fn rollout_step(
         let owner = Owner::of(ocr)?;
         let template = pod_template(&owner, &ocr.spec, &desired.model, Track::Canary, &ctx.settings);
         let stable_replicas = stable.as_ref().map_or(ocr.spec.replicas.min, |s| s.desired.max(s.replicas));
-        let replicas = canary_replicas(stable_replicas, decided.canary_weight);
+        let replicas = match &decided.dynamic {
+            Some(scale) => scale.sizes.canary,
+            None => canary_replicas(stable_replicas, decided.canary_weight),
+        };
         let canary = deployment(&owner, &ocr.spec, Track::Canary, template, revision, Some(replicas));
         apply(&deployments, &canary, &ctx.metrics).await?;
     }
+    scale_owned_stable(ocr, &status, &decided, stable.as_ref(), desired, &deployments, &ctx.metrics).await?;
     // The route moves traffic before a retired canary's Deployment goes away.
     let (traffic_weight, traffic_error) = match (route, route_name) {
         (Some(Ok(document)), Some(route_name)) => {
@@ -216,6 +240,41 @@ pub async fn rollout_step(
     }
     let apply_stable = decided.stable_revision == desired.revision;
     Ok(RolloutOutcome { plan: decided, analysis, apply_stable, traffic_error })
+}
+
+/// Without an HPA the operator owns stable's `replicas`. While stable keeps its old template
+/// its Deployment is not applied, so a dynamic rollout's share (and the spec's count after
+/// it) is written on its own, and only when it differs.
+async fn scale_owned_stable(
+    ocr: &OcrService,
+    status: &kube_ocr_crds::OcrServiceStatus,
+    decided: &RolloutPlan,
+    stable: Option<&StableObservation>,
+    desired: &DesiredState,
+    deployments: &Api<Deployment>,
+    metrics: &crate::telemetry::Metrics,
+) -> Result<(), OperatorError> {
+    let was_dynamic = status.canary.as_ref().is_some_and(|c| c.stable_replicas.is_some());
+    let applied_anyway = decided.stable_revision == desired.revision;
+    if applied_anyway || !(ocr.spec.rollout.dynamic_stable_scale || was_dynamic) {
+        return Ok(());
+    }
+    let (Some(target), Some(stable)) = (owned_stable_replicas(&ocr.spec, decided.dynamic.as_ref()), stable) else {
+        return Ok(());
+    };
+    if stable.desired == target {
+        return Ok(());
+    }
+    let name = desired.stable.metadata.name.clone().unwrap_or_default();
+    let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
+    let patch = serde_json::json!({ "spec": { "replicas": target } });
+    deployments
+        .patch(&name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|source| OperatorError::ScaleDeployment { name: name.clone(), replicas: target, source })?;
+    metrics.wrote("Deployment");
+    info!(deployment = %name, replicas = target, "stable scaled to its share of a dynamic rollout");
+    Ok(())
 }
 
 fn observe_canary(deployment: Option<&Deployment>, revision: Option<&str>) -> CanaryObservation {

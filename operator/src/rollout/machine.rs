@@ -3,6 +3,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_ocr_crds::{CanaryStatus, OcrServiceStatus};
 
+use super::dynamic::{DynamicScale, handover_sizes, handover_weight, step_sizes};
 use crate::analysis::Verdict;
 
 /// `spec.rollout`, parsed.
@@ -15,6 +16,9 @@ pub struct RolloutSettings {
     pub failure_limit: u32,
     /// How long a canary step may wait for Ready pods before the rollout gives up.
     pub progress_deadline: Duration,
+    /// `dynamicStableScale`: both tracks share the pods stable had when the rollout
+    /// started ([`super::dynamic`]).
+    pub dynamic_stable_scale: bool,
 }
 
 /// The canary Deployment as observed: replicas of the canary revision that are Ready.
@@ -40,6 +44,14 @@ pub struct RolloutInput<'a> {
     /// Whether the stable Deployment runs `status.stableRevision` with all replicas Ready
     /// (needed to retire the canary after a promotion).
     pub stable_rolled_out: bool,
+    /// Pods the stable Deployment runs now (what the HPA set), and how many of them are
+    /// Ready at `status.stableRevision`: the base of a dynamic rollout, and the handover's
+    /// progress.
+    pub stable_replicas: i32,
+    pub stable_ready: i32,
+    /// Why canary pods are not Ready, as Kubernetes says it (e.g. Unschedulable with the
+    /// scheduler's message), for the rollback at the progress deadline.
+    pub canary_problem: Option<&'a str>,
     /// This round's analysis, when it was due and ran.
     pub analysis: Option<&'a Verdict>,
     pub now: &'a Time,
@@ -70,6 +82,9 @@ pub struct RolloutPlan {
     pub events: Vec<RolloutEvent>,
     /// Come back after this long even if nothing changes (next analysis, step, deadline).
     pub requeue_after: Option<Duration>,
+    /// With `dynamicStableScale`, while a canary runs: each track's share. `None`: stable
+    /// at the spec's bounds, the canary by [`canary_replicas`].
+    pub dynamic: Option<DynamicScale>,
 }
 
 /// Whether the controller should run an analysis before calling [`plan`]: a canary is
@@ -116,6 +131,7 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
         rolled_back: false,
         events: Vec::new(),
         requeue_after: None,
+        dynamic: None,
     };
     let Some(stable) = status.stable_revision.as_deref() else {
         plan.events.push(event(
@@ -129,7 +145,12 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
     // A promotion in progress: stable already runs the canary's revision; the canary keeps
     // serving until stable has rolled out, then retires.
     if status.canary_revision.as_deref() == Some(stable) {
-        if input.stable_rolled_out {
+        let handover = status.canary.as_ref().and_then(|p| p.stable_replicas.map(|base| (p, base)));
+        if let (true, Some((progress, base))) = (input.settings.dynamic_stable_scale, handover) {
+            if let Some(handed) = hand_over(&mut plan, input, progress, base, stable) {
+                plan.canary = Some(CanaryStatus { handed_over: Some(handed), ..progress.clone() });
+            }
+        } else if input.stable_rolled_out {
             plan.events.push(event(false, "CanaryRetired", format!("stable runs {stable} on all replicas")));
         } else {
             plan.canary_revision = Some(stable.to_owned());
@@ -162,6 +183,10 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
     let settings = input.settings;
     let now = input.now;
     let progress = status.canary.clone().filter(|_| status.canary_revision.as_deref() == Some(desired));
+    // The base of a dynamic rollout survives a canary replaced by a newer revision: stable
+    // is shrunk by then, and its current size is not what it had.
+    let base = status.canary.as_ref().and_then(|p| p.stable_replicas).unwrap_or(input.stable_replicas.max(1));
+    let base = settings.dynamic_stable_scale.then_some(base);
     let Some(mut progress) = progress else {
         let weight = settings.steps.first().copied().unwrap_or(100);
         let restarted = status.canary_revision.as_deref().filter(|c| *c != stable && *c != desired);
@@ -182,12 +207,20 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
             failed_checks: 0,
             ready_replicas: Some(input.canary.ready),
             ready_since: input.canary.is_ready().then(|| now.clone()),
+            stable_replicas: base,
+            handed_over: None,
         });
+        plan.dynamic = base.map(|base| steps_scale(base, weight));
         plan.requeue_after = Some(settings.analysis_interval);
         return plan;
     };
 
     progress.ready_replicas = Some(input.canary.ready);
+    // Turned on mid-rollout, stable is still at full size: that is the base. Turned off,
+    // stable goes back to the spec's bounds.
+    progress.stable_replicas = base;
+    progress.handed_over = None;
+    plan.dynamic = base.map(|base| steps_scale(base, progress.weight));
     let step_age = progress.step_started_at.as_ref().map_or(Duration::ZERO, |at| elapsed(now, at));
     plan.canary_revision = Some(desired.to_owned());
     plan.canary_weight = progress.weight;
@@ -200,12 +233,13 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
                 desired,
                 stable,
                 format!(
-                    "canary {desired} had {}/{} Ready pods {}s into step {} (progressDeadline {}s); check its pods' events and logs",
+                    "canary {desired} had {}/{} Ready pods {}s into step {} (progressDeadline {}s); {}",
                     input.canary.ready,
                     input.canary.desired,
                     step_age.as_secs(),
                     progress.step + 1,
-                    settings.progress_deadline.as_secs()
+                    settings.progress_deadline.as_secs(),
+                    input.canary_problem.unwrap_or("check its pods' events and logs"),
                 ),
             );
         }
@@ -257,6 +291,7 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
                     progress.step_started_at = Some(now.clone());
                     progress.ready_since = Some(now.clone());
                     plan.canary_weight = weight;
+                    plan.dynamic = base.map(|base| steps_scale(base, weight));
                 }
                 None => {
                     plan.events.push(event(
@@ -266,6 +301,13 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
                     ));
                     plan.stable_revision = desired.to_owned();
                     plan.canary_weight = 100;
+                    if let Some(base) = base {
+                        // Stable rolls its pods in place (maxSurge 0) while the canary
+                        // serves; the handover then moves the pods back one at a time.
+                        plan.canary_weight = handover_weight(base, 0, false);
+                        plan.dynamic = Some(handover_scale(base, 0));
+                        progress.handed_over = Some(0);
+                    }
                     plan.canary = Some(progress);
                     plan.requeue_after = Some(Duration::from_secs(5));
                     return plan;
@@ -286,7 +328,49 @@ fn rollback(mut plan: RolloutPlan, desired: &str, stable: &str, why: String) -> 
     plan.failed_revision = Some(desired.to_owned());
     plan.rolled_back = true;
     plan.requeue_after = None;
+    plan.dynamic = None;
     plan
+}
+
+fn steps_scale(base: i32, weight: i32) -> DynamicScale {
+    DynamicScale { sizes: step_sizes(base, weight), stable_must_reach: false }
+}
+
+fn handover_scale(base: i32, handed_over: i32) -> DynamicScale {
+    DynamicScale { sizes: handover_sizes(base, handed_over), stable_must_reach: true }
+}
+
+/// One round of a dynamic promotion: once stable runs the new revision on all the pods of
+/// its share, the canary gives one more pod back. The canary only shrinks after stable's
+/// pods are Ready, and stable only grows into a pod the canary has released, so the two
+/// never need more than `base` pods and never wait on each other. Returns the handover
+/// count to record, or `None` when the canary is retired.
+fn hand_over(
+    plan: &mut RolloutPlan,
+    input: &RolloutInput<'_>,
+    progress: &CanaryStatus,
+    base: i32,
+    stable: &str,
+) -> Option<i32> {
+    let mut handed = progress.handed_over.unwrap_or(0);
+    let sizes = handover_sizes(base, handed);
+    let stable_full = input.stable_rolled_out && input.stable_ready >= sizes.stable;
+    if stable_full && sizes.canary == 0 {
+        plan.events.push(event(
+            false,
+            "CanaryRetired",
+            format!("stable runs {stable} on all {} replicas", sizes.stable),
+        ));
+        return None;
+    }
+    if stable_full {
+        handed += 1;
+    }
+    plan.canary_revision = Some(stable.to_owned());
+    plan.canary_weight = handover_weight(base, handed, input.stable_rolled_out);
+    plan.dynamic = Some(handover_scale(base, handed));
+    plan.requeue_after = Some(Duration::from_secs(5));
+    Some(handed)
 }
 
 fn event(warning: bool, reason: &'static str, message: String) -> RolloutEvent {

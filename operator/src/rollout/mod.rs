@@ -3,10 +3,14 @@
 //! analysis verdict, to the next status and what to do. A restarted operator reads the
 //! same status and takes the same decision, so it never promotes or rolls back twice.
 
+mod dynamic;
+#[cfg(test)]
+mod dynamic_tests;
 mod machine;
 #[cfg(test)]
 mod tests;
 
+pub use dynamic::{DynamicScale, TrackSizes, stable_bounds};
 pub use machine::{
     CanaryObservation, RolloutEvent, RolloutInput, RolloutPlan, RolloutSettings, analysis_due, canary_replicas, plan,
 };

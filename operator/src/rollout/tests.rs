@@ -17,6 +17,7 @@ fn settings() -> RolloutSettings {
         analysis_interval: Duration::from_secs(30),
         failure_limit: 2,
         progress_deadline: Duration::from_secs(600),
+        dynamic_stable_scale: false,
     }
 }
 
@@ -76,6 +77,9 @@ impl Run {
             settings: &self.settings,
             canary,
             stable_rolled_out,
+            stable_replicas: 1,
+            stable_ready: 1,
+            canary_problem: None,
             analysis: analysis.as_ref(),
             now: &now,
         });
@@ -97,6 +101,9 @@ fn the_first_revision_goes_straight_to_stable() {
         settings: &settings(),
         canary: CanaryObservation::default(),
         stable_rolled_out: false,
+        stable_replicas: 0,
+        stable_ready: 0,
+        canary_problem: None,
         analysis: None,
         now: &at(0),
     });
