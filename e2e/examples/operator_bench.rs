@@ -77,11 +77,29 @@ async fn scrape(addr: &str) -> anyhow::Result<String> {
     Ok(body)
 }
 
-fn peak_rss_mib(pid: u32) -> Option<f64> {
+/// `VmHWM` (peak) or `VmRSS` (now) of a process, in MiB.
+fn rss_mib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// Median and maximum of the operator's "status updated" log lines per OcrService.
+fn status_writes_per_object(log: &std::path::Path) -> Option<(usize, usize)> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let mut per_object = std::collections::HashMap::<String, usize>::new();
+    for line in text.lines() {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if entry["message"] == "status updated"
+            && let Some(name) = entry["ocrservice"].as_str()
+        {
+            *per_object.entry(name.to_owned()).or_default() += 1;
+        }
+    }
+    let mut counts: Vec<usize> = per_object.into_values().collect();
+    counts.sort_unstable();
+    Some((*counts.get(counts.len() / 2)?, *counts.last()?))
 }
 
 /// User + system CPU seconds of a process (clock ticks are 1/100 s on Linux).
@@ -264,7 +282,7 @@ async fn main() -> anyhow::Result<()> {
         if last_change.elapsed() >= Duration::from_secs(10) {
             break Some(last_change - started);
         }
-        if started.elapsed() > all_children + Duration::from_secs(180) {
+        if started.elapsed() > all_children + Duration::from_secs(600) {
             break None;
         }
     };
@@ -276,7 +294,9 @@ async fn main() -> anyhow::Result<()> {
     let steady_reconciles = metric_sum(&steady, "ocr_operator_reconciles_total")
         - metric_sum(&before_steady, "ocr_operator_reconciles_total");
     let steady_kinds = writes_by_kind(&before_steady, &steady);
-    let rss = peak_rss_mib(pid);
+    let rss = rss_mib(pid, "VmHWM:");
+    let rss_now = rss_mib(pid, "VmRSS:");
+    let status_writes = status_writes_per_object(&log_path);
     operator.kill().await.ok();
 
     let n = args.count as f64;
@@ -288,7 +308,8 @@ async fn main() -> anyhow::Result<()> {
          | measure | value | goal |\n|---|---|---|\n\
          | all children + status, from the first create | {wall:.1} s | ≤ 30 s for 1,000 |\n\
          | reconcile p50 / p99 (histogram buckets) | {p50} / {p99} | |\n\
-         | operator peak RSS | {rss} | ≤ 64 MiB |\n\
+         | operator peak RSS (at the end) | {rss} ({rss_now}) | ≤ 64 MiB |\n\
+         | status writes per object: median / max (a flapping object would climb) | {status_writes} | |\n\
          | writes (apply, status, delete) per object | {wpo:.1} | |\n\
          | reconciles per object | {rpo:.1} | |\n\
          | quiet (no operator write for 10 s) from the first create | {settled} | |\n\
@@ -302,10 +323,12 @@ async fn main() -> anyhow::Result<()> {
         p50 = ms(p50),
         p99 = ms(p99),
         rss = rss.map_or("n/a".to_owned(), |r| format!("{r:.1} MiB")),
+        rss_now = rss_now.map_or("n/a".to_owned(), |r| format!("{r:.1} MiB")),
+        status_writes = status_writes.map_or("n/a".to_owned(), |(median, max)| format!("{median} / {max}")),
         wpo = writes / n,
         rpo = reconciles / n,
         steady_secs = args.steady_secs,
-        settled = settled.map_or("not within 180 s".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
+        settled = settled.map_or("not within 600 s".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
         steady_kinds = if steady_kinds.is_empty() { String::new() } else { format!(" ({steady_kinds})") },
         operator_cpu = operator_cpu.map_or("n/a".to_owned(), |c| format!("{c:.1} s")),
         machine_cpu = machine_cpu.map_or("n/a".to_owned(), |c| format!("{c:.1} s")),
