@@ -18,7 +18,9 @@ use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube_ocr_crds::OcrService;
 use kube_ocr_e2e::control_plane::LocalControlPlane;
-use kube_ocr_e2e::node_agent::{Backoff, ImageMap, NodeAgent, NodeAgentConfig, NodeAgentHandle, cargo_bin_dir};
+use kube_ocr_e2e::node_agent::{
+    Backoff, ImageMap, NodeAgent, NodeAgentConfig, NodeAgentHandle, NodeCapacity, cargo_bin_dir,
+};
 use kube_ocr_operator::{Operator, OperatorConfig, rbac};
 use serde_json::json;
 
@@ -137,6 +139,12 @@ impl Scenario {
     /// A node agent whose Node is named after the namespace; workspace images (the
     /// inference pod) from the test's target dir.
     pub async fn start_agent(&self) -> (NodeAgentHandle, tempfile::TempDir) {
+        self.start_agent_with_gpus(NodeCapacity::default().gpus).await
+    }
+
+    /// [`Self::start_agent`] with a Node that advertises `gpus` × `nvidia.com/gpu`: the
+    /// real scheduler then keeps pods that ask for more Pending (Unschedulable).
+    pub async fn start_agent_with_gpus(&self, gpus: u32) -> (NodeAgentHandle, tempfile::TempDir) {
         let bin_dir = cargo_bin_dir().expect("the test runs from target/<profile>");
         let server = bin_dir.join("ocr-inference-pod");
         assert!(server.is_file(), "{} is missing: `cargo build -p kube-ocr-inference` first", server.display());
@@ -146,6 +154,7 @@ impl Scenario {
             work_dir.path().join("agent"),
             ImageMap::workspace_defaults(&bin_dir),
         );
+        config.capacity.gpus = gpus;
         config.api_server = Some(self.cluster.apiserver_url().to_owned());
         config.shutdown_grace = Duration::from_secs(3);
         config.restart_backoff =
