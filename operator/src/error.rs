@@ -25,6 +25,8 @@ pub enum OperatorError {
     PatchRoute { name: String, source: kube::Error },
     #[error("discover the resources of {group_version}: {source}")]
     DiscoverApi { group_version: &'static str, source: kube::Error },
+    #[error("remove the rollout-action annotation of OcrService {name}: {source}")]
+    TakeRolloutAction { name: String, source: kube::Error },
     #[error("patch the status of OcrService {name}: {source}")]
     PatchStatus { name: String, source: kube::Error },
     #[error("find the OcrService CRD (install it first: crds/generated/ocrservices.kube-ocr.dev.yaml): {source}")]

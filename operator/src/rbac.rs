@@ -16,6 +16,9 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     // Watch OcrServices; write their status; owner references with blockOwnerDeletion need
     // update on finalizers where OwnerReferencesPermissionEnforcement is on.
     ("kube-ocr.dev", &["ocrservices"], &["get", "list", "watch"]),
+    // Only to remove the one-shot kube-ocr.dev/rollout-action annotation once read
+    // (controller/manual.rs); the operator never writes the spec.
+    ("kube-ocr.dev", &["ocrservices"], &["patch"]),
     ("kube-ocr.dev", &["ocrservices/status"], &["get", "patch", "update"]),
     ("kube-ocr.dev", &["ocrservices/finalizers"], &["update"]),
     // Children, applied server-side (create + patch) and watched.
@@ -116,7 +119,11 @@ mod tests {
         assert!(rules.iter().all(|r| !r.resources.as_ref().unwrap().iter().any(|x| x == "*")));
         assert!(!allows("", "secrets", "get"), "the operator never reads secrets");
         assert!(!allows("", "services", "delete"), "the garbage collector deletes children");
-        assert!(!allows("kube-ocr.dev", "ocrservices", "patch"), "the operator never writes the spec");
+        for verb in ["create", "update", "delete"] {
+            assert!(!allows("kube-ocr.dev", "ocrservices", verb), "the OcrService is the user's: {verb}");
+        }
+        // patch: only the removal of the rollout-action annotation (controller/manual.rs).
+        assert!(allows("kube-ocr.dev", "ocrservices", "patch"));
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod applied;
 mod apply;
 mod cache;
 mod context;
+mod manual;
 mod reconcile;
 mod rollout;
 mod route;

@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 use super::applied::fingerprint;
 use super::apply::{apply, delete_if_present};
 use super::context::Context;
+use super::manual::take_request;
 use super::rollout::{RolloutOutcome, rollout_step};
 use crate::builders::{DesiredState, desired_state, share_stable};
 use crate::error::OperatorError;
@@ -67,13 +68,19 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context) -> Result<Action, Oper
     let mut first_error = None;
     let mut rollout: Option<RolloutOutcome> = None;
     let mut spec_revision = None;
+    let mut manual_events = Vec::new();
     match desired_state(ocr, &ctx.settings) {
         Err(error @ OperatorError::ReadMetadata { .. }) => return Err(error),
         Err(error) => observation.invalid_spec = Some(error.to_string()),
         Ok(mut desired) => {
             check_references(ocr, &namespace, &desired, ctx, &mut observation).await?;
             let now = Time(Timestamp::now());
-            let apply_stable = match rollout_step(ocr, &namespace, &desired, ctx, &now).await {
+            // Taken off the object first: a request is carried out at most once.
+            let request = take_request(ocr, &namespace, ctx).await?;
+            if let Some(why) = request.invalid {
+                manual_events.push(EventNote { warning: true, reason: "InvalidRolloutAction", note: why });
+            }
+            let apply_stable = match rollout_step(ocr, &namespace, &desired, ctx, &now, request.action).await {
                 Ok(mut outcome) => {
                     if let Some(error) = outcome.traffic_error.take() {
                         match &error {
@@ -116,6 +123,7 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context) -> Result<Action, Oper
         overlay_rollout(&mut status, outcome, spec_revision, ocr, &now);
     }
     let mut events = transitions(ocr.status.as_ref(), &status, ocr);
+    events.extend(manual_events);
     if let Some(outcome) = &rollout {
         events.extend(outcome.plan.events.iter().map(|e| EventNote {
             warning: e.warning,
@@ -362,6 +370,7 @@ fn operation_of(error: &OperatorError) -> &'static str {
         OperatorError::Get { .. } => "get",
         OperatorError::List { .. } => "list",
         OperatorError::PatchStatus { .. } => "patch_status",
+        OperatorError::TakeRolloutAction { .. } => "take_rollout_action",
         OperatorError::SetRouteWeights { .. } => "set_route_weights",
         OperatorError::PatchRoute { .. } => "patch_route",
         OperatorError::DiscoverApi { .. } => "discover_api",

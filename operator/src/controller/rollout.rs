@@ -29,7 +29,7 @@ use crate::builders::{DesiredState, Owner, deployment, owned_stable_replicas, po
 use crate::error::OperatorError;
 use crate::names::{FIELD_MANAGER, GRPC_PORT, HTTP_PORT, REVISION_LABEL, SERVICE_LABEL, TRACK_LABEL, Track};
 use crate::rollout::{
-    CanaryObservation, RolloutInput, RolloutPlan, RolloutSettings, analysis_due, canary_replicas, plan,
+    CanaryObservation, ManualAction, RolloutInput, RolloutPlan, RolloutSettings, analysis_due, canary_replicas, plan,
 };
 use crate::status::{StableObservation, diagnose};
 use crate::traffic::{RouteTargets, route_canary_weight};
@@ -98,6 +98,7 @@ pub async fn rollout_step(
     desired: &DesiredState,
     ctx: &Context,
     now: &Time,
+    manual: Option<ManualAction>,
 ) -> Result<RolloutOutcome, OperatorError> {
     let name = ocr.metadata.name.clone().unwrap_or_default();
     let status = ocr.status.clone().unwrap_or_default();
@@ -167,6 +168,7 @@ pub async fn rollout_step(
         stable_ready,
         canary_problem: canary_problem.as_deref(),
         analysis: verdict.as_ref(),
+        manual,
         now,
     });
 

@@ -76,6 +76,7 @@ impl Run {
             stable_ready: cluster.stable_ready,
             canary_problem: None,
             analysis,
+            manual: None,
             now: &at(second),
         })
     }
@@ -194,6 +195,7 @@ fn plan_with_problem(run: &Run, cluster: Cluster, problem: &str) -> RolloutPlan 
         stable_ready: cluster.stable_ready,
         canary_problem: Some(problem),
         analysis: None,
+        manual: None,
         now: &at(31),
     })
 }

@@ -4,6 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_ocr_crds::{CanaryStatus, OcrServiceStatus};
 
 use super::dynamic::{DynamicScale, handover_sizes, handover_weight, step_sizes};
+use super::manual::ManualAction;
 use crate::analysis::Verdict;
 
 /// `spec.rollout`, parsed.
@@ -54,6 +55,8 @@ pub struct RolloutInput<'a> {
     pub canary_problem: Option<&'a str>,
     /// This round's analysis, when it was due and ran.
     pub analysis: Option<&'a Verdict>,
+    /// What a human asked for with the rollout-action annotation, this round.
+    pub manual: Option<ManualAction>,
     pub now: &'a Time,
 }
 
@@ -120,6 +123,40 @@ pub fn canary_replicas(stable_replicas: i32, weight: i32) -> i32 {
 }
 
 pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
+    let (manual, ignored) = manual_action_for(input);
+    let mut plan = decide(input, manual);
+    plan.events.extend(ignored);
+    plan
+}
+
+/// The manual action to carry out, or the event saying why it does not apply now (a
+/// request is removed when read, so it must not wait for a better moment).
+fn manual_action_for(input: &RolloutInput<'_>) -> (Option<ManualAction>, Option<RolloutEvent>) {
+    let Some(action) = input.manual else { return (None, None) };
+    let status = input.status;
+    let desired = input.desired_revision;
+    let stable = status.stable_revision.as_deref();
+    let failed = status.failed_revision.as_deref() == Some(desired);
+    let canary_running = status.canary_revision.as_deref() == Some(desired) && status.canary.is_some() && !failed;
+    let applies = stable.is_some_and(|stable| stable != desired)
+        && match action {
+            ManualAction::Promote | ManualAction::Abort => canary_running,
+            ManualAction::Retry => failed,
+        };
+    if applies {
+        return (Some(action), None);
+    }
+    let why = match action {
+        ManualAction::Promote | ManualAction::Abort if failed => {
+            format!("revision {desired} was rolled back; ask for retry to start its canary again")
+        }
+        ManualAction::Promote | ManualAction::Abort => "no canary is running".to_owned(),
+        ManualAction::Retry => format!("revision {desired} has not been rolled back"),
+    };
+    (None, Some(event(true, "ManualActionIgnored", format!("{action} requested but {why}"))))
+}
+
+fn decide(input: &RolloutInput<'_>, manual: Option<ManualAction>) -> RolloutPlan {
     let status = input.status;
     let desired = input.desired_revision;
     let mut plan = RolloutPlan {
@@ -175,9 +212,17 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
     }
 
     if status.failed_revision.as_deref() == Some(desired) {
-        // Not retried until the spec changes again.
-        plan.rolled_back = true;
-        return plan;
+        if manual != Some(ManualAction::Retry) {
+            // Not retried until the spec changes again, or a human asks.
+            plan.rolled_back = true;
+            return plan;
+        }
+        plan.failed_revision = None;
+        plan.events.push(event(
+            false,
+            "ManualRetry",
+            format!("retry of rolled-back revision {desired} requested; its canary starts again"),
+        ));
     }
 
     let settings = input.settings;
@@ -214,6 +259,26 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
         plan.requeue_after = Some(settings.analysis_interval);
         return plan;
     };
+
+    match manual {
+        Some(ManualAction::Abort) => {
+            plan.events.push(event(
+                false,
+                "ManualAbort",
+                format!("abort of canary {desired} at {}% requested", progress.weight),
+            ));
+            return rollback(plan, desired, stable, format!("aborted by request at {}%", progress.weight));
+        }
+        Some(ManualAction::Promote) => {
+            let message = format!(
+                "promotion of canary {desired} at {}% requested; the remaining steps and analyses are skipped",
+                progress.weight
+            );
+            plan.events.push(event(false, "ManualPromote", message));
+            return promote(plan, progress, desired, base, "promoted by request; stable now rolls to it");
+        }
+        Some(ManualAction::Retry) | None => {}
+    }
 
     progress.ready_replicas = Some(input.canary.ready);
     // Turned on mid-rollout, stable is still at full size: that is the base. Turned off,
@@ -294,29 +359,37 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
                     plan.dynamic = base.map(|base| steps_scale(base, weight));
                 }
                 None => {
-                    plan.events.push(event(
-                        false,
-                        "Promoted",
-                        format!("canary {desired} passed every step; stable now rolls to it"),
-                    ));
-                    plan.stable_revision = desired.to_owned();
-                    plan.canary_weight = 100;
-                    if let Some(base) = base {
-                        // Stable rolls its pods in place (maxSurge 0) while the canary
-                        // serves; the handover then moves the pods back one at a time.
-                        plan.canary_weight = handover_weight(base, 0, false);
-                        plan.dynamic = Some(handover_scale(base, 0));
-                        progress.handed_over = Some(0);
-                    }
-                    plan.canary = Some(progress);
-                    plan.requeue_after = Some(Duration::from_secs(5));
-                    return plan;
+                    return promote(plan, progress, desired, base, "passed every step; stable now rolls to it");
                 }
             }
         }
     }
     plan.canary = Some(progress);
     plan.requeue_after = Some(settings.analysis_interval.min(settings.step_interval));
+    plan
+}
+
+/// Stable takes the canary's revision; the canary serves until stable has rolled.
+fn promote(
+    mut plan: RolloutPlan,
+    mut progress: CanaryStatus,
+    desired: &str,
+    base: Option<i32>,
+    why: &str,
+) -> RolloutPlan {
+    plan.events.push(event(false, "Promoted", format!("canary {desired} {why}")));
+    plan.stable_revision = desired.to_owned();
+    plan.canary_revision = Some(desired.to_owned());
+    plan.canary_weight = 100;
+    if let Some(base) = base {
+        // Stable rolls its pods in place (maxSurge 0) while the canary serves; the
+        // handover then moves the pods back one at a time.
+        plan.canary_weight = handover_weight(base, 0, false);
+        plan.dynamic = Some(handover_scale(base, 0));
+        progress.handed_over = Some(0);
+    }
+    plan.canary = Some(progress);
+    plan.requeue_after = Some(Duration::from_secs(5));
     plan
 }
 

@@ -7,6 +7,7 @@ mod dynamic;
 #[cfg(test)]
 mod dynamic_tests;
 mod machine;
+mod manual;
 #[cfg(test)]
 mod tests;
 
@@ -14,3 +15,4 @@ pub use dynamic::{DynamicScale, TrackSizes, stable_bounds};
 pub use machine::{
     CanaryObservation, RolloutEvent, RolloutInput, RolloutPlan, RolloutSettings, analysis_due, canary_replicas, plan,
 };
+pub use manual::{ManualAction, ManualRequest, ROLLOUT_ACTION_ANNOTATION, requested_action};

@@ -52,6 +52,8 @@ fn apply(status: &OcrServiceStatus, plan: &RolloutPlan, analysed_at: Option<Time
 struct Run {
     status: OcrServiceStatus,
     settings: RolloutSettings,
+    /// Sent with the next round only, as the annotation is removed when read.
+    manual: Option<ManualAction>,
 }
 
 impl Run {
@@ -59,6 +61,7 @@ impl Run {
         Self {
             status: OcrServiceStatus { stable_revision: Some(revision.into()), ..OcrServiceStatus::default() },
             settings: settings(),
+            manual: None,
         }
     }
 
@@ -81,6 +84,7 @@ impl Run {
             stable_ready: 1,
             canary_problem: None,
             analysis: analysis.as_ref(),
+            manual: self.manual.take(),
             now: &now,
         });
         self.status = apply(&self.status, &plan, analysis.map(|_| now));
@@ -105,6 +109,7 @@ fn the_first_revision_goes_straight_to_stable() {
         stable_ready: 0,
         canary_problem: None,
         analysis: None,
+        manual: None,
         now: &at(0),
     });
     assert_eq!(plan.stable_revision, "r1");
@@ -269,4 +274,83 @@ fn canary_replicas_realise_the_weight() {
     assert_eq!(canary_replicas(9, 25), 3);
     assert_eq!(canary_replicas(2, 100), 2);
     assert_eq!(canary_replicas(0, 50), 1);
+}
+
+#[test]
+fn promote_by_request_skips_the_remaining_steps_once() {
+    let mut run = Run::stable("r1");
+    run.round("r2", 0, STARTING, true, None);
+    run.round("r2", 10, READY, true, Some(pass()));
+    run.manual = Some(ManualAction::Promote);
+    let plan = run.round("r2", 20, READY, true, None);
+    assert_eq!(Run::reasons(&plan), ["ManualPromote", "Promoted"]);
+    assert!(plan.events[0].message.contains("at 10%"), "{}", plan.events[0].message);
+    assert_eq!(plan.stable_revision, "r2");
+    assert_eq!((plan.canary_revision.as_deref(), plan.canary_weight), (Some("r2"), 100));
+    // Then the usual end: the canary retires once stable has rolled, and nothing repeats.
+    let plan = run.round("r2", 25, READY, true, None);
+    assert_eq!(Run::reasons(&plan), ["CanaryRetired"]);
+    run.manual = Some(ManualAction::Promote);
+    let plan = run.round("r2", 30, CanaryObservation::default(), true, None);
+    assert_eq!(Run::reasons(&plan), ["ManualActionIgnored"]);
+    assert!(plan.events[0].message.contains("no canary is running"), "{}", plan.events[0].message);
+    assert_eq!((plan.stable_revision.as_str(), plan.canary_revision), ("r2", None));
+}
+
+#[test]
+fn a_canary_not_ready_yet_can_be_promoted_by_request() {
+    let mut run = Run::stable("r1");
+    run.round("r2", 0, STARTING, true, None);
+    run.manual = Some(ManualAction::Promote);
+    let plan = run.round("r2", 5, STARTING, true, None);
+    assert_eq!(Run::reasons(&plan), ["ManualPromote", "Promoted"]);
+    assert_eq!(plan.stable_revision, "r2", "stable's own rolling update waits for Ready pods");
+}
+
+#[test]
+fn abort_by_request_rolls_back_and_retry_starts_the_canary_again() {
+    let mut run = Run::stable("r1");
+    run.round("r2", 0, STARTING, true, None);
+    run.round("r2", 10, READY, true, Some(pass()));
+    run.manual = Some(ManualAction::Abort);
+    let plan = run.round("r2", 20, READY, true, None);
+    assert_eq!(Run::reasons(&plan), ["ManualAbort", "RolledBack"]);
+    assert!(plan.events[1].warning && plan.events[1].message.contains("aborted by request"));
+    assert_eq!((plan.stable_revision.as_str(), plan.canary_revision, plan.canary_weight), ("r1", None, 0));
+    assert_eq!(plan.failed_revision.as_deref(), Some("r2"));
+    assert!(plan.rolled_back);
+
+    // Rolled back: promote and abort do not apply; nothing changes.
+    for action in [ManualAction::Promote, ManualAction::Abort] {
+        run.manual = Some(action);
+        let plan = run.round("r2", 30, CanaryObservation::default(), true, None);
+        assert_eq!(Run::reasons(&plan), ["ManualActionIgnored"]);
+        assert!(plan.events[0].message.contains("ask for retry"), "{}", plan.events[0].message);
+        assert!(plan.rolled_back && plan.canary_revision.is_none());
+    }
+
+    run.manual = Some(ManualAction::Retry);
+    let plan = run.round("r2", 40, CanaryObservation::default(), true, None);
+    assert_eq!(Run::reasons(&plan), ["ManualRetry", "CanaryStarted"]);
+    assert_eq!((plan.canary_revision.as_deref(), plan.canary_weight), (Some("r2"), 10));
+    assert_eq!(plan.failed_revision, None);
+    assert!(!plan.rolled_back);
+    // The retried canary goes on by itself.
+    let plan = run.round("r2", 50, READY, true, Some(pass()));
+    assert!(plan.events.is_empty() && plan.canary_revision.as_deref() == Some("r2"));
+}
+
+#[test]
+fn retry_without_a_rollback_and_requests_at_rest_are_ignored_with_the_reason() {
+    let mut run = Run::stable("r1");
+    run.manual = Some(ManualAction::Retry);
+    let plan = run.round("r1", 0, CanaryObservation::default(), true, None);
+    assert_eq!(Run::reasons(&plan), ["ManualActionIgnored"]);
+    assert!(plan.events[0].message.contains("has not been rolled back"), "{}", plan.events[0].message);
+
+    run.round("r2", 10, STARTING, true, None);
+    run.manual = Some(ManualAction::Retry);
+    let plan = run.round("r2", 20, STARTING, true, None);
+    assert_eq!(Run::reasons(&plan), ["ManualActionIgnored"]);
+    assert_eq!(plan.canary_revision.as_deref(), Some("r2"), "the running canary is untouched");
 }
