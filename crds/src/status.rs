@@ -93,10 +93,10 @@ pub struct CanaryStatus {
     /// started. The canary runs about this × weight / 100 pods and stable the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_replicas: Option<i32>,
-    /// With `spec.rollout.dynamicStableScale`, after the promotion: canary pods handed back
-    /// to stable so far (stable takes one more pod each time its pods are all Ready).
+    /// With `spec.rollout.dynamicStableScale`, after the promotion: the canary pods left.
+    /// One fewer each time stable's pods are all Ready, until stable holds them all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub handed_over: Option<i32>,
+    pub handover_canary_replicas: Option<i32>,
 }
 
 /// One analysis: both tracks measured in the same window.

@@ -37,24 +37,23 @@ pub fn step_sizes(base: i32, weight: i32) -> TrackSizes {
     TrackSizes { stable: (base - canary).max(1), canary }
 }
 
-/// The promotion hands capacity back one pod at a time: after `handed_over` pods, the
-/// canary has that many fewer than at the last step and stable's cap that many more.
-pub fn handover_sizes(base: i32, handed_over: i32) -> TrackSizes {
-    let last_step = step_sizes(base, 100);
-    let canary = (last_step.canary - handed_over.max(0)).max(0);
-    TrackSizes { stable: (base.max(1) - canary).max(last_step.stable), canary }
+/// The promotion hands capacity back one pod at a time: with `canary` pods left, stable's
+/// cap is the rest of the base (at least one pod).
+pub fn handover_sizes(base: i32, canary: i32) -> TrackSizes {
+    let canary = canary.max(0);
+    TrackSizes { stable: (base - canary).max(1), canary }
 }
 
-/// The canary's share of traffic during the handover, in percent. Until stable has rolled
-/// its first pods to the new revision the canary serves everything; after that both run
-/// the same revision and traffic follows the pods.
-pub fn handover_weight(base: i32, handed_over: i32, stable_rolled_out: bool) -> i32 {
-    let sizes = handover_sizes(base, handed_over);
-    if handed_over <= 0 && !stable_rolled_out {
-        return if sizes.canary > 0 { 100 } else { 0 };
+/// The canary's share of traffic during the handover, in percent. Both tracks run the new
+/// revision then, so traffic follows the Ready pods: the canary's that it keeps, and
+/// stable's at the new revision. It never goes to a track without Ready pods.
+pub fn handover_weight(sizes: TrackSizes, canary_ready: i32, stable_ready: i32) -> i32 {
+    let canary = canary_ready.min(sizes.canary).max(0);
+    if canary == 0 {
+        return 0;
     }
-    let total = sizes.canary + sizes.stable;
-    (f64::from(sizes.canary) * 100.0 / f64::from(total.max(1))).round() as i32
+    let stable = stable_ready.max(0);
+    (f64::from(canary) * 100.0 / f64::from(canary + stable)).round() as i32
 }
 
 /// The stable HPA's (minReplicas, maxReplicas) under `scale`, within the spec's bounds
@@ -110,9 +109,8 @@ mod tests {
     }
 
     #[test]
-    fn the_handover_moves_one_pod_at_a_time_and_never_exceeds_base() {
-        let base = 4;
-        let sizes: Vec<_> = (0..=4).map(|h| handover_sizes(base, h)).collect();
+    fn the_handover_never_exceeds_base() {
+        let sizes: Vec<_> = (0..=3).rev().map(|canary| handover_sizes(4, canary)).collect();
         assert_eq!(
             sizes,
             [
@@ -120,24 +118,28 @@ mod tests {
                 TrackSizes { stable: 2, canary: 2 },
                 TrackSizes { stable: 3, canary: 1 },
                 TrackSizes { stable: 4, canary: 0 },
-                TrackSizes { stable: 4, canary: 0 },
             ]
         );
-        for h in 0..10 {
-            let s = handover_sizes(base, h);
-            assert!(s.stable + s.canary <= base);
+        for base in 2..=12 {
+            for canary in 0..base {
+                let s = handover_sizes(base, canary);
+                assert_eq!(s.stable + s.canary, base, "base {base}, canary {canary}");
+            }
         }
-        assert_eq!(handover_sizes(1, 0), TrackSizes { stable: 1, canary: 1 });
-        assert_eq!(handover_sizes(1, 1), TrackSizes { stable: 1, canary: 0 });
+        assert_eq!(handover_sizes(1, 1), TrackSizes { stable: 1, canary: 1 }, "an HPA cannot scale to zero");
+        assert_eq!(handover_sizes(1, 0), TrackSizes { stable: 1, canary: 0 });
+        assert_eq!(handover_sizes(4, -1), TrackSizes { stable: 4, canary: 0 });
     }
 
     #[test]
-    fn handover_traffic_follows_the_pods_once_stable_runs_the_new_revision() {
-        assert_eq!(handover_weight(4, 0, false), 100, "stable is still rolling its pods in place");
-        assert_eq!(handover_weight(4, 0, true), 75);
-        assert_eq!(handover_weight(4, 1, false), 50);
-        assert_eq!(handover_weight(4, 3, false), 0);
-        assert_eq!(handover_weight(2, 1, false), 0);
+    fn handover_traffic_follows_the_ready_pods_and_never_goes_to_a_track_without_any() {
+        let sizes = |stable, canary| TrackSizes { stable, canary };
+        assert_eq!(handover_weight(sizes(1, 3), 3, 0), 100, "stable replaces its pod in place");
+        assert_eq!(handover_weight(sizes(1, 3), 3, 1), 75);
+        assert_eq!(handover_weight(sizes(2, 2), 3, 1), 67, "the pod the canary gives back no longer counts");
+        assert_eq!(handover_weight(sizes(2, 2), 2, 2), 50);
+        assert_eq!(handover_weight(sizes(4, 0), 1, 3), 0, "no canary pod left");
+        assert_eq!(handover_weight(sizes(2, 2), 0, 0), 0);
     }
 
     #[test]

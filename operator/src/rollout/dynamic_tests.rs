@@ -48,6 +48,7 @@ fn stable(replicas: i32) -> Cluster {
 struct Run {
     status: OcrServiceStatus,
     settings: RolloutSettings,
+    manual: Option<ManualAction>,
 }
 
 impl Run {
@@ -62,6 +63,7 @@ impl Run {
                 progress_deadline: Duration::from_secs(600),
                 dynamic_stable_scale: true,
             },
+            manual: None,
         }
     }
 
@@ -76,7 +78,7 @@ impl Run {
             stable_ready: cluster.stable_ready,
             canary_problem: None,
             analysis,
-            manual: None,
+            manual: self.manual,
             now: &at(second),
         })
     }
@@ -134,8 +136,8 @@ fn stable_shrinks_as_the_canary_grows_and_grows_back_pod_by_pod_after_the_promot
 
     // Stable runs r2 on its one pod: the canary gives one pod back.
     let plan = run.round("r2", second + 5, Cluster { canary: canary_ready(3), ..stable(1) }, None);
-    assert_eq!((plan.dynamic.unwrap().sizes, plan.canary_weight), (sizes(2, 2), 50));
-    assert_eq!(run.status.canary.as_ref().unwrap().handed_over, Some(1));
+    assert_eq!((plan.dynamic.unwrap().sizes, plan.canary_weight), (sizes(2, 2), 67), "2 of 3 Ready pods");
+    assert_eq!(run.status.canary.as_ref().unwrap().handover_canary_replicas, Some(2));
     // The HPA has not grown stable yet (rolled out at 1 of 2): nothing moves.
     let plan = run.round("r2", second + 10, Cluster { canary: canary_ready(2), ..stable(1) }, None);
     assert_eq!(plan.dynamic.unwrap().sizes, sizes(2, 2));
@@ -248,5 +250,27 @@ fn one_stable_pod_hands_over_to_itself() {
     let plan = run.round("r2", 72, Cluster { canary: canary_ready(1), ..stable(1) }, None);
     assert_eq!((plan.dynamic.unwrap().sizes, plan.canary_weight), (sizes(1, 0), 0));
     let plan = run.round("r2", 77, stable(1), None);
+    assert_eq!(Run::reasons(&plan), ["CanaryRetired"]);
+}
+
+#[test]
+fn a_manual_promote_hands_over_from_the_step_it_came_at() {
+    let mut run = Run::new(&[10, 50, 100]);
+    run.round("r2", 0, stable(4), None);
+    let cluster = Cluster { canary: canary_ready(1), ..stable(3) };
+    run.round("r2", 10, cluster, None);
+    run.manual = Some(ManualAction::Promote);
+    let plan = run.round("r2", 15, cluster, None);
+    run.manual = None;
+    assert!(Run::reasons(&plan).contains(&"Promoted"), "{:?}", Run::reasons(&plan));
+    let scale = plan.dynamic.unwrap();
+    assert_eq!((scale.sizes, scale.stable_must_reach), (sizes(3, 1), true), "no detour through the last step");
+    assert_eq!(run.status.canary.as_ref().unwrap().handover_canary_replicas, Some(1));
+    // Stable replaces its three pods in place; then it takes the canary's pod back.
+    let rolling = Cluster { canary: canary_ready(1), stable_replicas: 3, stable_ready: 1, stable_rolled_out: false };
+    assert_eq!(run.round("r2", 20, rolling, None).dynamic.unwrap().sizes, sizes(3, 1));
+    let plan = run.round("r2", 25, Cluster { canary: canary_ready(1), ..stable(3) }, None);
+    assert_eq!((plan.dynamic.unwrap().sizes, plan.canary_weight), (sizes(4, 0), 0));
+    let plan = run.round("r2", 30, stable(4), None);
     assert_eq!(Run::reasons(&plan), ["CanaryRetired"]);
 }

@@ -184,8 +184,8 @@ fn decide(input: &RolloutInput<'_>, manual: Option<ManualAction>) -> RolloutPlan
     if status.canary_revision.as_deref() == Some(stable) {
         let handover = status.canary.as_ref().and_then(|p| p.stable_replicas.map(|base| (p, base)));
         if let (true, Some((progress, base))) = (input.settings.dynamic_stable_scale, handover) {
-            if let Some(handed) = hand_over(&mut plan, input, progress, base, stable) {
-                plan.canary = Some(CanaryStatus { handed_over: Some(handed), ..progress.clone() });
+            if let Some(left) = hand_over(&mut plan, input, progress, base, stable) {
+                plan.canary = Some(CanaryStatus { handover_canary_replicas: Some(left), ..progress.clone() });
             }
         } else if input.stable_rolled_out {
             plan.events.push(event(false, "CanaryRetired", format!("stable runs {stable} on all replicas")));
@@ -253,7 +253,7 @@ fn decide(input: &RolloutInput<'_>, manual: Option<ManualAction>) -> RolloutPlan
             ready_replicas: Some(input.canary.ready),
             ready_since: input.canary.is_ready().then(|| now.clone()),
             stable_replicas: base,
-            handed_over: None,
+            handover_canary_replicas: None,
         });
         plan.dynamic = base.map(|base| steps_scale(base, weight));
         plan.requeue_after = Some(settings.analysis_interval);
@@ -284,7 +284,7 @@ fn decide(input: &RolloutInput<'_>, manual: Option<ManualAction>) -> RolloutPlan
     // Turned on mid-rollout, stable is still at full size: that is the base. Turned off,
     // stable goes back to the spec's bounds.
     progress.stable_replicas = base;
-    progress.handed_over = None;
+    progress.handover_canary_replicas = None;
     plan.dynamic = base.map(|base| steps_scale(base, progress.weight));
     let step_age = progress.step_started_at.as_ref().map_or(Duration::ZERO, |at| elapsed(now, at));
     plan.canary_revision = Some(desired.to_owned());
@@ -382,11 +382,14 @@ fn promote(
     plan.canary_revision = Some(desired.to_owned());
     plan.canary_weight = 100;
     if let Some(base) = base {
-        // Stable rolls its pods in place (maxSurge 0) while the canary serves; the
-        // handover then moves the pods back one at a time.
-        plan.canary_weight = handover_weight(base, 0, false);
-        plan.dynamic = Some(handover_scale(base, 0));
-        progress.handed_over = Some(0);
+        // Stable rolls the pods of its share in place (maxSurge 0) while the canary serves;
+        // the handover then moves the pods back one at a time. It starts from the shares of
+        // the step the promotion came at (a manual promote can come before the last step).
+        let canary = step_sizes(base, progress.weight).canary;
+        progress.stable_replicas = Some(base);
+        plan.dynamic = Some(handover_scale(base, canary));
+        plan.canary_weight = handover_weight(handover_sizes(base, canary), canary, 0);
+        progress.handover_canary_replicas = Some(canary);
     }
     plan.canary = Some(progress);
     plan.requeue_after = Some(Duration::from_secs(5));
@@ -409,15 +412,15 @@ fn steps_scale(base: i32, weight: i32) -> DynamicScale {
     DynamicScale { sizes: step_sizes(base, weight), stable_must_reach: false }
 }
 
-fn handover_scale(base: i32, handed_over: i32) -> DynamicScale {
-    DynamicScale { sizes: handover_sizes(base, handed_over), stable_must_reach: true }
+fn handover_scale(base: i32, canary: i32) -> DynamicScale {
+    DynamicScale { sizes: handover_sizes(base, canary), stable_must_reach: true }
 }
 
 /// One round of a dynamic promotion: once stable runs the new revision on all the pods of
 /// its share, the canary gives one more pod back. The canary only shrinks after stable's
 /// pods are Ready, and stable only grows into a pod the canary has released, so the two
-/// never need more than `base` pods and never wait on each other. Returns the handover
-/// count to record, or `None` when the canary is retired.
+/// never need more than `base` pods and never wait on each other. Returns the canary pods
+/// left, to record, or `None` when the canary is retired.
 fn hand_over(
     plan: &mut RolloutPlan,
     input: &RolloutInput<'_>,
@@ -425,8 +428,8 @@ fn hand_over(
     base: i32,
     stable: &str,
 ) -> Option<i32> {
-    let mut handed = progress.handed_over.unwrap_or(0);
-    let sizes = handover_sizes(base, handed);
+    let mut left = progress.handover_canary_replicas.unwrap_or_else(|| step_sizes(base, progress.weight).canary);
+    let sizes = handover_sizes(base, left);
     let stable_full = input.stable_rolled_out && input.stable_ready >= sizes.stable;
     if stable_full && sizes.canary == 0 {
         plan.events.push(event(
@@ -437,13 +440,14 @@ fn hand_over(
         return None;
     }
     if stable_full {
-        handed += 1;
+        left -= 1;
     }
+    let sizes = handover_sizes(base, left);
     plan.canary_revision = Some(stable.to_owned());
-    plan.canary_weight = handover_weight(base, handed, input.stable_rolled_out);
-    plan.dynamic = Some(handover_scale(base, handed));
+    plan.canary_weight = handover_weight(sizes, input.canary.ready, input.stable_ready);
+    plan.dynamic = Some(handover_scale(base, left));
     plan.requeue_after = Some(Duration::from_secs(5));
-    Some(handed)
+    Some(left)
 }
 
 fn event(warning: bool, reason: &'static str, message: String) -> RolloutEvent {
