@@ -11,6 +11,9 @@
 //!   takes the freed GPU, is judged and promoted; stable then rolls in place and takes the
 //!   canary's pod back. At the end stable runs the new revision on both pods and the HPA
 //!   has the spec's bounds again.
+//! - `dynamicStableScale: true` and a canary that fails its analysis: the rollback gives
+//!   the HPA its bounds back and stable grows to both GPUs again (not instantly: that is
+//!   the trade-off, and the scenario reports how long it took).
 
 mod operator_support;
 
@@ -20,7 +23,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{Patch, PatchParams};
 use kube_ocr_crds::{OcrService, Phase};
-use operator_support::canary::warning_notes;
+use operator_support::canary::{bundle_uri, warning_notes};
 use operator_support::{Scenario, TIMEOUT, merge, wait_for};
 use serde_json::json;
 
@@ -172,6 +175,49 @@ async fn with_dynamic_stable_scale_stable_makes_room_and_the_canary_is_promoted(
         "dynamic stable: version change → promoted and canary retired in {took:?}, scenario {:?}",
         started.elapsed()
     );
+
+    operator.shutdown().await.unwrap();
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_dynamic_stable_scale_a_rollback_grows_stable_back_to_all_gpus() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let s = Scenario::new("gpu-rollback").await;
+    let (agent, _work_dir) = s.start_agent_with_gpus(GPUS).await;
+    let operator = s.start_operator().await;
+    let stable = healthy_on_all_gpus(&s, &gpu_service(&s, true)).await;
+
+    // The `degraded` bundle reads worse; a lowered self-test floor lets it serve, so the
+    // golden analysis is what rolls it back.
+    let patch = json!({ "spec": { "model": {
+        "uri": bundle_uri("ppocr-v4-degraded"), "version": "4.0.0-degraded", "selfTestMinAccuracy": 0.3,
+    } } });
+    s.api::<OcrService>().patch("ocr", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    s.wait_status("ocr", "the canary Ready on the GPU stable freed", TIMEOUT, |o| {
+        let status = o.status.as_ref()?;
+        (status.canary.as_ref()?.ready_replicas == Some(1)).then_some(())
+    })
+    .await;
+    assert_eq!(replicas_of(&s, "ocr-stable").await.0, 1, "stable made room");
+    let rolled_back = s
+        .wait_status("ocr", "RolledBack", TIMEOUT, |o| {
+            let status = o.status.as_ref()?;
+            (status.phase == Some(Phase::RolledBack)).then(|| status.clone())
+        })
+        .await;
+    let rolled_back_at = Instant::now();
+    assert_eq!(rolled_back.stable_revision.as_deref(), Some(stable.as_str()));
+    assert!(rolled_back.last_analysis.unwrap().reasons.iter().any(|r| r.contains("golden accuracy")));
+
+    wait_for("stable back on both GPUs, no canary", TIMEOUT, async || {
+        let canary_gone = s.api::<Deployment>().get_opt("ocr-canary").await.ok()?.is_none();
+        (canary_gone && replicas_of(&s, "ocr-stable").await == (2, 2)).then_some(())
+    })
+    .await;
+    assert_eq!(hpa_bounds(&s).await, (Some(2), 2));
+    // Reported, not asserted: the price of dynamicStableScale is this wait.
+    eprintln!("dynamic stable: rollback → stable Ready on both GPUs in {:?}", rolled_back_at.elapsed());
 
     operator.shutdown().await.unwrap();
     agent.shutdown().await;
