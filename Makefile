@@ -198,12 +198,25 @@ docker-lint: $(HADOLINT_VENV)/.complete ## hadolint and the project's rules on d
 
 .PHONY: bench
 BENCH_THREADS ?= 2
-bench: setup ## Benchmarks (server vs raw model, batching, Python peer, memory); writes target/bench/report.md
+BENCH_OCRSERVICES ?= 1000
+bench: setup bench-inference bench-operator ## Every benchmark; reports in target/bench/ (report.md, recognizer.md, operator.md)
+
+.PHONY: bench-inference
+bench-inference: setup ## Inference benchmarks (server vs raw model, batching, Python peer, memory); target/bench/report.md
 	$(PYTHON) tools/bench/peer_rapidocr.py --golden golden/data --out target/bench --threads $(BENCH_THREADS)
 	$(CARGO) run --release --locked -p kube-ocr-inference --example bench_server -- --threads $(BENCH_THREADS) \
 		--bundle models/ppocr-v4 --golden golden/data --peer target/bench --report target/bench/report.md
 	$(CARGO) run --release --locked -p kube-ocr-inference --example bench_recognizer -- \
 		--bundle models/ppocr-v4 --golden golden/data --report target/bench/recognizer.md
+
+# $(BENCH_OCRSERVICES) OcrServices against a fresh local control plane, the release
+# operator binary as its own process (about 5 minutes, most of it waiting for the control
+# plane to settle); target/bench/operator.md and the operator's log beside it.
+.PHONY: bench-operator
+bench-operator: k8s-binaries target-dir ## Operator benchmark: reconcile BENCH_OCRSERVICES (1000) OcrServices; target/bench/operator.md
+	$(CARGO) build --release --locked -p kube-ocr-operator --bin ocr-operator
+	$(CARGO) run --release --locked -p kube-ocr-e2e --example operator_bench -- \
+		--count $(BENCH_OCRSERVICES) --report target/bench/operator.md
 
 # libFuzzer on image bytes through decode and pre-processing (fuzz/, docs/development.md).
 # Needs the nightly toolchain and `cargo install cargo-fuzz --locked`; not part of `make test`.

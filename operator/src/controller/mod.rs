@@ -22,8 +22,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use kube_ocr_crds::OcrService;
 use tracing::{debug, info, warn};
@@ -80,7 +80,14 @@ pub async fn run_controller(
     }
     let context = Arc::new(Context::new(client.clone(), config, metrics, recorder, children));
     info!(namespace = namespace.unwrap_or("(all)"), "starting the OcrService controller");
-    Controller::new(api::<OcrService>(&client, namespace), watcher::Config::default())
+    // The controller's cache of OcrServices, without their managed fields: nothing here
+    // reads them, and at a thousand objects they were a quarter of the operator's memory.
+    let (ocr_services, ocr_services_writer) = reflector::store();
+    let ocr_service_events = watcher(api::<OcrService>(&client, namespace), watcher::Config::default())
+        .modify(|ocr: &mut OcrService| ocr.metadata.managed_fields = None)
+        .reflect(ocr_services_writer)
+        .applied_objects();
+    Controller::for_stream(ocr_service_events, ocr_services)
         .owns(api::<Deployment>(&client, namespace), managed.clone())
         .owns(api::<Service>(&client, namespace), managed.clone())
         .owns(api::<HorizontalPodAutoscaler>(&client, namespace), managed.clone())
