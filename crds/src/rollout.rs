@@ -1,6 +1,5 @@
 //! `spec.rollout`: how a new revision is proven on a canary before it takes all traffic.
-//! The canary state machine that reads these settings arrives with issue #6; until then a
-//! new revision rolls the stable Deployment directly.
+//! The operator's state machine (operator/src/rollout/) reads these settings.
 
 use kube::KubeSchema;
 use schemars::JsonSchema;

@@ -5,8 +5,6 @@
 pub enum OperatorError {
     #[error("read the OcrService's {field}: it is not set")]
     ReadMetadata { field: &'static str },
-    #[error("use {field}: {reason}")]
-    UseUnsupportedSetting { field: &'static str, reason: &'static str },
     #[error("parse model URI {uri:?}: {reason}")]
     ParseModelUri { uri: String, reason: String },
     #[error("apply {kind} {name}: {source}")]

@@ -288,7 +288,8 @@ pub fn transitions(previous: Option<&OcrServiceStatus>, next: &OcrServiceStatus,
                 ocr.spec.model.version, ocr.spec.image
             ),
             Some(old) => format!(
-                "Revision {revision} (model {}, image {}) replaces {old} on the stable Deployment, one pod at a time",
+                "The spec asks for revision {revision} (model {}, image {}) instead of {old}; a canary proves it \
+                 before stable takes it (see the rollout events)",
                 ocr.spec.model.version, ocr.spec.image
             ),
         };

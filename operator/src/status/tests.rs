@@ -80,7 +80,7 @@ fn a_rolling_stable_keeps_its_old_revision_until_done() {
         progressing.message
     );
     let events = transitions(ocr.status.as_ref(), &status, &ocr);
-    assert!(events.iter().any(|e| e.reason == reasons::REVISION_APPLIED && e.note.contains("replaces rev0")));
+    assert!(events.iter().any(|e| e.reason == reasons::REVISION_APPLIED && e.note.contains("instead of rev0")));
 }
 
 #[test]
