@@ -28,6 +28,8 @@ fi
 out=$1
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=tools/lib/cached-tool.sh
+. "$repo/tools/lib/cached-tool.sh"
 mod_dir=$repo/tools/kubeconform
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 nice_cmd=(nice -n "${KUBECONFORM_BUILD_NICE:-19}")
@@ -42,21 +44,9 @@ if ! grep -Eq "^[[:space:]]*(require[[:space:]]+)?github.com/yannh/kubeconform $
   echo "build-kubeconform: $mod_dir/go.mod does not pin github.com/yannh/kubeconform $KUBECONFORM_VERSION" >&2
   exit 1
 fi
-case $out in
-  *"kubeconform-$KUBECONFORM_VERSION"*) ;;
-  *) echo "build-kubeconform: note: $out does not name kubeconform-$KUBECONFORM_VERSION" >&2 ;;
-esac
-
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-
-# One run at a time per output directory (make -j, two terminals).
-if command -v flock >/dev/null; then
-  exec 9>"$out/.build.lock"
-  flock 9
-fi
-
-mod_hash=$(cat "$mod_dir/go.mod" "$mod_dir/go.sum" | sha256sum | cut -c1-16)
+prepare_output_dir build-kubeconform "$out" "kubeconform-$KUBECONFORM_VERSION" .build.lock
+out=$OUTPUT_DIR
+mod_hash=$(module_hash "$mod_dir")
 stamp="kubeconform $KUBECONFORM_VERSION module=$mod_hash format=$STAMP_FORMAT"
 if [ -x "$out/kubeconform" ] && [ "$(cat "$out/.kubeconform.stamp" 2>/dev/null)" = "$stamp" ]; then
   echo "build-kubeconform: kubeconform $KUBECONFORM_VERSION up to date"

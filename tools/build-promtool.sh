@@ -31,6 +31,8 @@ fi
 out=$1
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=tools/lib/cached-tool.sh
+. "$repo/tools/lib/cached-tool.sh"
 mod_dir=$repo/tools/promtool
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 nice_cmd=(nice -n "${PROMTOOL_BUILD_NICE:-19}")
@@ -52,21 +54,9 @@ if [ "3.$((10#$minor)).$patch" != "$PROMTOOL_VERSION" ]; then
   echo "build-promtool: module $PROMETHEUS_MODULE_VERSION is not Prometheus $PROMTOOL_VERSION" >&2
   exit 1
 fi
-case $out in
-  *"promtool-v$PROMTOOL_VERSION"*) ;;
-  *) echo "build-promtool: note: $out does not name promtool-v$PROMTOOL_VERSION" >&2 ;;
-esac
-
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-
-# One run at a time per output directory (make -j, two terminals).
-if command -v flock >/dev/null; then
-  exec 9>"$out/.build.lock"
-  flock 9
-fi
-
-mod_hash=$(cat "$mod_dir/go.mod" "$mod_dir/go.sum" | sha256sum | cut -c1-16)
+prepare_output_dir build-promtool "$out" "promtool-v$PROMTOOL_VERSION" .build.lock
+out=$OUTPUT_DIR
+mod_hash=$(module_hash "$mod_dir")
 stamp="promtool $PROMTOOL_VERSION module=$PROMETHEUS_MODULE_VERSION@$mod_hash format=$STAMP_FORMAT"
 if [ -x "$out/promtool" ] && [ "$(cat "$out/.promtool.stamp" 2>/dev/null)" = "$stamp" ]; then
   echo "build-promtool: promtool $PROMTOOL_VERSION up to date"

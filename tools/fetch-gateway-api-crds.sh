@@ -26,6 +26,8 @@ fi
 out=$1
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=tools/lib/cached-tool.sh
+. "$repo/tools/lib/cached-tool.sh"
 mod_dir=$repo/tools/gateway-api
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 export GOWORK=off
@@ -39,21 +41,9 @@ if [ -z "$version" ]; then
   echo "fetch-gateway-api-crds: $mod_dir/go.mod does not pin sigs.k8s.io/gateway-api" >&2
   exit 1
 fi
-case $out in
-  *"gateway-api-$version"*) ;;
-  *) echo "fetch-gateway-api-crds: note: $out does not name gateway-api-$version" >&2 ;;
-esac
-
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-
-# One run at a time per output directory (make -j, two terminals).
-if command -v flock >/dev/null; then
-  exec 9>"$out/.fetch.lock"
-  flock 9
-fi
-
-mod_hash=$(cat "$mod_dir/go.mod" "$mod_dir/go.sum" | sha256sum | cut -c1-16)
+prepare_output_dir fetch-gateway-api-crds "$out" "gateway-api-$version" .fetch.lock
+out=$OUTPUT_DIR
+mod_hash=$(module_hash "$mod_dir")
 stamp="gateway-api $version module=$mod_hash format=$STAMP_FORMAT"
 if [ -d "$out/standard" ] && [ "$(cat "$out/.gateway-api.stamp" 2>/dev/null)" = "$stamp" ]; then
   echo "fetch-gateway-api-crds: Gateway API $version CRDs up to date"
