@@ -170,14 +170,9 @@ fn decide(input: &RolloutInput<'_>, manual: Option<ManualAction>) -> RolloutPlan
         requeue_after: None,
         dynamic: None,
     };
-    let Some(stable) = status.stable_revision.as_deref() else {
-        plan.events.push(event(
-            false,
-            "StableRevisionSet",
-            format!("first revision {desired} goes straight to stable"),
-        ));
-        return plan;
-    };
+    // The first revision goes straight to stable. The status's RevisionApplied event says
+    // so (with model and image); a second event here would repeat it.
+    let Some(stable) = status.stable_revision.as_deref() else { return plan };
 
     // A promotion in progress: stable already runs the canary's revision; the canary keeps
     // serving until stable has rolled out, then retires.
