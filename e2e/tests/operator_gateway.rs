@@ -30,8 +30,9 @@ fn gateway_rollout(route: &str, steps: &[i32]) -> serde_json::Value {
     rollout
 }
 
-/// Reads the route's (stable, canary) weights every 100 ms until stopped; returns each
-/// change once, in order.
+/// Reads the route's (stable, canary) weights every 100 ms until stopped, and once more
+/// after (the state the test waited for before stopping may be newer than the last poll);
+/// returns each change once, in order.
 fn record_weights(
     s: &Scenario,
     route: &'static str,
@@ -40,15 +41,18 @@ fn record_weights(
     let s = Scenario { cluster: s.cluster, admin: s.admin.clone(), namespace: s.namespace.clone() };
     tokio::spawn(async move {
         let mut seen: Vec<(i64, i64)> = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
+        loop {
+            let stopping = stop.load(Ordering::Relaxed);
             if let Some(weights) = stable_and_canary(&s, route, "ocr").await
                 && seen.last() != Some(&weights)
             {
                 seen.push(weights);
             }
+            if stopping {
+                return seen;
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        seen
     })
 }
 
