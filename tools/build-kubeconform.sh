@@ -31,24 +31,13 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=tools/lib/cached-tool.sh
 . "$repo/tools/lib/cached-tool.sh"
 mod_dir=$repo/tools/kubeconform
-GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 nice_cmd=(nice -n "${KUBECONFORM_BUILD_NICE:-19}")
-
-export CGO_ENABLED=0
-export GOWORK=off
-# Keep whatever GOFLAGS the machine sets and never let a build rewrite the committed
-# go.mod/go.sum.
-export GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false"
-
-if ! grep -Eq "^[[:space:]]*(require[[:space:]]+)?github.com/yannh/kubeconform $KUBECONFORM_VERSION( |$)" "$mod_dir/go.mod"; then
-  echo "build-kubeconform: $mod_dir/go.mod does not pin github.com/yannh/kubeconform $KUBECONFORM_VERSION" >&2
-  exit 1
-fi
+go_build_env build-kubeconform "$mod_dir" github.com/yannh/kubeconform "$KUBECONFORM_VERSION"
 prepare_output_dir build-kubeconform "$out" "kubeconform-$KUBECONFORM_VERSION" .build.lock
 out=$OUTPUT_DIR
 mod_hash=$(module_hash "$mod_dir")
 stamp="kubeconform $KUBECONFORM_VERSION module=$mod_hash format=$STAMP_FORMAT"
-if [ -x "$out/kubeconform" ] && [ "$(cat "$out/.kubeconform.stamp" 2>/dev/null)" = "$stamp" ]; then
+if [ -x "$out/kubeconform" ] && stamp_is_current "$out/.kubeconform.stamp" "$stamp"; then
   echo "build-kubeconform: kubeconform $KUBECONFORM_VERSION up to date"
   exit 0
 fi
@@ -61,8 +50,5 @@ start=$(date +%s)
 (cd "$mod_dir" && "${nice_cmd[@]}" "$GO" build -trimpath -ldflags "-s -w -X main.version=$KUBECONFORM_VERSION" \
   -o "$tmp/kubeconform" github.com/yannh/kubeconform/cmd/kubeconform)
 "$tmp/kubeconform" -v >/dev/null
-rm -f "$out/.kubeconform.stamp"
-mv -f "$tmp/kubeconform" "$out/kubeconform"
-echo "$stamp" >"$tmp/.kubeconform.stamp"
-mv -f "$tmp/.kubeconform.stamp" "$out/.kubeconform.stamp"
+install_built_binary "$out" kubeconform "$tmp" "$stamp"
 echo "build-kubeconform: built kubeconform in $(($(date +%s) - start))s: $("$out/kubeconform" -v 2>&1 | head -1)"

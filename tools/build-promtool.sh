@@ -34,19 +34,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=tools/lib/cached-tool.sh
 . "$repo/tools/lib/cached-tool.sh"
 mod_dir=$repo/tools/promtool
-GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 nice_cmd=(nice -n "${PROMTOOL_BUILD_NICE:-19}")
-
-export CGO_ENABLED=0
-export GOWORK=off
-# Keep whatever GOFLAGS the machine sets and never let a build rewrite the
-# committed go.mod/go.sum.
-export GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false"
-
-if ! grep -Eq "^[[:space:]]*(require[[:space:]]+)?github.com/prometheus/prometheus $PROMETHEUS_MODULE_VERSION( |$)" "$mod_dir/go.mod"; then
-  echo "build-promtool: $mod_dir/go.mod does not pin github.com/prometheus/prometheus $PROMETHEUS_MODULE_VERSION" >&2
-  exit 1
-fi
+go_build_env build-promtool "$mod_dir" github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION"
 minor=${PROMETHEUS_MODULE_VERSION#v0.3}
 minor=${minor%%.*}
 patch=${PROMETHEUS_MODULE_VERSION##*.}
@@ -58,7 +47,7 @@ prepare_output_dir build-promtool "$out" "promtool-v$PROMTOOL_VERSION" .build.lo
 out=$OUTPUT_DIR
 mod_hash=$(module_hash "$mod_dir")
 stamp="promtool $PROMTOOL_VERSION module=$PROMETHEUS_MODULE_VERSION@$mod_hash format=$STAMP_FORMAT"
-if [ -x "$out/promtool" ] && [ "$(cat "$out/.promtool.stamp" 2>/dev/null)" = "$stamp" ]; then
+if [ -x "$out/promtool" ] && stamp_is_current "$out/.promtool.stamp" "$stamp"; then
   echo "build-promtool: promtool $PROMTOOL_VERSION up to date"
   exit 0
 fi
@@ -72,8 +61,5 @@ ldflags="-s -w -X github.com/prometheus/common/version.Version=$PROMTOOL_VERSION
 (cd "$mod_dir" && "${nice_cmd[@]}" "$GO" build -trimpath -tags remove_all_sd -ldflags "$ldflags" \
   -o "$tmp/promtool" github.com/prometheus/prometheus/cmd/promtool)
 "$tmp/promtool" --version >/dev/null
-rm -f "$out/.promtool.stamp"
-mv -f "$tmp/promtool" "$out/promtool"
-echo "$stamp" >"$tmp/.promtool.stamp"
-mv -f "$tmp/.promtool.stamp" "$out/.promtool.stamp"
+install_built_binary "$out" promtool "$tmp" "$stamp"
 echo "build-promtool: built promtool in $(($(date +%s) - start))s: $("$out/promtool" --version 2>&1 | head -1)"

@@ -45,7 +45,7 @@ prepare_output_dir fetch-gateway-api-crds "$out" "gateway-api-$version" .fetch.l
 out=$OUTPUT_DIR
 mod_hash=$(module_hash "$mod_dir")
 stamp="gateway-api $version module=$mod_hash format=$STAMP_FORMAT"
-if [ -d "$out/standard" ] && [ "$(cat "$out/.gateway-api.stamp" 2>/dev/null)" = "$stamp" ]; then
+if [ -d "$out/standard" ] && stamp_is_current "$out/.gateway-api.stamp" "$stamp"; then
   echo "fetch-gateway-api-crds: Gateway API $version CRDs up to date"
   exit 0
 fi
