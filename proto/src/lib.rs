@@ -1,5 +1,8 @@
 //! The kube-ocr gRPC API. Generated from `kube_ocr/v1/ocr.proto`; no model or Kubernetes
-//! code lives here so that any client can depend on it cheaply.
+//! code lives here so that any client can depend on it cheaply. [`contract`] holds the names
+//! that the pod and its readers (operator, clients) share.
+
+pub mod contract;
 
 /// `kube_ocr.v1`: the `Ocr` service, its messages, client and server.
 pub mod v1 {

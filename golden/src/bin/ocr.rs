@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use kube_ocr_golden::grpc_eval::code_name;
+use kube_ocr_proto::contract::code_name;
 use kube_ocr_proto::v1::{RecognizeOptions, RecognizeRequest, Task, ocr_client::OcrClient};
 use tonic::transport::Endpoint;
 
