@@ -15,16 +15,11 @@
 use std::sync::LazyLock;
 
 use image::RgbImage;
-use kube_ocr_inference::bundle::BundleManifest;
-use kube_ocr_inference::classify_input::{classifier_input, rotate_half_turn};
-use kube_ocr_inference::crop::crop_quad;
-use kube_ocr_inference::db_postprocess::detect_boxes;
-use kube_ocr_inference::decode::{DecodeLimits, decode_image};
-use kube_ocr_inference::detect_input::MAX_INPUT_SIDE;
-use kube_ocr_inference::document::{DocumentPage, find_lines, prepare_document};
-use kube_ocr_inference::geometry::Quad;
-use kube_ocr_inference::line_input::{MAX_LINE_WIDTH, batch_width, line_tensor_data};
-use kube_ocr_inference::stages::ProbabilityMap;
+use kube_ocr_vision::image::{DecodeLimits, Quad, crop_quad, decode_image};
+use kube_ocr_vision::input::{MAX_INPUT_SIDE, MAX_LINE_WIDTH, batch_width, classifier_input, line_tensor_data};
+use kube_ocr_vision::layout::{DocumentPage, find_lines, prepare_document};
+use kube_ocr_vision::params::PipelineParams;
+use kube_ocr_vision::postprocess::{ProbabilityMap, detect_boxes, rotate_half_turn};
 use libfuzzer_sys::fuzz_target;
 
 /// Smaller than the server's defaults (50 MP, 20000 per side) so that each run stays fast;
@@ -37,40 +32,41 @@ const MAX_MAP_PIXELS: usize = 128 * 128;
 /// Pages whose width + height exceed this get no arbitrary crops.
 const MAX_ARBITRARY_CROP_SIDE: u32 = 512;
 
-/// The shipped manifest (a copy of `models/ppocr-v4/bundle.yaml`, as models/ is a symlink
-/// into the cache) with two sizes scaled down for speed: the detector's `limitSideLen`
-/// (736: every page became a detector input of at least 736 × 736, whose resize under the
-/// fuzzer's instrumentation allowed 2 runs a second) and the page's `maxSideLen` (2000:
-/// strips became 1984 × 496 pages, a second each). The code paths are the same.
-static MANIFEST: LazyLock<BundleManifest> = LazyLock::new(|| {
-    let mut manifest: BundleManifest =
+/// The parameters of the shipped manifest (a copy of `models/ppocr-v4/bundle.yaml`, as
+/// models/ is a symlink into the cache) with two sizes scaled down for speed: the
+/// detector's `limitSideLen` (736: every page became a detector input of at least
+/// 736 × 736, whose resize under the fuzzer's instrumentation allowed 2 runs a second) and
+/// the page's `maxSideLen` (2000: strips became 1984 × 496 pages, a second each). The code
+/// paths are the same.
+static PARAMS: LazyLock<PipelineParams> = LazyLock::new(|| {
+    let mut params: PipelineParams =
         serde_norway::from_str(include_str!("../bundle.yaml")).expect("fuzz/bundle.yaml parses");
-    manifest.detector.limit_side_len = 64;
-    manifest.pipeline_options.max_side_len = 512;
-    manifest
+    params.detector.limit_side_len = 64;
+    params.pipeline_options.max_side_len = 512;
+    params
 });
 
 fuzz_target!(|data: &[u8]| {
     let Ok(image) = decode_image(data, LIMITS) else {
         return;
     };
-    let manifest = &*MANIFEST;
+    let params = &*PARAMS;
     assert!(image.width() > 0 && image.height() > 0, "decode_image returned an empty image");
 
     // LINE: the whole image is the one line (no classifier on the server, but its input
     // must not fail either).
-    line_inputs(std::slice::from_ref(&image), manifest);
-    classifier_inputs(std::slice::from_ref(&image), manifest);
+    line_inputs(std::slice::from_ref(&image), params);
+    classifier_inputs(std::slice::from_ref(&image), params);
 
     // DOCUMENT.
-    let document = prepare_document(&image, manifest).expect("a decoded image has pixels");
+    let document = prepare_document(&image, params).expect("a decoded image has pixels");
     let input = &document.detector_input;
     assert_eq!(input.data.len(), 3 * input.width as usize * input.height as usize);
     assert!(input.data.iter().all(|v| v.is_finite()), "detector input is finite");
     // Bounded work whatever the image's shape: the page's longer side stays near maxSideLen
     // and the detector input's within its cap.
     let page = &document.page.image;
-    let max_page_side = manifest.pipeline_options.max_side_len + 32;
+    let max_page_side = params.pipeline_options.max_side_len + 32;
     assert!(
         page.width().max(page.height()) <= max_page_side,
         "a {:?} image became a {:?} page",
@@ -86,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
     );
 
     let map = probability_map(&image);
-    let (quads, crops) = find_lines(&document, &map, manifest).expect("the map has the size it says");
+    let (quads, crops) = find_lines(&document, &map, params).expect("the map has the size it says");
     assert_eq!(quads.len(), crops.len());
     let (width, height) = (image.width() as f32, image.height() as f32);
     for quad in &quads {
@@ -94,20 +90,19 @@ fuzz_target!(|data: &[u8]| {
     }
     let crops: Vec<RgbImage> =
         crops.iter().map(|crop| if crop.width() % 2 == 0 { rotate_half_turn(crop) } else { crop.clone() }).collect();
-    classifier_inputs(&crops, manifest);
-    line_inputs(&crops, manifest);
+    classifier_inputs(&crops, params);
+    line_inputs(&crops, params);
 
     // The same map against a page of another size (the detector map is at the detector
     // input's scale, not the page's).
-    detect_boxes(&map.data, (map.width, map.height), (page.width() / 3, page.height() + 7), &manifest.detector)
-        .expect("the map has the size it says");
+    detect_boxes(&map, (page.width() / 3, page.height() + 7), &params.detector).expect("the map has the size it says");
 
-    arbitrary_crops(&document, data, manifest);
+    arbitrary_crops(&document, data, params);
 });
 
 /// Recogniser input for `lines` as one batch, padded to the widest.
-fn line_inputs(lines: &[RgbImage], manifest: &BundleManifest) {
-    let config = &manifest.recognizer;
+fn line_inputs(lines: &[RgbImage], params: &PipelineParams) {
+    let config = &params.recognizer;
     let width = batch_width(lines, config.input_height, config.default_width);
     assert!(
         width <= MAX_LINE_WIDTH,
@@ -115,17 +110,17 @@ fn line_inputs(lines: &[RgbImage], manifest: &BundleManifest) {
         lines.iter().map(RgbImage::dimensions).collect::<Vec<_>>()
     );
     for line in lines {
-        let data = line_tensor_data(line, config.input_height, width, &config.normalization, manifest.color_order)
+        let data = line_tensor_data(line, config.input_height, width, &config.normalization, params.color_order)
             .expect("a non-empty line has an input");
         assert_eq!(data.len(), 3 * config.input_height as usize * width as usize);
     }
 }
 
-fn classifier_inputs(crops: &[RgbImage], manifest: &BundleManifest) {
-    let config = &manifest.classifier;
+fn classifier_inputs(crops: &[RgbImage], params: &PipelineParams) {
+    let config = &params.classifier;
     let [channels, height, width] = config.input_shape;
     for crop in crops {
-        let data = classifier_input(crop, config, manifest.color_order).expect("a non-empty crop has an input");
+        let data = classifier_input(crop, config, params.color_order).expect("a non-empty crop has an input");
         assert_eq!(data.len(), (channels * height * width) as usize);
     }
 }
@@ -158,7 +153,7 @@ fn probability_map(image: &RgbImage) -> ProbabilityMap {
 /// a margin around the page, and the same bytes as eight raw f32 (NaN, infinities, huge).
 /// Only on small pages: a crop may be (width + height)² pixels, seconds of bicubic sampling
 /// on a large page under the fuzzer (the server crops detected boxes, inside the page).
-fn arbitrary_crops(document: &DocumentPage, data: &[u8], manifest: &BundleManifest) {
+fn arbitrary_crops(document: &DocumentPage, data: &[u8], params: &PipelineParams) {
     let page = &document.page.image;
     let Some(tail) = data.len().checked_sub(32).map(|start| &data[start..]) else {
         return;
@@ -181,7 +176,7 @@ fn arbitrary_crops(document: &DocumentPage, data: &[u8], manifest: &BundleManife
             continue;
         }
         let crops = [crop];
-        classifier_inputs(&crops, manifest);
-        line_inputs(&crops, manifest);
+        classifier_inputs(&crops, params);
+        line_inputs(&crops, params);
     }
 }

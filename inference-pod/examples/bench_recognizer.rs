@@ -1,4 +1,4 @@
-//! Recogniser throughput through tch, and the standard vs `slow` variant side by side.
+//! Recogniser throughput through libtorch, and the standard vs `slow` variant side by side.
 //! Writes a markdown report; `make bench` runs it. Numbers are only comparable within one
 //! report: every row is measured in the same run, interleaved, on the same thread count.
 
@@ -10,9 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use image::RgbImage;
 use kube_ocr_golden::{GoldenSet, Task};
-use kube_ocr_inference::bundle::Bundle;
-use kube_ocr_inference::recognizer::Recognizer;
-use tch::Device;
+use kube_ocr_inference::model::{Bundle, ComputeDevice, Recognizer, intra_op_threads};
 
 #[derive(Parser)]
 struct Args {
@@ -63,8 +61,8 @@ fn main() -> anyhow::Result<()> {
         "{}-slow",
         args.bundle.file_name().context("bundle path has no folder name")?.to_string_lossy()
     ));
-    let standard = Recognizer::load(&Bundle::load(&args.bundle)?, Device::Cpu)?;
-    let slow = Recognizer::load(&Bundle::load(&slow_dir)?, Device::Cpu)?;
+    let standard = Recognizer::load(&Bundle::load(&args.bundle)?, ComputeDevice::Cpu)?;
+    let slow = Recognizer::load(&Bundle::load(&slow_dir)?, ComputeDevice::Cpu)?;
 
     let configs: [(&str, &Recognizer, usize); 4] = [
         ("standard, batch 1", &standard, 1),
@@ -95,7 +93,7 @@ fn main() -> anyhow::Result<()> {
          CPU, libtorch intra-op threads: {}.\n",
         lines.len(),
         args.rounds,
-        tch::get_num_threads()
+        intra_op_threads()
     )?;
     writeln!(report, "| configuration | median pass | lines/s | min | max |")?;
     writeln!(report, "|---|---|---|---|---|")?;

@@ -13,15 +13,12 @@ use anyhow::Context;
 use clap::Parser;
 use image::RgbImage;
 use kube_ocr_golden::{GoldenSet, Predictions, Task, evaluate};
-use kube_ocr_inference::batcher::BatcherConfig;
-use kube_ocr_inference::bundle::Bundle;
-use kube_ocr_inference::decode::DecodeLimits;
-use kube_ocr_inference::line_input::scaled_width;
-use kube_ocr_inference::recognizer::Recognizer;
-use kube_ocr_inference::server::{RunningServer, ServerConfig, start};
-use kube_ocr_inference::torchscript::DeviceRequest;
+use kube_ocr_inference::model::{Bundle, ComputeDevice, DeviceRequest, Recognizer, set_intra_op_threads};
+use kube_ocr_inference::serve::{BatcherConfig, RunningServer, ServerConfig, start};
 use kube_ocr_proto::v1::ocr_client::OcrClient;
 use kube_ocr_proto::v1::{RecognizeOptions, RecognizeRequest, RecognizeResponse, Task as ProtoTask};
+use kube_ocr_vision::image::DecodeLimits;
+use kube_ocr_vision::input::scaled_width;
 use tonic::transport::Channel;
 
 #[derive(Parser)]
@@ -181,9 +178,9 @@ async fn main() -> anyhow::Result<()> {
     )?;
 
     // 1. The raw recogniser in a loop: the model's limit.
-    tch::set_num_threads(args.threads);
+    set_intra_op_threads(args.threads);
     let bundle = Bundle::load(&args.bundle)?;
-    let recognizer = Recognizer::load(&bundle, tch::Device::Cpu)?;
+    let recognizer = Recognizer::load(&bundle, ComputeDevice::Cpu)?;
     let (height, default_width) = recognizer.input_geometry();
     // Warm-up: TorchScript specialises its graph on the first inputs of each shape; the
     // server's self-test does the same before it serves.

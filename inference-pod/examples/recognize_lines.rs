@@ -6,9 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use kube_ocr_inference::bundle::Bundle;
-use kube_ocr_inference::recognizer::Recognizer;
-use kube_ocr_inference::torchscript::{DeviceRequest, cuda_device_count, resolve_device};
+use kube_ocr_inference::model::{Bundle, DeviceRequest, Recognizer, cuda_device_count, resolve_device};
 
 #[derive(Parser)]
 struct Args {
@@ -25,7 +23,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let device = resolve_device(args.device, cuda_device_count()).map_err(anyhow::Error::msg)?;
+    let device = resolve_device(args.device, cuda_device_count())?;
     let bundle = Bundle::load(&args.bundle)?;
     let recognizer = Recognizer::load(&bundle, device)?;
     println!("model {} {} on {device:?}", bundle.manifest.name, bundle.manifest.version);

@@ -1,42 +1,9 @@
-//! The kube-ocr inference pod.
-//!
-//! Pure pieces (bundle manifest, pre/post-processing) are plain functions with unit tests;
-//! libtorch lives behind [`torchscript`], the one module that touches `tch`.
+//! The kube-ocr inference pod, in two layers over the pure `kube-ocr-vision` crate
+//! (vision ← model ← serve). [`model`] loads bundles and runs their TorchScript stages as
+//! batch processors on a chosen device; it is the only code that names libtorch (`tch`).
+//! [`serve`] batches requests onto those stages and serves them over gRPC and HTTP with
+//! health, metrics, a result cache and a graceful drain. Exported is what the binary, the
+//! integration tests and the examples use.
 
-pub mod access_log;
-pub mod batcher;
-pub mod bundle;
-pub mod cache;
-pub mod ctc;
-pub mod decode;
-pub mod document;
-pub mod engine;
-mod error;
-pub mod gpu;
-pub mod http;
-pub mod line_batches;
-pub mod line_input;
-pub mod metrics;
-pub mod process_metrics;
-pub mod recognizer;
-pub mod request_deadline;
-pub mod self_test;
-pub mod server;
-pub mod service;
-pub mod serving_state;
-pub mod stages;
-pub mod torchscript;
-
-mod chw;
-pub mod classify_input;
-mod contours;
-pub mod crop;
-pub mod db_postprocess;
-pub mod detect_input;
-pub mod geometry;
-pub mod page;
-mod perspective;
-mod polygon_fill;
-pub mod reading_order;
-
-pub use error::InferenceError;
+pub mod model;
+pub mod serve;

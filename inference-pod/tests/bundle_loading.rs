@@ -4,10 +4,7 @@ mod common;
 
 use std::fs;
 
-use kube_ocr_inference::InferenceError;
-use kube_ocr_inference::bundle::{Bundle, Stage};
-use kube_ocr_inference::torchscript::TorchScriptModule;
-use tch::Device;
+use kube_ocr_inference::model::{Bundle, ComputeDevice, ModelError, Stage, TorchScriptModule};
 
 #[test]
 fn every_exported_bundle_loads_with_a_consistent_charset() {
@@ -15,7 +12,7 @@ fn every_exported_bundle_loads_with_a_consistent_charset() {
         let bundle = Bundle::load(&common::bundle_dir(name)).unwrap();
         assert_eq!(bundle.manifest.variant, variant);
         assert_eq!(bundle.manifest.pipeline, [Stage::Detect, Stage::Classify, Stage::Recognize]);
-        assert_eq!(bundle.classes.len(), bundle.manifest.recognizer.num_classes);
+        assert_eq!(bundle.classes.len(), bundle.manifest.params.recognizer.num_classes);
         // PP-OCRv4's Chinese charset holds thousands of symbols, digits and Latin letters.
         assert!(bundle.classes.len() > 6000);
         for symbol in ["0", "A", "z", "中", " "] {
@@ -44,7 +41,7 @@ fn a_charset_from_another_model_is_refused() {
     let shorter: String = charset.lines().skip(10).map(|l| format!("{l}\n")).collect();
     fs::write(dir.path().join("charset.txt"), shorter).unwrap();
     let err = Bundle::load(dir.path()).unwrap_err();
-    assert!(matches!(err, InferenceError::ValidateBundle { .. }), "{err}");
+    assert!(matches!(err, ModelError::ValidateBundle { .. }), "{err}");
     assert!(err.to_string().contains("numClasses"), "{err}");
 }
 
@@ -67,8 +64,8 @@ fn a_missing_manifest_is_a_read_error_naming_the_file() {
 fn a_corrupt_torchscript_file_is_an_error_not_a_crash() {
     let dir = bundle_copy();
     fs::write(dir.path().join("rec.pt"), b"PK\x03\x04 definitely not a zip archive").unwrap();
-    let err = TorchScriptModule::load("recognizer", &dir.path().join("rec.pt"), Device::Cpu).unwrap_err();
-    assert!(matches!(err, InferenceError::LoadTorchScript { .. }), "{err}");
+    let err = TorchScriptModule::load("recognizer", &dir.path().join("rec.pt"), ComputeDevice::Cpu).unwrap_err();
+    assert!(matches!(err, ModelError::LoadTorchScript { .. }), "{err}");
 }
 
 /// Without `--no-as-needed` the linker drops libtorch_cuda.so and a GPU build never sees

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{golden_image, test_config};
 use kube_ocr_golden::grpc_eval::{EvalOptions, connect, recognize_set};
 use kube_ocr_golden::{GoldenSet, Predictions, evaluate};
-use kube_ocr_inference::server::{RunningServer, start};
+use kube_ocr_inference::serve::{RunningServer, start};
 
 const EN: &str = "The quick brown fox jumps over the lazy dog";
 const ZH: &str = "本店支持微信和支付宝付款";

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{golden_image, http_get, metric_value, ocr_client, test_config};
 use kube_ocr_golden::grpc_eval::{EvalOptions, connect, recognize_set};
 use kube_ocr_golden::{GoldenSet, evaluate};
-use kube_ocr_inference::server::{RunningServer, start};
+use kube_ocr_inference::serve::{RunningServer, start};
 use kube_ocr_proto::v1::{RecognizeOptions, RecognizeRequest, Task};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -22,7 +22,7 @@ fn reference_accuracy() -> f64 {
     verification["referenceAccuracy"]["accuracy"].as_f64().expect("referenceAccuracy.accuracy")
 }
 
-async fn serving(config: kube_ocr_inference::server::ServerConfig) -> RunningServer {
+async fn serving(config: kube_ocr_inference::serve::ServerConfig) -> RunningServer {
     let server = start(config).await.expect("server starts");
     server.wait_until_serving(Duration::from_secs(180)).await.expect("self-test passes");
     server

@@ -6,19 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-use kube_ocr_inference::batcher::BatcherConfig;
-use kube_ocr_inference::bundle::bundle_path_from_uri;
-use kube_ocr_inference::decode::DecodeLimits;
-use kube_ocr_inference::server::{ServerConfig, start};
-use kube_ocr_inference::torchscript::DeviceRequest;
-use tokio::signal::unix::{SignalKind, signal};
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
+use clap::Parser;
+use kube_ocr_inference::model::{DeviceRequest, bundle_path_from_uri};
+use kube_ocr_inference::serve::{BatcherConfig, ServerConfig, start};
+use kube_ocr_runtime::{LogFormat, Logging, ShutdownSignals, run_main};
+use kube_ocr_vision::image::DecodeLimits;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "kube-ocr inference pod: gRPC OCR on libtorch with batching, health and metrics")]
@@ -75,6 +67,9 @@ struct Args {
     shutdown_grace_secs: f64,
     #[arg(long, env = "OCR_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax, e.g. `info,kube_ocr_inference=debug`).
+    #[arg(long, env = "OCR_LOG", default_value = "info")]
+    log_filter: String,
 }
 
 fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -105,46 +100,17 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
     })
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OCR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-}
-
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, shutdown: ShutdownSignals) -> anyhow::Result<()> {
     let config = config(&args)?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
     let server = start(config).await?;
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM received"),
-        _ = interrupt.recv() => tracing::info!("SIGINT received"),
-    }
+    let signal = shutdown.received().await;
+    tracing::info!(signal, "draining");
     server.shutdown().await?;
-    tracing::info!("stopped");
     Ok(())
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging(args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("ocr-inference-pod: starting the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("ocr-inference-pod: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let logging = Logging { format: args.log_format, filter: args.log_filter.clone() };
+    run_main("ocr-inference-pod", &logging, |shutdown| run(args, shutdown))
 }

@@ -11,20 +11,20 @@ pub fn bundle_dir(name: &str) -> PathBuf {
 
 /// Server settings for in-process tests: loopback, ephemeral ports, short drain.
 #[allow(dead_code)]
-pub fn test_config(bundle: &str) -> kube_ocr_inference::server::ServerConfig {
+pub fn test_config(bundle: &str) -> kube_ocr_inference::serve::ServerConfig {
     use std::time::Duration;
-    kube_ocr_inference::server::ServerConfig {
+    kube_ocr_inference::serve::ServerConfig {
         bundle_dir: bundle_dir(bundle),
-        device: kube_ocr_inference::torchscript::DeviceRequest::Auto,
+        device: kube_ocr_inference::model::DeviceRequest::Auto,
         listen_host: std::net::Ipv4Addr::LOCALHOST.into(),
         grpc_port: 0,
         http_port: 0,
-        batching: kube_ocr_inference::batcher::BatcherConfig {
+        batching: kube_ocr_inference::serve::BatcherConfig {
             max_batch_size: 8,
             max_queue_delay: Duration::from_millis(5),
             max_queue: 256,
         },
-        decode_limits: kube_ocr_inference::decode::DecodeLimits::default(),
+        decode_limits: kube_ocr_vision::image::DecodeLimits::default(),
         max_image_bytes: 8 << 20,
         request_timeout: Duration::from_secs(25),
         cache_bytes: 16 << 20,

@@ -1,0 +1,40 @@
+use std::path::PathBuf;
+
+use kube_ocr_vision::VisionError;
+
+/// Everything the model layer can fail at, named after the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("reading model bundle file {path}: {source}")]
+    ReadBundleFile { path: PathBuf, source: std::io::Error },
+
+    #[error("parsing {path}: {source}")]
+    ParseBundleManifest { path: PathBuf, source: serde_norway::Error },
+
+    /// The bundle's files disagree with its manifest or with this server (no underlying
+    /// error: the reason is the finding).
+    #[error("invalid model bundle {path}: {reason}")]
+    ValidateBundle { path: PathBuf, reason: String },
+
+    /// `--device cuda:N` names a GPU libtorch cannot see.
+    #[error(
+        "device cuda:{index} requested but libtorch sees {cuda_devices} CUDA device(s) (driver missing, or GPU not allocated to this pod?)"
+    )]
+    SelectDevice { index: usize, cuda_devices: usize },
+
+    #[error("loading TorchScript module {path}: {source}")]
+    LoadTorchScript { path: PathBuf, source: tch::TchError },
+
+    #[error("running TorchScript module {module}: {source}")]
+    RunTorchScript { module: String, source: tch::TchError },
+
+    #[error("unexpected output of {module}: {reason}")]
+    ModelOutputShape { module: String, reason: String },
+
+    #[error(transparent)]
+    PrepareInput(#[from] VisionError),
+
+    /// A crop the classifier input could not be made from (an empty one) reached the stage.
+    #[error("preparing a text line for recognition: classifier input has {values} values, expected {expected}")]
+    PrepareClassifierInput { values: usize, expected: usize },
+}

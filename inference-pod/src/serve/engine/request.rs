@@ -1,0 +1,76 @@
+//! What one OCR request asks for and what it gets back.
+
+use std::time::Duration;
+
+use kube_ocr_vision::image::Quad;
+
+use crate::serve::batcher::Batched;
+use crate::serve::cache::CacheWeight;
+
+/// What the caller asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum OcrTask {
+    /// Detect text lines on a page, then read each.
+    Document,
+    /// The image is one text line: read it.
+    Line,
+}
+
+impl OcrTask {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Document => "document",
+            Self::Line => "line",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct OcrOptions {
+    /// Lines below this confidence are left out (on top of the bundle's own floor).
+    pub min_confidence: f32,
+    /// Skip the 180° direction classifier (faster when pages are known to be upright).
+    pub skip_orientation: bool,
+}
+
+/// Where one request's time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct PhaseTimings {
+    pub queue: Duration,
+    pub preprocess: Duration,
+    pub inference: Duration,
+    pub postprocess: Duration,
+}
+
+impl PhaseTimings {
+    pub(crate) fn add_stage<O>(&mut self, results: &[Batched<O>]) {
+        // Items of one request wait and compute in parallel: the slowest one is what the
+        // request experienced.
+        self.queue += results.iter().map(|r| r.queue_wait).max().unwrap_or_default();
+        self.inference += results.iter().map(|r| r.compute).max().unwrap_or_default();
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct OcrLine {
+    pub text: String,
+    pub confidence: f32,
+    /// Corners in page pixels, clockwise from top-left.
+    pub quad: Quad,
+    pub rotated_180: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct OcrOutput {
+    pub lines: Vec<OcrLine>,
+    pub width: u32,
+    pub height: u32,
+    pub timings: PhaseTimings,
+}
+
+impl CacheWeight for OcrOutput {
+    fn weight_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.lines.iter().map(|l| std::mem::size_of::<OcrLine>() + l.text.len()).sum::<usize>()
+    }
+}

@@ -1,0 +1,42 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use kube_ocr_golden::GoldenError;
+use tokio::task::JoinError;
+
+use crate::model::ModelError;
+
+/// Everything starting, running or stopping the server can fail at, named after the
+/// operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("binding {what} on {addr}: {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+
+    #[error("{0}")]
+    SelectDevice(#[source] ModelError),
+
+    #[error("loading the model: {0}")]
+    LoadModel(#[source] ModelError),
+
+    /// The blocking task that loads the model panicked.
+    #[error("loading the model: {0}")]
+    JoinModelLoader(#[source] JoinError),
+
+    /// A model stage's batcher thread could not be spawned.
+    #[error("loading the model: starting the {stage} worker thread: {source}")]
+    StartWorker { stage: &'static str, source: std::io::Error },
+
+    #[error("loading the model: loading self-test samples from {}: {source}", dir.display())]
+    LoadSelfTestSamples { dir: PathBuf, source: GoldenError },
+
+    #[error("building gRPC reflection: {0}")]
+    BuildReflection(#[source] tonic_reflection::server::Error),
+
+    #[error("gRPC server: {0}")]
+    ServeGrpc(#[source] tonic::transport::Error),
+
+    /// The gRPC server task panicked.
+    #[error("gRPC server: {0}")]
+    JoinGrpcServer(#[source] JoinError),
+}

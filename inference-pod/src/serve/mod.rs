@@ -1,0 +1,22 @@
+//! The serving layer: the dynamic batcher in front of each model stage, the engine that
+//! takes one request through decode → detect → classify → recognise, the result cache,
+//! the start-up self-test, the gRPC API and the HTTP side port (probes, metrics), serving
+//! state and drain, and telemetry (metrics, process and GPU collectors, access log). It
+//! runs models only through [`crate::model`] and never names libtorch.
+
+mod batcher;
+mod cache;
+mod engine;
+mod error;
+mod grpc;
+mod http;
+mod running;
+mod self_test;
+mod serving_state;
+mod startup;
+mod telemetry;
+
+pub use batcher::BatcherConfig;
+pub use error::ServeError;
+pub use running::RunningServer;
+pub use startup::{ServerConfig, start};

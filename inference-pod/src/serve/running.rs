@@ -1,0 +1,68 @@
+//! A started pod and its drain on shutdown.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::serve::error::ServeError;
+use crate::serve::serving_state::{Phase, ServingState};
+
+/// A started pod. `shutdown` drains it; dropping it without shutdown aborts the tasks.
+#[derive(Debug)]
+pub struct RunningServer {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub(crate) serving: ServingState,
+    pub(crate) stop_grpc: Option<oneshot::Sender<()>>,
+    pub(crate) grpc_task: JoinHandle<Result<(), ServeError>>,
+    pub(crate) http_task: JoinHandle<()>,
+    pub(crate) startup_task: JoinHandle<()>,
+    pub(crate) drain_delay: Duration,
+    pub(crate) shutdown_grace: Duration,
+}
+
+impl RunningServer {
+    /// Not serving any more (health says so at once), then after `drain_delay` stops
+    /// accepting and waits up to `shutdown_grace` for in-flight requests to finish.
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        self.startup_task.abort();
+        self.serving.set(Phase::Draining).await;
+        tracing::info!(drain_delay_ms = self.drain_delay.as_millis() as u64, "draining: NOT_SERVING");
+        tokio::time::sleep(self.drain_delay).await;
+        if let Some(stop) = self.stop_grpc.take() {
+            let _ = stop.send(());
+        }
+        let result = match tokio::time::timeout(self.shutdown_grace, &mut self.grpc_task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(ServeError::JoinGrpcServer(join)),
+            Err(_) => {
+                tracing::warn!(
+                    grace_ms = self.shutdown_grace.as_millis() as u64,
+                    "in-flight requests outlived the grace period"
+                );
+                self.grpc_task.abort();
+                Ok(())
+            }
+        };
+        self.http_task.abort();
+        result
+    }
+
+    /// Waits until the pod serves or start-up failed (`Err` with the reason).
+    pub async fn wait_until_serving(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.serving.phase() {
+                Phase::Serving => return Ok(()),
+                Phase::Failed { reason } => return Err(reason),
+                Phase::Draining => return Err("draining".into()),
+                Phase::Starting { .. } if tokio::time::Instant::now() >= deadline => {
+                    return Err(format!("still {} after {timeout:?}", self.serving.phase().describe()));
+                }
+                Phase::Starting { .. } => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+}

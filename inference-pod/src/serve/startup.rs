@@ -1,0 +1,246 @@
+//! Wires the pod together: model load, self-test, gRPC (OCR, health, reflection), the
+//! HTTP side port and metrics. Used by the binary and, in process on `127.0.0.1:0`, by the
+//! integration tests.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube_ocr_proto::v1::ocr_server::OcrServer;
+use kube_ocr_proto::v1::{FILE_DESCRIPTOR_SET, OCR_SERVICE_NAME};
+use kube_ocr_vision::image::DecodeLimits;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::model::{Bundle, ComputeDevice, DeviceRequest, cuda_device_count, resolve_device, set_intra_op_threads};
+use crate::serve::batcher::{BatchObserver, BatcherConfig};
+use crate::serve::cache::ResultCache;
+use crate::serve::engine::{Engine, EngineConfig, OcrOutput};
+use crate::serve::error::ServeError;
+use crate::serve::grpc::{OcrGrpcService, ServiceLimits};
+use crate::serve::http::{HttpState, router};
+use crate::serve::running::RunningServer;
+use crate::serve::self_test::{SelfTestSample, builtin_samples, run_self_test, samples_from_dir};
+use crate::serve::serving_state::{Phase, ServingState};
+use crate::serve::telemetry::gpu::{GpuCollector, GpuMonitor};
+use crate::serve::telemetry::metrics::{ModelIdentity, OcrMetrics};
+use crate::serve::telemetry::process::ProcessCollector;
+
+/// Everything the pod is configured with (the binary fills it from flags and env).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bundle_dir: PathBuf,
+    pub device: DeviceRequest,
+    pub listen_host: IpAddr,
+    pub grpc_port: u16,
+    pub http_port: u16,
+    pub batching: BatcherConfig,
+    pub decode_limits: DecodeLimits,
+    pub max_image_bytes: usize,
+    pub request_timeout: Duration,
+    pub cache_bytes: usize,
+    /// Golden-set folder for the self-test; `None` = `<bundle>/selftest` if present, else
+    /// the samples built into the binary.
+    pub self_test_dir: Option<PathBuf>,
+    /// Overrides the bundle's `selfTest.minAccuracy`.
+    pub self_test_min_accuracy: Option<f64>,
+    /// libtorch intra-op threads; `None` = libtorch's default (all cores).
+    pub torch_threads: Option<i32>,
+    /// After SIGTERM, how long to keep serving while NOT_SERVING, so load balancers and
+    /// EndpointSlices stop sending before the listener closes.
+    pub drain_delay: Duration,
+    /// Longest wait for in-flight requests once the listener is closed.
+    pub shutdown_grace: Duration,
+}
+
+/// Binds both ports, loads the bundle, starts serving gRPC (NOT_SERVING) and HTTP, then
+/// runs the self-test in the background and flips to SERVING when it passes.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
+    let grpc_listener = bind("gRPC", SocketAddr::new(config.listen_host, config.grpc_port)).await?;
+    let http_listener = bind("HTTP", SocketAddr::new(config.listen_host, config.http_port)).await?;
+    let grpc_addr = grpc_listener.local_addr().map_err(|source| ServeError::Bind {
+        what: "gRPC",
+        addr: SocketAddr::new(config.listen_host, config.grpc_port),
+        source,
+    })?;
+    let http_addr = http_listener.local_addr().map_err(|source| ServeError::Bind {
+        what: "HTTP",
+        addr: SocketAddr::new(config.listen_host, config.http_port),
+        source,
+    })?;
+
+    if let Some(threads) = config.torch_threads {
+        set_intra_op_threads(threads);
+    }
+    let device = resolve_device(config.device, cuda_device_count()).map_err(ServeError::SelectDevice)?;
+    let gpu = Arc::new(match device {
+        ComputeDevice::Cpu if config.device == DeviceRequest::Cpu => GpuMonitor::disabled("--device cpu"),
+        _ => GpuMonitor::init(),
+    });
+
+    let bundle_dir = config.bundle_dir.clone();
+    let bundle = tokio::task::spawn_blocking(move || Bundle::load(&bundle_dir))
+        .await
+        .map_err(ServeError::JoinModelLoader)?
+        .map_err(ServeError::LoadModel)?;
+    // The OCR series are labelled with the model, so they are registered once it is known.
+    let model = ModelIdentity { name: bundle.manifest.name.clone(), version: bundle.manifest.version.clone() };
+    let mut registry = Registry::default();
+    let metrics = Arc::new(OcrMetrics::register(&mut registry, &model));
+    registry.register_collector(Box::new(ProcessCollector));
+    registry.register_collector(Box::new(GpuCollector(gpu.clone())));
+
+    let observer = batch_observer(metrics.clone());
+    let engine_config = EngineConfig { batching: config.batching, decode_limits: config.decode_limits };
+    let engine = tokio::task::spawn_blocking(move || Engine::load(bundle, device, engine_config, observer))
+        .await
+        .map_err(ServeError::JoinModelLoader)??;
+    let engine = Arc::new(engine);
+    tracing::info!(
+        model = %model.name, version = %model.version, device = %device,
+        max_batch_size = config.batching.max_batch_size, "model loaded"
+    );
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let ready_metrics = metrics.clone();
+    let serving = ServingState::new(
+        health_reporter,
+        vec![OCR_SERVICE_NAME],
+        Arc::new(move |serving| ready_metrics.set_ready(serving)),
+    );
+    serving.set(Phase::Starting { step: "self-test".into() }).await;
+
+    let cache = Arc::new(ResultCache::<OcrOutput>::new(config.cache_bytes));
+    let limits = ServiceLimits { request_timeout: config.request_timeout, max_image_bytes: config.max_image_bytes };
+    let service = OcrGrpcService::new(engine.clone(), cache.clone(), metrics.clone(), serving.clone(), limits);
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(ServeError::BuildReflection)?;
+    // Images up to the limit are refused by the handler with RESOURCE_EXHAUSTED and a
+    // reason; tonic's own cap (OUT_OF_RANGE) only stops messages far beyond it.
+    let message_cap = config.max_image_bytes.saturating_mul(2).max(4 << 20);
+    let ocr = OcrServer::new(service).max_decoding_message_size(message_cap).max_encoding_message_size(64 << 20);
+    let (stop_grpc, stopped) = oneshot::channel::<()>();
+    let grpc_task = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(ocr)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async {
+                let _ = stopped.await;
+            })
+            .await
+            .map_err(ServeError::ServeGrpc)
+    });
+
+    let http_state = HttpState {
+        serving: serving.clone(),
+        registry: Arc::new(registry),
+        before_scrape: scrape_refresh(engine.clone(), cache, metrics.clone()),
+        health_report: health_report(gpu, device, model),
+    };
+    let http_task = tokio::spawn(async move {
+        if let Err(error) = axum::serve(http_listener, router(http_state)).await {
+            tracing::error!(%error, "HTTP server stopped");
+        }
+    });
+
+    let samples = self_test_samples(&config)?;
+    let min_accuracy =
+        config.self_test_min_accuracy.unwrap_or(f64::from(engine.bundle().manifest.self_test.min_accuracy));
+    let startup_task = tokio::spawn(self_test_then_serve(engine, samples, min_accuracy, serving.clone(), metrics));
+
+    tracing::info!(%grpc_addr, %http_addr, "listening");
+    Ok(RunningServer {
+        grpc_addr,
+        http_addr,
+        serving,
+        stop_grpc: Some(stop_grpc),
+        grpc_task,
+        http_task,
+        startup_task,
+        drain_delay: config.drain_delay,
+        shutdown_grace: config.shutdown_grace,
+    })
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { what, addr, source })
+}
+
+fn self_test_samples(config: &ServerConfig) -> Result<Vec<SelfTestSample>, ServeError> {
+    let bundled = config.bundle_dir.join("selftest");
+    match &config.self_test_dir {
+        Some(dir) => samples_from_dir(dir),
+        None if bundled.is_dir() => samples_from_dir(&bundled),
+        None => Ok(builtin_samples()),
+    }
+}
+
+async fn self_test_then_serve(
+    engine: Arc<Engine>,
+    samples: Vec<SelfTestSample>,
+    min_accuracy: f64,
+    serving: ServingState,
+    metrics: Arc<OcrMetrics>,
+) {
+    let outcome = run_self_test(&engine, &samples).await.and_then(|report| {
+        metrics.set_self_test_accuracy(report.accuracy);
+        tracing::info!(
+            accuracy = report.accuracy,
+            min_accuracy,
+            samples = report.samples,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "self-test finished"
+        );
+        report.verdict(min_accuracy)
+    });
+    match outcome {
+        Ok(()) => {
+            serving.set(Phase::Serving).await;
+            tracing::info!("serving");
+        }
+        Err(error) => {
+            let reason = error.to_string();
+            tracing::error!(%reason, "self-test failed: the pod will not become ready");
+            serving.set(Phase::Failed { reason }).await;
+        }
+    }
+}
+
+fn batch_observer(metrics: Arc<OcrMetrics>) -> BatchObserver {
+    Arc::new(move |stage, size, expired| metrics.record_batch(stage, size, expired))
+}
+
+fn scrape_refresh(
+    engine: Arc<Engine>,
+    cache: Arc<ResultCache<OcrOutput>>,
+    metrics: Arc<OcrMetrics>,
+) -> Arc<dyn Fn() + Send + Sync> {
+    Arc::new(move || {
+        for (stage, depth) in engine.queue_depths() {
+            metrics.set_queue_depth(stage, depth);
+        }
+        let (entries, bytes) = cache.usage();
+        metrics.set_cache_usage(entries, bytes);
+    })
+}
+
+fn health_report(
+    gpu: Arc<GpuMonitor>,
+    device: ComputeDevice,
+    model: ModelIdentity,
+) -> Arc<dyn Fn() -> serde_json::Value + Send + Sync> {
+    Arc::new(move || {
+        serde_json::json!({
+            "device": device.to_string(),
+            "model": {"name": model.name, "version": model.version},
+            "nvml": gpu.state(),
+        })
+    })
+}
