@@ -19,7 +19,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ListParams};
 use kube_ocr_crds::OcrService;
 use kube_ocr_e2e::control_plane::LocalControlPlane;
-use kube_ocr_operator::analysis::golden_source::{DEFAULT_GOLDEN_SET, load_golden_set};
+use kube_ocr_operator::controller::golden_source::{DEFAULT_GOLDEN_SET, load_golden_set};
 use kube_ocr_operator::rbac;
 
 const RELEASE: &str = "kube-ocr";

@@ -144,7 +144,7 @@ async fn stable_accuracy_below_the_minimum_is_degraded_outside_rollouts() {
     let accuracy = analysis.stable.unwrap().accuracy.unwrap();
     assert!(accuracy < 0.9, "{accuracy}");
     let metrics =
-        kube_ocr_operator::analysis::collect::http_get(operator.http_addr(), "/metrics", Duration::from_secs(5))
+        kube_ocr_operator::controller::scrape::http_get(operator.http_addr(), "/metrics", Duration::from_secs(5))
             .await
             .unwrap();
     let series =

@@ -102,7 +102,7 @@ async fn route_weights_follow_the_canary_steps_and_return_to_stable_after_promot
 
     wait_route(&s, "ocr-route", (50, 50)).await;
     let metrics =
-        kube_ocr_operator::analysis::collect::http_get(operator.http_addr(), "/metrics", Duration::from_secs(5))
+        kube_ocr_operator::controller::scrape::http_get(operator.http_addr(), "/metrics", Duration::from_secs(5))
             .await
             .unwrap();
     let series = format!("ocr_operator_canary_weight{{namespace=\"{}\",ocrservice=\"ocr\"}} 50", s.namespace);

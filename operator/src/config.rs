@@ -4,16 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+pub use kube_ocr_runtime::LogFormat;
+use kube_ocr_runtime::Logging;
 
 use crate::builders::{BuildSettings, DEFAULT_FETCH_IMAGE};
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
 
 /// Configuration of [`crate::run`].
 #[derive(Debug, Clone, Parser)]
@@ -92,6 +87,11 @@ impl OperatorConfig {
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
         }
+    }
+
+    /// The logging settings for the shared start-up path (`kube_ocr_runtime::run_main`).
+    pub fn logging(&self) -> Logging {
+        Logging { format: self.log_format, filter: self.log_filter.clone() }
     }
 
     pub fn build_settings(&self) -> BuildSettings {

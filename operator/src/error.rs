@@ -40,3 +40,42 @@ pub enum OperatorError {
     #[error("render {what} as YAML: {source}")]
     RenderYaml { what: &'static str, source: serde_norway::Error },
 }
+
+impl OperatorError {
+    /// The failed operation, as a metrics label.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Self::ReadMetadata { .. } => "read_metadata",
+            Self::ParseModelUri { .. } => "parse_model_uri",
+            Self::Apply { .. } => "apply",
+            Self::Delete { .. } => "delete",
+            Self::Get { .. } => "get",
+            Self::List { .. } => "list",
+            Self::PatchStatus { .. } => "patch_status",
+            Self::TakeRolloutAction { .. } => "take_rollout_action",
+            Self::SetRouteWeights { .. } => "set_route_weights",
+            Self::PatchRoute { .. } => "patch_route",
+            Self::DiscoverApi { .. } => "discover_api",
+            _ => "other",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reconcile_failure_names_its_operation_for_the_metrics() {
+        let refused = || kube::Error::Api(kube::core::Status::failure("no", "Forbidden").with_code(403).boxed());
+        let apply = OperatorError::Apply { kind: "Deployment", name: "x".into(), source: refused() };
+        assert_eq!(apply.operation(), "apply");
+        assert_eq!(OperatorError::PatchStatus { name: "x".into(), source: refused() }.operation(), "patch_status");
+        let route =
+            OperatorError::SetRouteWeights { name: "r".into(), reason: "GRPCRouteNotFound", message: "m".into() };
+        assert_eq!(route.operation(), "set_route_weights");
+        assert_eq!(OperatorError::ReadMetadata { field: "namespace" }.operation(), "read_metadata");
+        let scale = OperatorError::ScaleDeployment { name: "x".into(), replicas: 1, source: refused() };
+        assert_eq!(scale.operation(), "other", "operations without their own label");
+    }
+}

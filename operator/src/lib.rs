@@ -1,6 +1,16 @@
 //! The kube-ocr operator: reconciles `OcrService` resources into inference Deployments,
 //! Services, an HPA and a PodDisruptionBudget, with status, conditions and events.
 //!
+//! Layering: `builders` (desired objects), `status` (status, conditions, events),
+//! `rollout` (the canary state machine), `analysis` (metrics windows and verdicts) and
+//! `traffic` (GRPCRoute weights) are pure: no IO, unit-tested beside their code. They use
+//! each other only downwards (`status` → `rollout` → `analysis`; `builders` → `rollout`),
+//! plus the leaves `names`, `model_source`, `error` and the shared crates. All IO of a
+//! reconcile is in `controller` (the Kubernetes API, pod scrapes, golden gRPC calls),
+//! which uses the pure modules and is used by none of them; `leader` (the Lease) and
+//! `http` (the operator's own `/metrics` and probes) are the process' IO around it.
+//! Public is only what the binaries and the e2e tests use.
+//!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> Result<(), kube_ocr_operator::OperatorError> {
 //! use kube_ocr_operator::{OperatorConfig, run};
@@ -11,19 +21,19 @@
 //! ```
 
 pub mod analysis;
-pub mod builders;
-pub mod config;
+mod builders;
+mod config;
 pub mod controller;
 mod error;
-pub mod http;
-pub mod leader;
-pub mod model_source;
+mod http;
+mod leader;
+mod model_source;
 pub mod names;
 pub mod rbac;
-pub mod rollout;
-pub mod status;
-pub mod telemetry;
-pub mod traffic;
+mod rollout;
+mod status;
+mod telemetry;
+mod traffic;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,10 +49,10 @@ use tracing::{error, info};
 
 pub use config::{LogFormat, OperatorConfig};
 pub use error::OperatorError;
+pub use telemetry::Metrics;
 
 use crate::http::HttpState;
 use crate::leader::{LeaderElector, LeaseSettings};
-use crate::telemetry::Metrics;
 
 /// Runs the operator until `shutdown` completes (or it loses its leader Lease, which is
 /// an error: the process should exit and be restarted as a standby).

@@ -1,15 +1,13 @@
 //! Canary analysis as pure functions: parse the pods' metrics, take deltas over the
-//! window, compute P95 and error rates per track, and judge canary against stable.
-//! The IO (scraping pods, golden gRPC calls) lives in the controller.
+//! window, compute P95 and error rates per track, judge canary against stable, and write
+//! the verdict as `status.lastAnalysis`. No IO: scraping pods, golden gRPC calls and
+//! reading the golden set are the controller's (`controller/measure.rs` and the files it
+//! uses), which hands the results to these functions.
 
-pub mod collect;
-pub mod exposition;
-pub mod golden_source;
-pub mod numbers;
-pub mod verdict;
-pub mod window;
-
-pub use exposition::{Sample, parse_exposition};
-pub use numbers::{GoldenOutcome, MIN_TRAFFIC_SAMPLES, track_numbers};
-pub use verdict::{Thresholds, TrackNumbers, Verdict, judge};
-pub use window::{PodCounters, WindowTraffic, histogram_quantile, window_traffic};
+pub(crate) mod exposition;
+pub(crate) mod golden_calls;
+pub(crate) mod numbers;
+pub(crate) mod record;
+pub(crate) mod targets;
+pub(crate) mod verdict;
+pub(crate) mod window;

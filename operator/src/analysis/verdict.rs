@@ -1,6 +1,8 @@
 //! The analysis verdict: canary against its thresholds and against stable measured in
 //! the same window. Every failing check gives a reason with the numbers.
 
+use kube_ocr_crds::OcrService;
+
 /// What one track showed in a window. `None` = not measured (no data).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrackNumbers {
@@ -21,6 +23,18 @@ pub struct Thresholds {
     pub max_p95_ms: f64,
     pub max_p95_increase: f64,
     pub max_error_rate_increase: f64,
+}
+
+/// The thresholds an OcrService's `spec.rollout.analysis` sets.
+pub fn thresholds_of(ocr: &OcrService) -> Thresholds {
+    let analysis = &ocr.spec.rollout.analysis;
+    Thresholds {
+        min_accuracy: analysis.golden.min_accuracy,
+        max_accuracy_drop: analysis.golden.max_accuracy_drop,
+        max_p95_ms: f64::from(analysis.latency.max_p95_ms),
+        max_p95_increase: analysis.latency.max_p95_increase,
+        max_error_rate_increase: analysis.errors.max_error_rate_increase,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -80,7 +94,10 @@ pub fn judge(stable: &TrackNumbers, canary: &TrackNumbers, thresholds: &Threshol
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::builders::test_support::ocr_service;
 
     const THRESHOLDS: Thresholds = Thresholds {
         min_accuracy: 0.90,
@@ -127,6 +144,25 @@ mod tests {
         assert!(judge(&stable, &silent, &THRESHOLDS).passed);
         let blind = TrackNumbers { accuracy: None, ..numbers(0.0, 200.0, 0.0) };
         assert!(!judge(&stable, &blind, &THRESHOLDS).passed);
+    }
+
+    #[test]
+    fn thresholds_come_from_the_spec_and_default_to_the_ops_practice() {
+        let defaults = thresholds_of(&ocr_service(json!({})));
+        assert_eq!(defaults, THRESHOLDS, "accuracy -3 points, P95 +50%, error rate +2 points");
+        let set = thresholds_of(&ocr_service(json!({ "rollout": { "analysis": {
+            "golden": { "minAccuracy": 0.8, "maxAccuracyDrop": 0.05 },
+            "latency": { "maxP95Ms": 250, "maxP95Increase": 0.2 },
+            "errors": { "maxErrorRateIncrease": 0.01 },
+        } } })));
+        let expected = Thresholds {
+            min_accuracy: 0.8,
+            max_accuracy_drop: 0.05,
+            max_p95_ms: 250.0,
+            max_p95_increase: 0.2,
+            max_error_rate_increase: 0.01,
+        };
+        assert_eq!(set, expected);
     }
 
     #[test]

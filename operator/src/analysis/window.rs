@@ -4,15 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use kube_ocr_proto::contract::is_server_fault;
+use kube_ocr_proto::contract::labels::{CODE, LE};
+use kube_ocr_proto::contract::metrics::{REQUEST_DURATION_BUCKET_SERIES, REQUESTS_SERIES};
+
 use super::exposition::Sample;
-
-pub const REQUESTS: &str = "ocr_requests_total";
-pub const DURATION_BUCKET: &str = "ocr_request_duration_seconds_bucket";
-
-/// gRPC codes that mean the server failed, as opposed to the caller sending something
-/// wrong (INVALID_ARGUMENT, NOT_FOUND, ...). CANCELLED is the caller giving up.
-pub const SERVER_FAULT_CODES: [&str; 6] =
-    ["INTERNAL", "UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "UNKNOWN", "DATA_LOSS"];
 
 /// One pod's cumulative request counters and latency histogram at one scrape.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,11 +41,11 @@ impl PodCounters {
     pub fn from_samples(samples: &[Sample]) -> Self {
         let mut counters = Self::default();
         for sample in samples {
-            if sample.name == REQUESTS {
-                let code = sample.label("code").unwrap_or("UNKNOWN").to_owned();
+            if sample.name == REQUESTS_SERIES {
+                let code = sample.label(CODE).unwrap_or("UNKNOWN").to_owned();
                 *counters.requests_by_code.entry(code).or_default() += sample.value;
-            } else if sample.name == DURATION_BUCKET {
-                let Some(bound) = sample.label("le").and_then(parse_bound) else { continue };
+            } else if sample.name == REQUEST_DURATION_BUCKET_SERIES {
+                let Some(bound) = sample.label(LE).and_then(parse_bound) else { continue };
                 *counters.duration_buckets.entry(OrderedBound(bound)).or_default() += sample.value;
             }
         }
@@ -116,11 +112,7 @@ pub fn window_traffic(before: &BTreeMap<String, PodCounters>, after: &BTreeMap<S
     }
     WindowTraffic {
         requests: requests_by_code.values().sum(),
-        server_errors: requests_by_code
-            .iter()
-            .filter(|(code, _)| SERVER_FAULT_CODES.contains(&code.as_str()))
-            .map(|(_, count)| count)
-            .sum(),
+        server_errors: requests_by_code.iter().filter(|(code, _)| is_server_fault(code)).map(|(_, count)| count).sum(),
         duration_buckets: buckets.into_iter().map(|(bound, count)| (bound.0, count)).collect(),
     }
 }

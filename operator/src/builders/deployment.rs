@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube_ocr_crds::OcrServiceSpec;
 
-use super::Owner;
+use super::owner::Owner;
 use crate::names::{MODEL_VERSION_ANNOTATION, REVISION_LABEL, TRACK_LABEL, Track};
 
 /// The track's Deployment running `template` at `revision`. `replicas` is `None` when the
@@ -69,57 +69,17 @@ fn strategy(spec: &OcrServiceSpec, track: Track) -> DeploymentStrategy {
 mod tests {
     use serde_json::json;
 
-    use super::super::{BuildSettings, desired_state, test_support::ocr_service};
+    use super::super::settings::BuildSettings;
+    use super::super::test_support::ocr_service;
     use super::*;
-
-    #[test]
-    fn selector_is_track_scoped_and_revision_free() {
-        let state = desired_state(&ocr_service(json!({})), &BuildSettings::default()).unwrap();
-        let spec = state.stable.spec.unwrap();
-        let selector = spec.selector.match_labels.unwrap();
-        assert_eq!(selector.get(TRACK_LABEL).map(String::as_str), Some("stable"));
-        assert!(!selector.contains_key(REVISION_LABEL), "selectors are immutable; revisions change");
-        let template_labels = spec.template.metadata.unwrap().labels.unwrap();
-        assert_eq!(template_labels[REVISION_LABEL], state.revision);
-        for (key, value) in &selector {
-            assert_eq!(template_labels.get(key), Some(value), "the template must match the selector");
-        }
-        assert_eq!(state.stable.metadata.name.as_deref(), Some("invoices-stable"));
-        assert_eq!(state.stable.metadata.labels.unwrap()[REVISION_LABEL], state.revision);
-    }
-
-    #[test]
-    fn rolling_update_never_drops_serving_pods() {
-        let state = desired_state(&ocr_service(json!({ "startupTimeoutSeconds": 60 })), &BuildSettings::default());
-        let spec = state.unwrap().stable.spec.unwrap();
-        let rolling = spec.strategy.unwrap().rolling_update.unwrap();
-        assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
-        assert_eq!(spec.progress_deadline_seconds, Some(180));
-    }
-
-    #[test]
-    fn dynamic_stable_scale_rolls_stable_in_place() {
-        let ocr = ocr_service(json!({ "rollout": { "dynamicStableScale": true } }));
-        let state = desired_state(&ocr, &BuildSettings::default()).unwrap();
-        let rolling = state.stable.spec.unwrap().strategy.unwrap().rolling_update.unwrap();
-        assert_eq!(
-            (rolling.max_surge, rolling.max_unavailable),
-            (Some(IntOrString::Int(0)), Some(IntOrString::Int(1)))
-        );
-        let owner = Owner::of(&ocr).unwrap();
-        let model = crate::model_source::ModelSource::parse(&ocr.spec.model.uri).unwrap();
-        let template = super::super::pod_template(&owner, &ocr.spec, &model, Track::Canary, &BuildSettings::default());
-        let canary = deployment(&owner, &ocr.spec, Track::Canary, template, "abc", Some(1));
-        let rolling = canary.spec.unwrap().strategy.unwrap().rolling_update.unwrap();
-        assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)), "the canary still surges");
-    }
 
     #[test]
     fn canary_track_gets_its_own_name_and_selector() {
         let ocr = ocr_service(json!({}));
         let owner = Owner::of(&ocr).unwrap();
         let model = crate::model_source::ModelSource::parse(&ocr.spec.model.uri).unwrap();
-        let template = super::super::pod_template(&owner, &ocr.spec, &model, Track::Canary, &BuildSettings::default());
+        let template =
+            super::super::pod::pod_template(&owner, &ocr.spec, &model, Track::Canary, &BuildSettings::default());
         let canary = deployment(&owner, &ocr.spec, Track::Canary, template, "abc", Some(1));
         assert_eq!(canary.metadata.name.as_deref(), Some("invoices-canary"));
         let spec = canary.spec.unwrap();

@@ -7,7 +7,7 @@ use k8s_openapi::api::autoscaling::v2::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube_ocr_crds::OcrServiceSpec;
 
-use super::Owner;
+use super::owner::Owner;
 use crate::names::{Track, autoscaler_name};
 
 /// Between `replicas.min` and `replicas.max` on CPU utilisation, plus the optional per-pod
@@ -58,6 +58,7 @@ pub fn autoscaler(owner: &Owner, spec: &OcrServiceSpec) -> HorizontalPodAutoscal
 
 #[cfg(test)]
 mod tests {
+    use kube_ocr_proto::contract::metrics::QUEUE_DEPTH;
     use serde_json::json;
 
     use super::super::test_support::ocr_service;
@@ -79,12 +80,12 @@ mod tests {
     #[test]
     fn optional_pods_metric_is_added() {
         let ocr = ocr_service(json!({
-            "autoscaling": { "podsMetric": { "name": "ocr_queue_depth", "targetAverageValue": "20" } }
+            "autoscaling": { "podsMetric": { "name": QUEUE_DEPTH, "targetAverageValue": "20" } }
         }));
         let metrics = autoscaler(&Owner::of(&ocr).unwrap(), &ocr.spec).spec.metrics.unwrap();
         assert_eq!(metrics.len(), 2);
         let pods = metrics[1].pods.as_ref().unwrap();
-        assert_eq!(pods.metric.name, "ocr_queue_depth");
+        assert_eq!(pods.metric.name, QUEUE_DEPTH);
         assert_eq!(pods.target.average_value, Some(Quantity("20".into())));
     }
 }

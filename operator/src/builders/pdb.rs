@@ -4,7 +4,7 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::Owner;
+use super::owner::Owner;
 use crate::names::disruption_budget_name;
 
 /// At most one pod of the service voluntarily disrupted at a time. `maxUnavailable` (not

@@ -8,7 +8,8 @@ use kube_ocr_crds::{DeviceKind, OcrServiceSpec};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{BuildSettings, Owner};
+use super::owner::Owner;
+use super::settings::BuildSettings;
 use crate::model_source::{FETCH_SCRIPT, MODEL_MOUNT_PATH, ModelSource};
 use crate::names::{
     FETCH_CONTAINER, GRPC_HEALTH_SERVICE, GRPC_PORT, HTTP_PORT, INFERENCE_CONTAINER, MODEL_VERSION_ANNOTATION,
@@ -375,7 +376,7 @@ mod tests {
         assert!(container(&template).args.as_ref().unwrap().contains(&format!("--bundle={MODEL_MOUNT_PATH}")));
     }
 
-    const DEFAULT_FETCH_IMAGE_FOR_TEST: &str = super::super::DEFAULT_FETCH_IMAGE;
+    const DEFAULT_FETCH_IMAGE_FOR_TEST: &str = super::super::settings::DEFAULT_FETCH_IMAGE;
 
     #[test]
     fn fetch_script_verifies_the_checksum_before_unpacking() {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::Owner;
+use super::owner::Owner;
 use crate::names::{GRPC_PORT, HTTP_PORT, Track, shared_service_name};
 
 /// Shared, stable and canary, in that order.

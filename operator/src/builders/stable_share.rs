@@ -6,10 +6,10 @@
 //! it scales up at once, so capping its bounds moves stable as surely as writing
 //! `replicas` would. With the HPA off the operator owns `replicas` and writes the share.
 
-use kube_ocr_crds::OcrServiceSpec;
+use kube_ocr_crds::{OcrServiceSpec, OcrServiceStatus};
 
-use super::DesiredState;
-use crate::rollout::{DynamicScale, stable_bounds};
+use super::desired::DesiredState;
+use crate::rollout::{DynamicScale, RolloutPlan, stable_bounds};
 
 /// Caps the stable HPA (or sets stable's `replicas` without one) to stable's share while
 /// `scale` is `Some`; the spec's bounds otherwise, which restores them after a rollout.
@@ -34,14 +34,37 @@ pub fn owned_stable_replicas(spec: &OcrServiceSpec, scale: Option<&DynamicScale>
     (!spec.autoscaling.enabled).then(|| scale.map_or(spec.replicas.min, |s| s.sizes.stable))
 }
 
+/// The `replicas` to write on their own to a stable Deployment that keeps its old template
+/// this round (it is not applied while a canary is judged): its share during a dynamic
+/// rollout, the spec's count after one. `None` when there is nothing to write: stable is
+/// applied anyway, the HPA owns `replicas`, no dynamic rollout runs or ran, or stable
+/// (which `stable_desired` pods) already has the target.
+pub fn stable_rescale(
+    spec: &OcrServiceSpec,
+    status: &OcrServiceStatus,
+    plan: &RolloutPlan,
+    desired_revision: &str,
+    stable_desired: Option<i32>,
+) -> Option<i32> {
+    let was_dynamic = status.canary.as_ref().is_some_and(|c| c.stable_replicas.is_some());
+    let applied_anyway = plan.stable_revision == desired_revision;
+    if applied_anyway || !(spec.rollout.dynamic_stable_scale || was_dynamic) {
+        return None;
+    }
+    let target = owned_stable_replicas(spec, plan.dynamic.as_ref())?;
+    (stable_desired? != target).then_some(target)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
+    use super::super::desired::desired_state;
+    use super::super::settings::BuildSettings;
     use super::super::test_support::ocr_service;
-    use super::super::{BuildSettings, desired_state};
     use super::*;
     use crate::rollout::TrackSizes;
+    use kube_ocr_crds::CanaryStatus;
 
     const STEP: DynamicScale = DynamicScale { sizes: TrackSizes { stable: 1, canary: 3 }, stable_must_reach: false };
     const HANDOVER: DynamicScale = DynamicScale { sizes: TrackSizes { stable: 3, canary: 1 }, stable_must_reach: true };
@@ -72,5 +95,49 @@ mod tests {
         share_stable(&mut desired, &ocr.spec, None);
         assert_eq!(desired.stable.spec.as_ref().unwrap().replicas, Some(4));
         assert_eq!(owned_stable_replicas(&ocr_service(json!({})).spec, Some(&STEP)), None);
+    }
+
+    fn step_plan(stable_revision: &str, dynamic: Option<DynamicScale>) -> RolloutPlan {
+        RolloutPlan {
+            stable_revision: stable_revision.into(),
+            canary_revision: Some("new".into()),
+            canary_weight: 50,
+            canary: None,
+            failed_revision: None,
+            rolled_back: false,
+            events: Vec::new(),
+            requeue_after: None,
+            dynamic,
+        }
+    }
+
+    #[test]
+    fn a_stable_kept_on_its_old_template_is_scaled_to_its_share_alone() {
+        let fixed = json!({ "replicas": { "min": 4, "max": 4 }, "autoscaling": { "enabled": false } });
+        let mut dynamic = fixed.clone();
+        dynamic["rollout"] = json!({ "dynamicStableScale": true });
+        let spec = ocr_service(dynamic).spec;
+        let idle = OcrServiceStatus::default();
+        let plan = step_plan("old", Some(STEP));
+        assert_eq!(stable_rescale(&spec, &idle, &plan, "new", Some(4)), Some(1));
+        assert_eq!(stable_rescale(&spec, &idle, &plan, "new", Some(1)), None, "already there: no write");
+        assert_eq!(stable_rescale(&spec, &idle, &plan, "new", None), None, "no stable Deployment to scale");
+        assert_eq!(stable_rescale(&spec, &idle, &step_plan("new", Some(STEP)), "new", Some(4)), None, "applied anyway");
+
+        // Turned off mid-rollout: back to the spec's count, once.
+        let spec = ocr_service(fixed).spec;
+        let was_dynamic = OcrServiceStatus {
+            canary: Some(CanaryStatus { stable_replicas: Some(4), ..CanaryStatus::default() }),
+            ..OcrServiceStatus::default()
+        };
+        assert_eq!(stable_rescale(&spec, &was_dynamic, &step_plan("old", None), "new", Some(1)), Some(4));
+        assert_eq!(stable_rescale(&spec, &idle, &step_plan("old", None), "new", Some(1)), None, "never dynamic");
+    }
+
+    #[test]
+    fn the_hpa_keeps_replicas_during_a_dynamic_rollout() {
+        let spec = ocr_service(json!({ "rollout": { "dynamicStableScale": true } })).spec;
+        let plan = step_plan("old", Some(STEP));
+        assert_eq!(stable_rescale(&spec, &OcrServiceStatus::default(), &plan, "new", Some(4)), None);
     }
 }

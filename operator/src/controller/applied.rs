@@ -6,25 +6,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
-use crate::builders::DesiredState;
-
-/// Fingerprint of everything applied for one OcrService.
-pub fn fingerprint(desired: &DesiredState) -> String {
-    let mut hasher = Sha256::new();
-    let parts = [
-        serde_json::to_vec(&desired.stable),
-        serde_json::to_vec(&desired.services),
-        serde_json::to_vec(&desired.autoscaler),
-        serde_json::to_vec(&desired.disruption_budget),
-    ];
-    for part in parts {
-        hasher.update(part.expect("k8s-openapi objects serialise"));
-    }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `namespace/name` → (fingerprint, when applied). The fingerprint includes the owner
 /// reference (the uid), so a re-created OcrService of the same name is applied afresh.
 #[derive(Debug, Default)]
@@ -43,6 +24,8 @@ impl AppliedCache {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(uid.to_owned(), (fingerprint, Instant::now()));
     }
 
+    // No reconcile forgets an entry; the tests use it to reset one.
+    #[cfg(test)]
     pub fn forget(&self, uid: &str) {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
     }
@@ -53,7 +36,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::builders::{BuildSettings, desired_state, test_support::ocr_service};
+    use crate::builders::{BuildSettings, desired_state, fingerprint, test_support::ocr_service};
 
     #[test]
     fn fresh_only_for_the_same_state_within_the_age() {

@@ -9,6 +9,7 @@ use kube_ocr_crds::OcrService;
 
 use super::applied::AppliedCache;
 use super::cache::ChildCache;
+use super::scrape_memory::ScrapeMemory;
 use crate::builders::BuildSettings;
 use crate::config::OperatorConfig;
 use crate::telemetry::Metrics;
@@ -23,7 +24,7 @@ pub struct Context {
     /// The operator's Deployments and the OcrServices' pods, as last watched.
     pub children: ChildCache,
     /// Where the last analysis window of each OcrService ended.
-    pub scrapes: super::rollout::ScrapeMemory,
+    pub scrapes: ScrapeMemory,
     /// What was applied recently, so unchanged states are not re-sent.
     pub applied: AppliedCache,
     /// Consecutive failures per OcrService, for the error backoff; cleared on success.
@@ -52,7 +53,7 @@ impl Context {
             metrics,
             recorder,
             children,
-            scrapes: Default::default(),
+            scrapes: ScrapeMemory::default(),
             applied: AppliedCache::default(),
             failures: Mutex::default(),
         }

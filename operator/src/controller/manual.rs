@@ -4,13 +4,12 @@
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use kube_ocr_crds::OcrService;
-use serde_json::json;
 use tracing::info;
 
 use super::context::Context;
 use crate::error::OperatorError;
 use crate::names::FIELD_MANAGER;
-use crate::rollout::{ManualAction, ROLLOUT_ACTION_ANNOTATION, requested_action};
+use crate::rollout::{ManualAction, removal_patch, requested_action};
 
 /// What the annotation asked, once it is removed.
 #[derive(Debug, Default)]
@@ -20,20 +19,14 @@ pub struct TakenRequest {
     pub invalid: Option<String>,
 }
 
-/// Removes the annotation and returns what it asked. The removal is a JSON patch that
-/// first tests the value, so a request changed in between is left for the next round
-/// (its change triggers one) instead of being dropped unread.
+/// Removes the annotation ([`removal_patch`]: only if it still holds the value read) and
+/// returns what it asked.
 pub async fn take_request(ocr: &OcrService, namespace: &str, ctx: &Context) -> Result<TakenRequest, OperatorError> {
     let Some(request) = requested_action(ocr.meta().annotations.as_ref()) else { return Ok(TakenRequest::default()) };
     let name = ocr.name_any();
-    // JSON pointer escaping: "/" in the key is "~1".
-    let path = format!("/metadata/annotations/{}", ROLLOUT_ACTION_ANNOTATION.replace('~', "~0").replace('/', "~1"));
     let failed = |source| OperatorError::TakeRolloutAction { name: name.clone(), source };
-    let operations = serde_json::from_value(json!([
-        { "op": "test", "path": path, "value": request.value },
-        { "op": "remove", "path": path },
-    ]))
-    .map_err(|e| failed(kube::Error::SerdeError(e)))?;
+    let operations =
+        serde_json::from_value(removal_patch(&request.value)).map_err(|e| failed(kube::Error::SerdeError(e)))?;
     let api: Api<OcrService> = Api::namespaced(ctx.client.clone(), namespace);
     let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
     match api.patch(&name, &params, &Patch::Json::<()>(operations)).await {

@@ -1,14 +1,39 @@
 //! The OcrService controller: watches OcrServices, their children and their pods, and
 //! reconciles each OcrService into its desired state.
+//!
+//! This is where a reconcile's IO is: the Kubernetes API (the watched caches, server-side
+//! apply, status, events, the GRPCRoute), the pods' `/metrics` scrapes and the golden gRPC
+//! calls. What to apply, what the status says and what the rollout does next are decided
+//! by the pure modules (`builders`, `status`, `rollout`, `analysis`, `traffic`), which
+//! never use this one (but for two old e2e paths `analysis` re-exports until the e2e tests
+//! import `scrape` and `golden_source` from here). Within it, `reconcile` drives the others (`references`, `manual`,
+//! `rollout`, `children`, `report`); `rollout` uses `measure` (which uses `scrape`,
+//! `golden_check` and `golden_source`), `route` and `apply`; all of them read `context`,
+//! which holds the caches (`cache`, `applied`, `scrape_memory`). The tests' mock API
+//! server is `fixtures`.
 
 mod applied;
 mod apply;
 mod cache;
+mod children;
 mod context;
+#[cfg(test)]
+mod fixtures;
+mod golden_check;
+pub mod golden_source;
 mod manual;
+mod measure;
 mod reconcile;
+#[cfg(test)]
+mod reconcile_tests;
+mod references;
+mod report;
 mod rollout;
+#[cfg(test)]
+mod rollout_tests;
 mod route;
+pub mod scrape;
+mod scrape_memory;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,8 +54,8 @@ use kube_ocr_crds::OcrService;
 use tracing::{debug, info, warn};
 
 use cache::ChildCache;
-pub use context::Context;
-pub use reconcile::{error_policy, reconcile};
+use context::Context;
+use reconcile::{error_policy, reconcile};
 
 use crate::config::OperatorConfig;
 use crate::names::{FIELD_MANAGER, SERVICE_LABEL};
@@ -47,7 +72,7 @@ where
 }
 
 /// Runs the controller until `stop` completes.
-pub async fn run_controller(
+pub(crate) async fn run_controller(
     client: kube::Client,
     config: OperatorConfig,
     metrics: Metrics,

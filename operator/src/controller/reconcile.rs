@@ -3,37 +3,39 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use kube_ocr_crds::{OcrService, OcrServiceStatus, Phase};
-use serde_json::json;
-use tracing::{debug, info, warn};
+use kube_ocr_crds::OcrService;
+use tracing::{debug, warn};
 
-use super::applied::fingerprint;
-use super::apply::{apply, delete_if_present};
+use super::children::apply_children;
 use super::context::Context;
 use super::manual::take_request;
+use super::measure::{Analyst, PodAnalyst};
+use super::references::check_references;
+use super::report::{patch_status, publish};
 use super::rollout::{RolloutOutcome, rollout_step};
-use crate::builders::{DesiredState, desired_state, share_stable};
+use crate::builders::{desired_state, share_stable};
 use crate::error::OperatorError;
-use crate::model_source::ModelSource;
-use crate::names::{FIELD_MANAGER, autoscaler_name};
-use crate::status::{EventNote, Observation, StableObservation, compute_status, diagnose, recheck_after, transitions};
+use crate::status::{EventNote, Observation, compute_status, diagnose, overlay_rollout, recheck_after, transitions};
 
 /// The controller's reconcile function.
 pub async fn reconcile(ocr: Arc<OcrService>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
+    reconcile_measured_by(ocr, ctx, &PodAnalyst).await
+}
+
+/// [`reconcile`] with the analyses made by `analyst`.
+pub(crate) async fn reconcile_measured_by(
+    ocr: Arc<OcrService>,
+    ctx: Arc<Context>,
+    analyst: &impl Analyst,
+) -> Result<Action, OperatorError> {
     let started = Instant::now();
-    let result = reconcile_inner(&ocr, &ctx).await;
-    let outcome = result.as_ref().map(|_| ()).map_err(operation_of);
+    let result = reconcile_inner(&ocr, &ctx, analyst).await;
+    let outcome = result.as_ref().map(|_| ()).map_err(OperatorError::operation);
     ctx.metrics.reconciled(started.elapsed(), outcome);
     if result.is_ok() {
         ctx.succeeded(&ObjectRef::from_obj(ocr.as_ref()));
@@ -57,7 +59,7 @@ pub fn error_policy(ocr: Arc<OcrService>, error: &OperatorError, ctx: Arc<Contex
     Action::requeue(delay)
 }
 
-async fn reconcile_inner(ocr: &OcrService, ctx: &Context) -> Result<Action, OperatorError> {
+async fn reconcile_inner(ocr: &OcrService, ctx: &Context, analyst: &impl Analyst) -> Result<Action, OperatorError> {
     let name = ocr.name_any();
     let namespace = ocr.namespace().ok_or(OperatorError::ReadMetadata { field: "namespace" })?;
     if ocr.meta().deletion_timestamp.is_some() {
@@ -80,7 +82,7 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context) -> Result<Action, Oper
             if let Some(why) = request.invalid {
                 manual_events.push(EventNote { warning: true, reason: "InvalidRolloutAction", note: why });
             }
-            let apply_stable = match rollout_step(ocr, &namespace, &desired, ctx, &now, request.action).await {
+            let apply_stable = match rollout_step(ocr, &namespace, &desired, ctx, &now, request.action, analyst).await {
                 Ok(mut outcome) => {
                     if let Some(error) = outcome.traffic_error.take() {
                         match &error {
@@ -120,16 +122,12 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context) -> Result<Action, Oper
     let now = Time(Timestamp::now());
     let mut status = compute_status(ocr, &observation, &now);
     if let Some(outcome) = &rollout {
-        overlay_rollout(&mut status, outcome, spec_revision, ocr, &now);
+        overlay_rollout(&mut status, &outcome.plan, outcome.analysis.as_ref(), spec_revision, ocr, &now);
     }
     let mut events = transitions(ocr.status.as_ref(), &status, ocr);
     events.extend(manual_events);
     if let Some(outcome) = &rollout {
-        events.extend(outcome.plan.events.iter().map(|e| EventNote {
-            warning: e.warning,
-            reason: e.reason,
-            note: e.message.clone(),
-        }));
+        events.extend(outcome.plan.events.iter().map(EventNote::from));
     }
     if ocr.status.as_ref() != Some(&status) {
         patch_status(ocr, &namespace, &status, ctx).await?;
@@ -148,232 +146,4 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context) -> Result<Action, Oper
     // A canary is analysed on a clock, not on events.
     let next = rollout.and_then(|o| o.plan.requeue_after).map_or(settled, |r| r.min(settled));
     Ok(Action::requeue(next.max(std::time::Duration::from_secs(1))))
-}
-
-/// The rollout's part of status: revisions per track, canary progress, the last
-/// analysis, and RolledBack with its reason while the spec still asks for a failed
-/// revision.
-fn overlay_rollout(
-    status: &mut OcrServiceStatus,
-    outcome: &RolloutOutcome,
-    spec_revision: Option<String>,
-    ocr: &OcrService,
-    now: &Time,
-) {
-    let plan = &outcome.plan;
-    status.desired_revision = spec_revision;
-    status.stable_revision = Some(plan.stable_revision.clone());
-    status.canary_revision = plan.canary_revision.clone();
-    status.canary = plan.canary.clone();
-    if status.canary_revision.is_some() {
-        status.canary_version = Some(ocr.spec.model.version.clone());
-    } else {
-        status.canary_version = None;
-    }
-    status.failed_revision = plan.failed_revision.clone();
-    if let Some(analysis) = &outcome.analysis {
-        status.last_analysis = Some(analysis.clone());
-    }
-    let stable_below = status
-        .last_analysis
-        .as_ref()
-        .filter(|a| a.canary.is_none() && a.verdict.as_deref() == Some(super::rollout::STABLE_BELOW_MIN_ACCURACY));
-    if let Some(analysis) = stable_below.cloned() {
-        status.phase = Some(Phase::Degraded);
-        let message = format!(
-            "{}. The serving model reads the golden set worse than spec.rollout.analysis.golden.minAccuracy: check \
-             recent changes to the model, the input data, or the golden set itself.",
-            analysis.reasons.join("; ")
-        );
-        status.conditions = crate::status::merge(
-            &status.conditions,
-            &[crate::status::Decided { type_: "Degraded", status: true, reason: "AccuracyBelowMinimum", message }],
-            ocr.metadata.generation,
-            now,
-        );
-    }
-    if plan.rolled_back {
-        status.phase = Some(Phase::RolledBack);
-        let reasons = status.last_analysis.as_ref().map(|a| a.reasons.join("; ")).unwrap_or_default();
-        let message = format!(
-            "Revision {} was rolled back and is not retried until the spec changes{}",
-            plan.failed_revision.as_deref().unwrap_or("?"),
-            if reasons.is_empty() { String::new() } else { format!(": {reasons}") }
-        );
-        status.conditions = crate::status::merge(
-            &status.conditions,
-            &[crate::status::Decided { type_: "Degraded", status: true, reason: "RolledBack", message }],
-            ocr.metadata.generation,
-            now,
-        );
-    } else if let (Some(canary), Some(progress)) = (&plan.canary_revision, &plan.canary) {
-        if status.phase != Some(Phase::Degraded) {
-            status.phase = Some(Phase::Progressing);
-        }
-        let message = format!(
-            "Canary {canary} at {}% (step {} of {}), {} failed check(s)",
-            progress.weight,
-            progress.step + 1,
-            ocr.spec.rollout.steps.len(),
-            progress.failed_checks
-        );
-        status.conditions = crate::status::merge(
-            &status.conditions,
-            &[crate::status::Decided { type_: "Progressing", status: true, reason: "CanaryAnalysis", message }],
-            ocr.metadata.generation,
-            now,
-        );
-    }
-}
-
-/// Objects the spec names that the operator does not create: they must exist.
-async fn check_references(
-    ocr: &OcrService,
-    namespace: &str,
-    desired: &DesiredState,
-    ctx: &Context,
-    observation: &mut Observation,
-) -> Result<(), OperatorError> {
-    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
-    for name in &ocr.spec.rollout.analysis.golden.config_maps {
-        let found = config_maps.get_metadata_opt(name).await.map_err(|source| OperatorError::Get {
-            kind: "ConfigMap",
-            name: name.clone(),
-            source,
-        })?;
-        if found.is_none() {
-            observation.missing_config_maps.push(name.clone());
-        }
-    }
-    if let ModelSource::Pvc { claim, .. } = &desired.model {
-        let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), namespace);
-        let found = claims.get_metadata_opt(claim).await.map_err(|source| OperatorError::Get {
-            kind: "PersistentVolumeClaim",
-            name: claim.clone(),
-            source,
-        })?;
-        if found.is_none() {
-            observation.missing_claim = Some(claim.clone());
-        }
-    }
-    Ok(())
-}
-
-async fn apply_children(
-    namespace: &str,
-    name: &str,
-    desired: &DesiredState,
-    ctx: &Context,
-    observation: &mut Observation,
-    apply_stable: bool,
-) -> Result<(), OperatorError> {
-    let client = &ctx.client;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    // Reconciles triggered by pod and status churn find this exact state applied already:
-    // read the stable Deployment for the status and send no writes.
-    let key = format!("{namespace}/{name}");
-    let print = format!("{}:{apply_stable}", fingerprint(desired));
-    let stable_name = desired.stable.metadata.name.clone().unwrap_or_default();
-    if ctx.applied.is_fresh(&key, &print, ctx.config.resync())
-        && let Some(stable) = ctx.children.deployment(namespace, &stable_name)
-    {
-        observation.stable = Some(StableObservation::from_deployment(&stable));
-        return Ok(());
-    }
-    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), namespace);
-    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), namespace);
-    // The children do not depend on each other: sent together, a reconcile costs one
-    // round trip instead of six.
-    let apply_services =
-        futures::future::try_join_all(desired.services.iter().map(|service| apply(&services, service, &ctx.metrics)));
-    let stable = async {
-        // While a canary is judged, stable keeps the template it runs: it is not applied.
-        if apply_stable {
-            apply(&deployments, &desired.stable, &ctx.metrics).await.map(Some)
-        } else {
-            Ok(ctx.children.deployment(namespace, &stable_name).map(|stable| stable.as_ref().clone()))
-        }
-    };
-    let autoscaler = async {
-        match &desired.autoscaler {
-            Some(hpa) => apply(&autoscalers, hpa, &ctx.metrics).await.map(drop),
-            None => delete_if_present(&autoscalers, &autoscaler_name(name), &ctx.metrics).await,
-        }
-    };
-    let budget = apply(&budgets, &desired.disruption_budget, &ctx.metrics);
-    let (services_applied, stable, autoscaler, budget) = futures::join!(apply_services, stable, autoscaler, budget);
-    // The stable Deployment feeds the status even when another child failed.
-    let stable = stable?;
-    observation.stable = stable.as_ref().map(StableObservation::from_deployment);
-    services_applied?;
-    autoscaler?;
-    budget?;
-    ctx.applied.record(&key, print);
-    Ok(())
-}
-
-async fn patch_status(
-    ocr: &OcrService,
-    namespace: &str,
-    status: &OcrServiceStatus,
-    ctx: &Context,
-) -> Result<(), OperatorError> {
-    let api: Api<OcrService> = Api::namespaced(ctx.client.clone(), namespace);
-    let patch = json!({
-        "apiVersion": OcrService::api_version(&()),
-        "kind": OcrService::kind(&()),
-        "status": status,
-    });
-    let name = ocr.name_any();
-    api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(|source| OperatorError::PatchStatus { name: name.clone(), source })?;
-    ctx.metrics.wrote("OcrService");
-    info!(ocrservice = %name, %namespace, phase = ?status.phase, ready = status.ready_replicas, "status updated");
-    Ok(())
-}
-
-/// Events are best effort: a failed publish is logged, never fails the reconcile.
-async fn publish(ocr: &OcrService, note: EventNote, ctx: &Context) {
-    let event = Event {
-        type_: if note.warning { EventType::Warning } else { EventType::Normal },
-        reason: note.reason.to_owned(),
-        note: Some(truncate(&note.note, 1000)),
-        action: "Reconcile".to_owned(),
-        secondary: None,
-    };
-    info!(ocrservice = %ocr.name_any(), reason = note.reason, warning = note.warning, note = %note.note, "event");
-    if let Err(error) = ctx.recorder.publish(&event, &ocr.object_ref(&())).await {
-        warn!(%error, reason = note.reason, "publishing an event failed");
-    }
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
-
-/// The failed operation, as a metrics label.
-fn operation_of(error: &OperatorError) -> &'static str {
-    match error {
-        OperatorError::ReadMetadata { .. } => "read_metadata",
-        OperatorError::ParseModelUri { .. } => "parse_model_uri",
-        OperatorError::Apply { .. } => "apply",
-        OperatorError::Delete { .. } => "delete",
-        OperatorError::Get { .. } => "get",
-        OperatorError::List { .. } => "list",
-        OperatorError::PatchStatus { .. } => "patch_status",
-        OperatorError::TakeRolloutAction { .. } => "take_rollout_action",
-        OperatorError::SetRouteWeights { .. } => "set_route_weights",
-        OperatorError::PatchRoute { .. } => "patch_route",
-        OperatorError::DiscoverApi { .. } => "discover_api",
-        _ => "other",
-    }
 }

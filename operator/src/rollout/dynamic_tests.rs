@@ -9,7 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube_ocr_crds::{AnalysisStatus, OcrServiceStatus};
 
 use super::*;
-use crate::analysis::Verdict;
+use crate::analysis::verdict::Verdict;
 
 fn at(seconds: i64) -> Time {
     Time(Timestamp::from_second(1_800_000_000 + seconds).unwrap())

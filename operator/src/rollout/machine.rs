@@ -5,22 +5,8 @@ use kube_ocr_crds::{CanaryStatus, OcrServiceStatus};
 
 use super::dynamic::{DynamicScale, handover_sizes, handover_weight, step_sizes};
 use super::manual::ManualAction;
-use crate::analysis::Verdict;
-
-/// `spec.rollout`, parsed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RolloutSettings {
-    /// Canary weights in percent, strictly increasing, ending at 100.
-    pub steps: Vec<i32>,
-    pub step_interval: Duration,
-    pub analysis_interval: Duration,
-    pub failure_limit: u32,
-    /// How long a canary step may wait for Ready pods before the rollout gives up.
-    pub progress_deadline: Duration,
-    /// `dynamicStableScale`: both tracks share the pods stable had when the rollout
-    /// started ([`super::dynamic`]).
-    pub dynamic_stable_scale: bool,
-}
+use super::settings::RolloutSettings;
+use crate::analysis::verdict::Verdict;
 
 /// The canary Deployment as observed: replicas of the canary revision that are Ready.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,6 +74,22 @@ pub struct RolloutPlan {
     /// With `dynamicStableScale`, while a canary runs: each track's share. `None`: stable
     /// at the spec's bounds, the canary by [`canary_replicas`].
     pub dynamic: Option<DynamicScale>,
+}
+
+impl RolloutPlan {
+    /// Replicas of the canary Deployment for this plan, when stable runs `stable_replicas`:
+    /// the dynamic share, or what realises the weight with the `replicas` provider.
+    pub fn canary_size(&self, stable_replicas: i32) -> i32 {
+        match &self.dynamic {
+            Some(scale) => scale.sizes.canary,
+            None => canary_replicas(stable_replicas, self.canary_weight),
+        }
+    }
+
+    /// This round rolled the canary back.
+    pub fn rolls_back(&self) -> bool {
+        self.events.iter().any(|e| e.reason == "RolledBack")
+    }
 }
 
 /// Whether the controller should run an analysis before calling [`plan`]: a canary is
@@ -450,7 +452,7 @@ fn event(warning: bool, reason: &'static str, message: String) -> RolloutEvent {
 }
 
 /// Time from `then` to `now`; zero if the clock went backwards.
-fn elapsed(now: &Time, then: &Time) -> Duration {
+pub(crate) fn elapsed(now: &Time, then: &Time) -> Duration {
     let millis = now.0.as_millisecond() - then.0.as_millisecond();
     Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }

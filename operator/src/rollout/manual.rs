@@ -58,6 +58,18 @@ pub fn requested_action(annotations: Option<&BTreeMap<String, String>>) -> Optio
     Some(ManualRequest { value, action })
 }
 
+/// The JSON patch that removes the annotation if it still holds `value`: its `test`
+/// makes a request changed in between fail the patch, so it is left for the next round
+/// (its change triggers one) instead of being dropped unread.
+pub fn removal_patch(value: &str) -> serde_json::Value {
+    // JSON pointer escaping: "~" is "~0" and "/" in the key is "~1".
+    let path = format!("/metadata/annotations/{}", ROLLOUT_ACTION_ANNOTATION.replace('~', "~0").replace('/', "~1"));
+    serde_json::json!([
+        { "op": "test", "path": path, "value": value },
+        { "op": "remove", "path": path },
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +93,18 @@ mod tests {
     fn no_annotation_is_no_request() {
         assert_eq!(requested_action(None), None);
         assert_eq!(requested_action(Some(&BTreeMap::from([("other".to_owned(), "promote".to_owned())]))), None);
+    }
+
+    #[test]
+    fn the_removal_tests_the_value_first_and_escapes_the_key() {
+        let path = "/metadata/annotations/kube-ocr.dev~1rollout-action";
+        assert_eq!(
+            removal_patch(" Abort "),
+            serde_json::json!([
+                { "op": "test", "path": path, "value": " Abort " },
+                { "op": "remove", "path": path },
+            ])
+        );
     }
 
     #[test]

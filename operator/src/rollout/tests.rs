@@ -8,7 +8,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube_ocr_crds::{AnalysisStatus, OcrServiceStatus};
 
 use super::*;
-use crate::analysis::Verdict;
+use crate::analysis::verdict::Verdict;
 
 fn settings() -> RolloutSettings {
     RolloutSettings {
@@ -353,4 +353,29 @@ fn retry_without_a_rollback_and_requests_at_rest_are_ignored_with_the_reason() {
     let plan = run.round("r2", 20, STARTING, true, None);
     assert_eq!(Run::reasons(&plan), ["ManualActionIgnored"]);
     assert_eq!(plan.canary_revision.as_deref(), Some("r2"), "the running canary is untouched");
+}
+
+#[test]
+fn the_canary_runs_the_dynamic_share_or_the_replicas_for_its_weight() {
+    let mut run = Run::stable("r1");
+    let plan = run.round("r2", 0, STARTING, true, None);
+    assert_eq!(plan.canary_weight, 10);
+    assert_eq!(plan.canary_size(4), canary_replicas(4, 10));
+    let shared = RolloutPlan {
+        dynamic: Some(DynamicScale { sizes: TrackSizes { stable: 3, canary: 2 }, stable_must_reach: false }),
+        ..plan.clone()
+    };
+    assert_eq!(shared.canary_size(4), 2, "a dynamic rollout's share wins over the weight");
+    assert!(!plan.rolls_back());
+}
+
+#[test]
+fn only_the_round_that_rolls_back_says_so() {
+    let mut run = Run::stable("r1");
+    run.round("bad", 0, STARTING, true, None);
+    run.round("bad", 10, READY, true, Some(fail("slow")));
+    let plan = run.round("bad", 40, READY, true, Some(fail("slow")));
+    assert!(plan.rolls_back());
+    let plan = run.round("bad", 100, CanaryObservation::default(), true, None);
+    assert!(plan.rolled_back && !plan.rolls_back(), "the rollback still stands, but it happened earlier");
 }

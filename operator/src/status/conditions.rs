@@ -39,7 +39,8 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
     conditions.iter().find(|c| c.type_ == type_)
 }
 
-/// Whether the condition of `type_` is present and True.
+/// Whether the condition of `type_` is present and True. (Only the tests ask.)
+#[cfg(test)]
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     find(conditions, type_).is_some_and(|c| c.status == "True")
 }

@@ -1,76 +1,28 @@
 //! Status and events from what the operator observed: pure, so every rule is unit-tested.
+//! Uses `rollout` (the plan it shows) and `analysis` (the verdicts it names); the
+//! controller gathers the observations and writes the result.
 
 mod conditions;
 mod diagnosis;
+mod event_note;
 mod recheck;
+mod rollout_overlay;
+mod slim;
+mod stable;
+mod tracks;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_ocr_crds::conditions::{AVAILABLE, DEGRADED, PROGRESSING, reasons};
 use kube_ocr_crds::{OcrService, OcrServiceStatus, Phase};
 
-pub use conditions::{Decided, find, is_true, merge};
+pub use conditions::{Decided, find, merge};
 pub use diagnosis::{PodIssue, PodIssueKind, diagnose};
+pub use event_note::EventNote;
 pub use recheck::recheck_after;
-
-use crate::names::{INFERENCE_CONTAINER, MODEL_VERSION_ANNOTATION, REVISION_LABEL};
-
-/// The stable Deployment as observed after applying it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StableObservation {
-    pub generation: Option<i64>,
-    pub observed_generation: Option<i64>,
-    /// `spec.replicas` (the HPA's choice when it owns them; Kubernetes defaults it to 1).
-    pub desired: i32,
-    pub replicas: i32,
-    pub ready: i32,
-    pub updated: i32,
-    pub available: i32,
-    /// Revision label and model version of the Deployment's pod template.
-    pub revision: Option<String>,
-    pub model_version: Option<String>,
-    pub image: Option<String>,
-    /// The Deployment's Progressing condition says ProgressDeadlineExceeded.
-    pub deadline_exceeded: bool,
-}
-
-impl StableObservation {
-    pub fn from_deployment(deployment: &Deployment) -> Self {
-        let spec = deployment.spec.as_ref();
-        let template = spec.map(|s| &s.template);
-        let template_meta = template.and_then(|t| t.metadata.as_ref());
-        let status = deployment.status.clone().unwrap_or_default();
-        Self {
-            generation: deployment.metadata.generation,
-            observed_generation: status.observed_generation,
-            desired: spec.and_then(|s| s.replicas).unwrap_or(1),
-            replicas: status.replicas.unwrap_or(0),
-            ready: status.ready_replicas.unwrap_or(0),
-            updated: status.updated_replicas.unwrap_or(0),
-            available: status.available_replicas.unwrap_or(0),
-            revision: template_meta.and_then(|m| m.labels.as_ref()?.get(REVISION_LABEL).cloned()),
-            model_version: template_meta.and_then(|m| m.annotations.as_ref()?.get(MODEL_VERSION_ANNOTATION).cloned()),
-            image: template
-                .and_then(|t| t.spec.as_ref())
-                .and_then(|s| s.containers.iter().find(|c| c.name == INFERENCE_CONTAINER))
-                .and_then(|c| c.image.clone()),
-            deadline_exceeded: status.conditions.iter().flatten().any(|c| {
-                c.type_ == "Progressing"
-                    && c.status == "False"
-                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
-            }),
-        }
-    }
-
-    /// `kubectl rollout status` says done: every pod at the current template and available.
-    pub fn rolled_out(&self, desired_revision: &str) -> bool {
-        self.observed_generation >= self.generation
-            && self.revision.as_deref() == Some(desired_revision)
-            && self.updated >= self.desired
-            && self.replicas == self.updated
-            && self.available >= self.desired
-    }
-}
+pub use rollout_overlay::overlay_rollout;
+pub use slim::{slim_deployment, slim_pod};
+pub use stable::StableObservation;
+pub use tracks::TrackObservation;
 
 /// Everything a status is computed from.
 #[derive(Debug, Clone, Default)]
@@ -90,14 +42,6 @@ pub struct Observation {
     /// Why the `gatewayAPI` provider cannot put the weights on the GRPCRoute: the
     /// condition reason and the message telling the user what to do.
     pub traffic_problem: Option<(&'static str, String)>,
-}
-
-/// An Event to publish about the OcrService.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventNote {
-    pub warning: bool,
-    pub reason: &'static str,
-    pub note: String,
 }
 
 /// The status to write. Fields this issue does not manage (canary, analysis, failed

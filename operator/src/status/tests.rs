@@ -1,8 +1,10 @@
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
 use super::*;
 use crate::builders::test_support::ocr_service;
+use crate::names::{MODEL_VERSION_ANNOTATION, REVISION_LABEL};
 
 fn now(seconds: i64) -> Time {
     Time(Timestamp::from_second(seconds).unwrap())

@@ -1,7 +1,7 @@
 //! The `gatewayAPI` traffic provider, as pure code: from a GRPCRoute (as JSON) and the
 //! canary weight, the JSON patch that puts the weights on the route's backendRefs, or
-//! nothing to do, or what is wrong with the route. The controller does the IO
-//! (`controller/route.rs`).
+//! nothing to do, or what is wrong with the route. It uses no other module of the
+//! operator; the controller does the IO (`controller/route.rs`).
 //!
 //! Why a JSON patch of single weights, guarded by a `test` of `metadata.resourceVersion`:
 //! the route belongs to the user. `rules` and `backendRefs` are atomic lists in the Gateway

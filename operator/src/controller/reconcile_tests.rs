@@ -1,0 +1,105 @@
+//! The Kubernetes side of a reconcile outside rollouts: what a new OcrService makes the
+//! operator send, and that a steady state sends nothing.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::fixtures::{
+    self, Call, ago, desired, in_time, kinds, no_more_requests, stable_deployment, verified, with_status,
+};
+use super::reconcile::reconcile;
+use crate::builders::test_support::ocr_service;
+
+/// The children of OcrService `invoices` in `team-a`, sorted by path: (path, kind).
+const CHILDREN: [(&str, &str); 6] = [
+    ("/api/v1/namespaces/team-a/services/invoices", "Service"),
+    ("/api/v1/namespaces/team-a/services/invoices-canary", "Service"),
+    ("/api/v1/namespaces/team-a/services/invoices-stable", "Service"),
+    ("/apis/apps/v1/namespaces/team-a/deployments/invoices-stable", "Deployment"),
+    ("/apis/autoscaling/v2/namespaces/team-a/horizontalpodautoscalers/invoices-stable", "HorizontalPodAutoscaler"),
+    ("/apis/policy/v1/namespaces/team-a/poddisruptionbudgets/invoices", "PodDisruptionBudget"),
+];
+
+/// Asserts that `calls` apply exactly [`CHILDREN`], each owned by the OcrService and under
+/// the operator's field manager.
+fn assert_children_applied(calls: &[Call]) {
+    let sent: Vec<(&str, &str)> = calls.iter().map(|c| (c.path.as_str(), c.object().0)).collect();
+    assert_eq!(sent, CHILDREN);
+    for call in calls {
+        call.is_applied_by_the_operator();
+        let owner = &call.body["metadata"]["ownerReferences"][0];
+        assert_eq!((owner["kind"].as_str(), owner["name"].as_str()), (Some("OcrService"), Some("invoices")));
+    }
+}
+
+#[tokio::test]
+async fn a_new_ocr_service_gets_its_children_applied_then_its_status() {
+    let ocr = ocr_service(json!({}));
+    let revision = desired(&ocr).revision;
+    let (ctx, mut server) = fixtures::context(vec![], vec![]);
+    let stored = ocr.clone();
+    let script = tokio::spawn(async move {
+        // The children do not depend on each other: they are sent together.
+        let children = server.next_together(CHILDREN.len()).await;
+        assert_children_applied(&children);
+        let stable = &children[3].body;
+        assert!(stable["spec"].get("replicas").is_none(), "the HPA owns replicas: {stable}");
+        children.into_iter().for_each(Call::reply_with_body);
+
+        let written = server.status_apply(&stored).await;
+        assert_eq!(written["phase"], "Pending", "{written}");
+        assert_eq!(written["desiredRevision"], revision.as_str());
+        assert_eq!(written["stableRevision"], revision.as_str(), "the first revision goes straight to stable");
+
+        let events = server.events(&stored, 1).await;
+        assert_eq!(kinds(&events), [("Normal", "RevisionApplied")]);
+        server
+    });
+    let result = in_time(reconcile(Arc::new(ocr), ctx.clone())).await;
+    let server = verified(script).await;
+    result.unwrap();
+    no_more_requests(ctx, server).await;
+}
+
+#[tokio::test]
+async fn a_steady_state_sends_nothing() {
+    // A running OcrService whose last stable golden check was just now (so none is due).
+    let ocr = with_status(&ocr_service(json!({})), json!({ "lastAnalysis": { "at": ago(0) } }));
+    let stable = stable_deployment(&ocr, 2, 2);
+    let (ctx, mut server) = fixtures::context(vec![stable.clone()], vec![]);
+
+    // The first reconcile of this operator applies everything once and writes the status.
+    let stored = ocr.clone();
+    let script = tokio::spawn(async move {
+        let children = server.next_together(CHILDREN.len()).await;
+        assert_children_applied(&children);
+        for call in children {
+            if call.object() == ("Deployment", "invoices-stable") {
+                // The API server answers with the stored object: rolled out, Ready.
+                call.reply(200, &serde_json::to_value(&stable).unwrap());
+            } else {
+                call.reply_with_body();
+            }
+        }
+        let written = server.status_apply(&stored).await;
+        assert_eq!(written["phase"], "Healthy", "{written}");
+        let events = server.events(&stored, 3).await;
+        let expected = [("Normal", "RevisionApplied"), ("Normal", "BecameAvailable"), ("Normal", "RolloutComplete")];
+        assert_eq!(kinds(&events), expected);
+        (server, written)
+    });
+    in_time(reconcile(Arc::new(ocr.clone()), ctx.clone())).await.unwrap();
+    let (server, written) = verified(script).await;
+
+    // The next reconcile (a pod or status change triggers one) finds the same state
+    // applied and the status current: no request at all.
+    let no_more = tokio::spawn(server.expect_no_more());
+    let current = with_status(&ocr, written);
+    let result = in_time(reconcile(Arc::new(current), ctx.clone())).await;
+    let writes = ctx.metrics.encode();
+    drop(ctx);
+    verified(no_more).await;
+    result.unwrap();
+    assert!(writes.contains("ocr_operator_api_writes_total{kind=\"Deployment\"} 1\n"), "{writes}");
+}
