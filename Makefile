@@ -109,7 +109,7 @@ $(HADOLINT_VENV)/.complete:
 # crate built from another checkout as fresh when that build is newer than our sources, and
 # the artifact then carries the other checkout's paths (env!("CARGO_MANIFEST_DIR")). So
 # when the checkout changes, this workspace's own crates are rebuilt; dependencies are kept.
-WORKSPACE_CRATES := kube-ocr-crds kube-ocr-proto kube-ocr-golden kube-ocr-inference kube-ocr-operator kube-ocr-e2e
+WORKSPACE_CRATES := kube-ocr-crds kube-ocr-proto kube-ocr-runtime kube-ocr-golden kube-ocr-vision kube-ocr-inference kube-ocr-operator kube-ocr-e2e
 TARGET_OWNER := $(CARGO_TARGET_DIR)/.kube-ocr-checkout
 
 .PHONY: target-dir
@@ -224,10 +224,10 @@ bench-operator: k8s-binaries target-dir ## Operator benchmark: reconcile BENCH_O
 # failing one in fuzz/artifacts/. Its own target dir: the sanitizer flags rebuild everything.
 FUZZ_SECONDS ?= 300
 FUZZ_FLAGS ?=
-FUZZ_TARGET_DIR ?= $(CACHE)/fuzz-target-$(VENV_KEY)
+FUZZ_TARGET_DIR ?= $(CACHE)/fuzz-target
 
 .PHONY: fuzz
-fuzz: $(VENV)/.complete ## Fuzz image decoding + pre-processing for FUZZ_SECONDS (default 300)
+fuzz: ## Fuzz image decoding + pre-processing for FUZZ_SECONDS (default 300)
 	@command -v cargo-fuzz >/dev/null || { echo "fuzz: needs cargo-fuzz: cargo install cargo-fuzz --locked"; exit 1; }
 	CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) $(CARGO) +nightly fuzz run --debug-assertions decode_preprocess -- \
 		-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $(FUZZ_FLAGS)
