@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{golden_image, http_get, metric_value, ocr_client, test_config};
+use common::{golden_image, http_get, metric_value, metrics_once_at_least, ocr_client, test_config};
 use kube_ocr_golden::grpc_eval::{EvalOptions, connect, recognize_set};
 use kube_ocr_golden::{GoldenSet, evaluate};
 use kube_ocr_inference::serve::{RunningServer, start};
@@ -177,7 +177,9 @@ async fn a_request_whose_deadline_passes_in_the_queue_is_dropped_before_compute(
     for call in busy {
         call.await.unwrap().unwrap();
     }
-    let (_, metrics) = http_get(server.http_addr, "/metrics").await;
+    // The worker reaches the expired item only after the last busy reply: give it time.
+    let metrics =
+        metrics_once_at_least(server.http_addr, "ocr_queue_expired_total{", 1.0, Duration::from_secs(10)).await;
     assert!(
         metric_value(&metrics, "ocr_queue_expired_total{") >= 1.0,
         "the expired request was not dropped from a queue:\n{metrics}"

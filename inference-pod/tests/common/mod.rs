@@ -61,6 +61,26 @@ pub fn metric_value(metrics: &str, series_prefix: &str) -> f64 {
         .sum()
 }
 
+/// Scrapes `/metrics` until `series_prefix` sums to at least `at_least`, or `patience`
+/// passes; returns the last scrape. For counters a worker thread moves just after the
+/// reply the test waited for (an item dropped from a queue once the worker reaches it).
+#[allow(dead_code)]
+pub async fn metrics_once_at_least(
+    addr: std::net::SocketAddr,
+    series_prefix: &str,
+    at_least: f64,
+    patience: std::time::Duration,
+) -> String {
+    let give_up = std::time::Instant::now() + patience;
+    loop {
+        let (_, metrics) = http_get(addr, "/metrics").await;
+        if metric_value(&metrics, series_prefix) >= at_least || std::time::Instant::now() >= give_up {
+            return metrics;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// A connected OCR client.
 #[allow(dead_code)]
 pub async fn ocr_client(
