@@ -79,14 +79,7 @@ mod tests {
     use k8s_openapi::jiff::Timestamp;
 
     use super::*;
-
-    const THRESHOLDS: Thresholds = Thresholds {
-        min_accuracy: 0.90,
-        max_accuracy_drop: 0.03,
-        max_p95_ms: 800.0,
-        max_p95_increase: 0.5,
-        max_error_rate_increase: 0.02,
-    };
+    use crate::analysis::verdict::THRESHOLDS;
 
     fn now() -> Time {
         Time(Timestamp::from_second(1_700_000_000).unwrap())

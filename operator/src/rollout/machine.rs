@@ -77,6 +77,23 @@ pub struct RolloutPlan {
 }
 
 impl RolloutPlan {
+    /// Only stable, at `stable_revision`: no canary, no rollback, nothing to do (for tests
+    /// that vary one field from there).
+    #[cfg(test)]
+    pub(crate) fn steady(stable_revision: &str) -> Self {
+        Self {
+            stable_revision: stable_revision.to_owned(),
+            canary_revision: None,
+            canary_weight: 0,
+            canary: None,
+            failed_revision: None,
+            rolled_back: false,
+            events: Vec::new(),
+            requeue_after: None,
+            dynamic: None,
+        }
+    }
+
     /// Replicas of the canary Deployment for this plan, when stable runs `stable_replicas`:
     /// the dynamic share, or what realises the weight with the `replicas` provider.
     pub fn canary_size(&self, stable_replicas: i32) -> i32 {

@@ -48,20 +48,6 @@ mod tests {
         Time(Timestamp::from_second(1_700_000_000 + seconds).unwrap())
     }
 
-    fn idle() -> RolloutPlan {
-        RolloutPlan {
-            stable_revision: "abc".into(),
-            canary_revision: None,
-            canary_weight: 0,
-            canary: None,
-            failed_revision: None,
-            rolled_back: false,
-            events: Vec::new(),
-            requeue_after: None,
-            dynamic: None,
-        }
-    }
-
     fn analysed_at(seconds: i64) -> OcrServiceStatus {
         OcrServiceStatus {
             last_analysis: Some(AnalysisStatus { at: Some(at(seconds)), ..AnalysisStatus::default() }),
@@ -71,25 +57,30 @@ mod tests {
 
     #[test]
     fn the_first_check_is_due_at_once() {
-        let check = stable_check_schedule(&idle(), false, EVERY, &OcrServiceStatus::default(), &at(0));
+        let check =
+            stable_check_schedule(&RolloutPlan::steady("abc"), false, EVERY, &OcrServiceStatus::default(), &at(0));
         assert_eq!(check, Some(StableCheck { due: true, wait: EVERY }));
     }
 
     #[test]
     fn a_recent_analysis_waits_for_the_rest_of_the_interval() {
-        let check = stable_check_schedule(&idle(), false, EVERY, &analysed_at(0), &at(100));
+        let check = stable_check_schedule(&RolloutPlan::steady("abc"), false, EVERY, &analysed_at(0), &at(100));
         assert_eq!(check, Some(StableCheck { due: false, wait: Duration::from_secs(200) }));
-        let late = stable_check_schedule(&idle(), false, EVERY, &analysed_at(0), &at(300));
+        let late = stable_check_schedule(&RolloutPlan::steady("abc"), false, EVERY, &analysed_at(0), &at(300));
         assert_eq!(late, Some(StableCheck { due: true, wait: Duration::from_secs(1) }), "never a zero requeue");
     }
 
     #[test]
     fn no_stable_check_during_or_right_after_a_rollout() {
         let status = OcrServiceStatus::default();
-        let canary = RolloutPlan { canary_revision: Some("def".into()), ..idle() };
+        let canary = RolloutPlan { canary_revision: Some("def".into()), ..RolloutPlan::steady("abc") };
         assert_eq!(stable_check_schedule(&canary, false, EVERY, &status, &at(0)), None);
-        let rolled_back = RolloutPlan { rolled_back: true, ..idle() };
+        let rolled_back = RolloutPlan { rolled_back: true, ..RolloutPlan::steady("abc") };
         assert_eq!(stable_check_schedule(&rolled_back, false, EVERY, &status, &at(0)), None);
-        assert_eq!(stable_check_schedule(&idle(), true, EVERY, &status, &at(0)), None, "analysed this round");
+        assert_eq!(
+            stable_check_schedule(&RolloutPlan::steady("abc"), true, EVERY, &status, &at(0)),
+            None,
+            "analysed this round"
+        );
     }
 }

@@ -97,20 +97,6 @@ mod tests {
         Time(Timestamp::from_second(1_700_000_000).unwrap())
     }
 
-    fn plan() -> RolloutPlan {
-        RolloutPlan {
-            stable_revision: "old".into(),
-            canary_revision: None,
-            canary_weight: 0,
-            canary: None,
-            failed_revision: None,
-            rolled_back: false,
-            events: Vec::new(),
-            requeue_after: None,
-            dynamic: None,
-        }
-    }
-
     fn healthy() -> OcrServiceStatus {
         OcrServiceStatus { phase: Some(Phase::Healthy), ..OcrServiceStatus::default() }
     }
@@ -119,7 +105,11 @@ mod tests {
     fn a_running_canary_is_progressing_with_its_step() {
         let ocr = ocr_service(json!({ "model": { "version": "4.1.0" } }));
         let canary = CanaryStatus { step: 1, weight: 50, failed_checks: 1, ..CanaryStatus::default() };
-        let plan = RolloutPlan { canary_revision: Some("new".into()), canary: Some(canary.clone()), ..plan() };
+        let plan = RolloutPlan {
+            canary_revision: Some("new".into()),
+            canary: Some(canary.clone()),
+            ..RolloutPlan::steady("old")
+        };
         let mut status = healthy();
         overlay_rollout(&mut status, &plan, None, Some("new".into()), &ocr, &now());
         assert_eq!(status.phase, Some(Phase::Progressing));
@@ -134,7 +124,7 @@ mod tests {
     #[test]
     fn a_rollback_is_degraded_with_the_analysis_reasons() {
         let ocr = ocr_service(json!({}));
-        let plan = RolloutPlan { failed_revision: Some("new".into()), rolled_back: true, ..plan() };
+        let plan = RolloutPlan { failed_revision: Some("new".into()), rolled_back: true, ..RolloutPlan::steady("old") };
         let analysis = AnalysisStatus {
             verdict: Some("Failed".into()),
             reasons: vec!["canary P95 900 ms > maxP95Ms 800 ms".into()],
@@ -162,13 +152,13 @@ mod tests {
             ..AnalysisStatus::default()
         };
         let mut status = healthy();
-        overlay_rollout(&mut status, &plan(), Some(&below), Some("old".into()), &ocr, &now());
+        overlay_rollout(&mut status, &RolloutPlan::steady("old"), Some(&below), Some("old".into()), &ocr, &now());
         assert_eq!(status.phase, Some(Phase::Degraded));
         let degraded = find(&status.conditions, "Degraded").unwrap();
         assert_eq!(degraded.reason, "AccuracyBelowMinimum");
         assert!(degraded.message.starts_with("stable golden accuracy 0.8000 < minAccuracy 0.9000. The serving model"));
         let mut next = OcrServiceStatus { last_analysis: status.last_analysis.clone(), ..healthy() };
-        overlay_rollout(&mut next, &plan(), None, Some("old".into()), &ocr, &now());
+        overlay_rollout(&mut next, &RolloutPlan::steady("old"), None, Some("old".into()), &ocr, &now());
         assert_eq!(next.phase, Some(Phase::Degraded), "the last check still stands");
     }
 }
