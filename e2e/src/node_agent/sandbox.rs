@@ -215,7 +215,12 @@ pub(crate) async fn prepare_pod(
         }
         let mut program = container_program(container, executable, &env);
         program.args = program.args.iter().map(|arg| rewrite_paths(arg, &mounts)).collect();
-        program.executable = PathBuf::from(rewrite_paths(&program.executable.to_string_lossy(), &mounts));
+        // The image's binary is a host path already (the agent's own value; a checkout under
+        // /tmp must not be read as the pod's /tmp emptyDir): only a command from the pod spec
+        // is rewritten.
+        if program.executable != *executable {
+            program.executable = PathBuf::from(rewrite_paths(&program.executable.to_string_lossy(), &mounts));
+        }
         let cwd = match container.working_dir.as_deref().filter(|d| !d.is_empty()) {
             None => root.clone(),
             Some(dir) => {
