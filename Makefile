@@ -201,13 +201,41 @@ BENCH_THREADS ?= 2
 BENCH_OCRSERVICES ?= 1000
 bench: setup bench-inference bench-operator ## Every benchmark; reports in target/bench/ (report.md, recognizer.md, operator.md)
 
+# The peer first, then every figure of docs/benchmarks.md in one run of bench_server (about a
+# quarter of an hour; run it on a quiet machine: the report records the load average), then
+# the recogniser alone. BENCH_SHORT=1 is the try-out (3 s per measurement, one round, 5 s of
+# overload, 1,000 memory requests; several minutes, most of them warm-up; noisy numbers).
+BENCH_SHORT_ENV := OCR_BENCH_SECONDS=3 OCR_BENCH_ROUNDS=1 OCR_BENCH_OVERLOAD_SECONDS=5 OCR_BENCH_MEMORY_REQUESTS=1000
+BENCH_ENV := $(if $(filter 1,$(BENCH_SHORT)),$(BENCH_SHORT_ENV))
+
 .PHONY: bench-inference
-bench-inference: setup ## Inference benchmarks (server vs raw model, batching, Python peer, memory); target/bench/report.md
-	$(PYTHON) tools/bench/peer_rapidocr.py --golden golden/data --out target/bench --threads $(BENCH_THREADS)
-	$(CARGO) run --release --locked -p kube-ocr-inference --example bench_server -- --threads $(BENCH_THREADS) \
+bench-inference: setup ## Inference benchmarks: overhead, documents and lines vs the Python peer, overload, memory; target/bench/report.md
+	$(BENCH_ENV) $(PYTHON) tools/bench/peer_rapidocr.py --golden golden/data --out target/bench --threads $(BENCH_THREADS)
+	$(BENCH_ENV) $(CARGO) run --release --locked -p kube-ocr-inference --example bench_server -- --threads $(BENCH_THREADS) \
 		--bundle models/ppocr-v4 --golden golden/data --peer target/bench --report target/bench/report.md
-	$(CARGO) run --release --locked -p kube-ocr-inference --example bench_recognizer -- \
+	$(BENCH_ENV) $(CARGO) run --release --locked -p kube-ocr-inference --example bench_recognizer -- \
 		--bundle models/ppocr-v4 --golden golden/data --report target/bench/recognizer.md
+
+# Everything tools/gpu-check.sh needs, in one folder to carry to a machine with an NVIDIA
+# GPU, PyTorch 2.11 (cu130) in its python and no Rust: the release pod, the load client and
+# ocr-golden, the bundle, the golden set and the script (docs/benchmarks.md, "GPU check").
+# There: `bash gpu-check.sh` (`--device cpu` is the dry run on a machine without a GPU).
+GPU_CHECK_DIR ?= target/gpu-check
+
+.PHONY: gpu-check-bundle
+gpu-check-bundle: $(MODELS)/.complete target-dir ## Release binaries, bundle, golden set and tools/gpu-check.sh in target/gpu-check/ for a GPU machine
+	$(CARGO) build --release --locked -p kube-ocr-inference --bin ocr-inference-pod --example load_client
+	$(CARGO) build --release --locked -p kube-ocr-golden --bin ocr-golden
+	rm -rf $(GPU_CHECK_DIR)
+	mkdir -p $(GPU_CHECK_DIR)/bin $(GPU_CHECK_DIR)/bundle
+	cp $(CARGO_TARGET_DIR)/release/ocr-inference-pod $(CARGO_TARGET_DIR)/release/examples/load_client \
+		$(CARGO_TARGET_DIR)/release/ocr-golden $(GPU_CHECK_DIR)/bin/
+	# Without the line tables the folder is about 40 MB instead of 175: small enough to carry.
+	strip --strip-debug $(GPU_CHECK_DIR)/bin/*
+	cp -r $(MODELS)/ppocr-v4 $(GPU_CHECK_DIR)/bundle/
+	cp -r golden/data $(GPU_CHECK_DIR)/golden
+	cp tools/gpu-check.sh $(GPU_CHECK_DIR)/
+	@du -sh $(GPU_CHECK_DIR)
 
 # $(BENCH_OCRSERVICES) OcrServices against a fresh local control plane, the release
 # operator binary as its own process (about 5 minutes, most of it waiting for the control

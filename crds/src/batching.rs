@@ -11,7 +11,10 @@ pub struct BatchingSpec {
     #[serde(default = "default_max_batch_size")]
     #[schemars(range(min = 1, max = 256))]
     pub max_batch_size: u32,
-    /// Longest a batch waits for more items after its first, in milliseconds (default 5).
+    /// Upper bound, in milliseconds, on holding a partial batch open for more items
+    /// (default 5). The batcher never waits while the model is idle: it takes what is
+    /// queued at once. Only after a full batch, when items arrive as fast as the model
+    /// takes them, may it hold the next batch open up to this long.
     #[serde(default = "default_max_queue_delay_ms")]
     #[schemars(range(min = 0, max = 1000))]
     pub max_queue_delay_ms: u32,

@@ -18,7 +18,7 @@ mod status;
 pub use batching::BatchingSpec;
 pub use device::{DeviceKind, DeviceSpec};
 pub use duration::parse_duration;
-pub use model::ModelSpec;
+pub use model::{ModelSpec, Precision};
 pub use ocr_service::{OcrService, OcrServiceSpec};
 pub use reference::reference_markdown;
 pub use rollout::{

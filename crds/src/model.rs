@@ -1,6 +1,7 @@
 //! `spec.model`: which bundle the pods load.
 
 use kube::KubeSchema;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Where the model bundle comes from and which version it is. A change here starts a new
@@ -40,4 +41,38 @@ pub struct ModelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub self_test_min_accuracy: Option<f64>,
+    /// Number format the pods run the model in: `fp32` (the exported weights as they are,
+    /// the default), `fp16` or `bf16` (half precision: less GPU memory and faster on GPUs
+    /// with tensor cores). At start-up a pod with `fp16` or `bf16` reads the golden
+    /// self-test samples at that precision and again with an fp32 load of the same bundle,
+    /// and refuses to serve (stays unready, saying both accuracies) when the half-precision
+    /// accuracy is more than the pod's `--max-precision-accuracy-drop` (default 0.005 = 0.5
+    /// points) below fp32's. `fp16` is for GPUs (`device.kind: cuda`); libtorch runs it on
+    /// CPU too, but slower than fp32. A change here starts a new revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Precision>,
+}
+
+// The number format of the model's weights and activations. (A `///` comment here would
+// replace the field's description in the schema: kube hoists an `Option<enum>`'s own.)
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit float: the exported weights unchanged.
+    Fp32,
+    /// IEEE 16-bit float, for GPUs.
+    Fp16,
+    /// bfloat16: fp32's range with an 8-bit mantissa.
+    Bf16,
+}
+
+impl Precision {
+    /// The value of the inference pod's `--precision` flag.
+    pub fn as_flag(self) -> &'static str {
+        match self {
+            Self::Fp32 => "fp32",
+            Self::Fp16 => "fp16",
+            Self::Bf16 => "bf16",
+        }
+    }
 }

@@ -103,6 +103,21 @@ fn a_minimal_spec_gets_the_documented_defaults() {
 }
 
 #[test]
+fn precision_is_an_optional_enum_spelled_as_the_pod_flag() {
+    let precision = &schema()["properties"]["spec"]["properties"]["model"]["properties"]["precision"];
+    assert_eq!(precision["enum"], json!(["fp32", "fp16", "bf16"]));
+    let model: ModelSpec =
+        serde_json::from_value(json!({ "uri": "file:///models/ppocr-v4", "version": "4.0.0", "precision": "bf16" }))
+            .unwrap();
+    assert_eq!(model.precision, Some(Precision::Bf16));
+    assert_eq!(Precision::Bf16.as_flag(), "bf16");
+    assert!(serde_json::from_value::<Precision>(json!("FP16")).is_err(), "spelled as the pod's flag spells it");
+    let minimal: ModelSpec =
+        serde_json::from_value(json!({ "uri": "file:///models/ppocr-v4", "version": "4.0.0" })).unwrap();
+    assert_eq!(minimal.precision, None, "unset leaves the pod's default");
+}
+
+#[test]
 fn cuda_defaults_to_one_gpu() {
     let device: DeviceSpec = serde_json::from_value(json!({ "kind": "cuda" })).unwrap();
     assert_eq!(device.gpu_count(), 1);

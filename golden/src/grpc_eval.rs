@@ -120,15 +120,24 @@ pub async fn recognize_set(
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(request) = requests.get(index) else { break };
-                let mut call = tonic::Request::new(request.clone());
-                // Sent as grpc-timeout so the pod can drop the request once it is too
-                // late; the channel's own timeout enforces it on this side.
-                call.set_timeout(timeout);
                 let sent = std::time::Instant::now();
-                let answer = client
-                    .recognize(call)
-                    .await
-                    .map(|response| (prediction_text(&response.into_inner()), sent.elapsed()));
+                let answer = loop {
+                    let mut call = tonic::Request::new(request.clone());
+                    // Sent as grpc-timeout so the pod can drop the request once it is too
+                    // late; the channel's own timeout enforces it on this side.
+                    call.set_timeout(timeout.saturating_sub(sent.elapsed()));
+                    match client.recognize(call).await {
+                        // A busy pod says when to come back; a retry that fits in the
+                        // timeout is what any good client does, and a busy canary is not
+                        // a wrong one.
+                        Err(status) if retry_after(&status).is_some_and(|delay| sent.elapsed() + delay < timeout) => {
+                            tokio::time::sleep(retry_after(&status).unwrap_or_default()).await;
+                        }
+                        answer => {
+                            break answer.map(|response| (prediction_text(&response.into_inner()), sent.elapsed()));
+                        }
+                    }
+                };
                 answers.push((index, answer));
                 on_done();
             }
@@ -165,6 +174,15 @@ pub async fn recognize_set(
         recognized.predictions.insert(item.id.clone(), text);
     }
     Ok(recognized)
+}
+
+/// How long a refused request should wait before it is sent again: the RetryInfo of a
+/// RESOURCE_EXHAUSTED answer (a busy pod's deadline-aware admission), else never.
+pub fn retry_after(status: &tonic::Status) -> Option<Duration> {
+    if status.code() != tonic::Code::ResourceExhausted {
+        return None;
+    }
+    tonic_types::StatusExt::get_details_retry_info(status).and_then(|info| info.retry_delay)
 }
 
 /// The request for one golden item; the item id doubles as the request id so that the
@@ -241,5 +259,24 @@ mod tests {
     async fn an_invalid_endpoint_is_a_clear_error() {
         let error = connect("not a uri\n", Duration::from_millis(100)).await.unwrap_err();
         assert!(matches!(error, GoldenError::ParseEndpoint { .. }), "{error}");
+    }
+
+    #[test]
+    fn only_a_busy_refusal_with_retry_info_is_retried() {
+        use tonic_types::{ErrorDetails, StatusExt};
+        let delay = Duration::from_millis(250);
+        let busy = tonic::Status::with_error_details(
+            tonic::Code::ResourceExhausted,
+            "busy",
+            ErrorDetails::with_retry_info(Some(delay)),
+        );
+        assert_eq!(retry_after(&busy), Some(delay));
+        assert_eq!(retry_after(&tonic::Status::resource_exhausted("the image is too large")), None);
+        let wrong_code = tonic::Status::with_error_details(
+            tonic::Code::Internal,
+            "boom",
+            ErrorDetails::with_retry_info(Some(delay)),
+        );
+        assert_eq!(retry_after(&wrong_code), None);
     }
 }

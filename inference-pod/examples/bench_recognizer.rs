@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use image::RgbImage;
 use kube_ocr_golden::{GoldenSet, Task};
-use kube_ocr_inference::model::{Bundle, ComputeDevice, Recognizer, intra_op_threads};
+use kube_ocr_inference::model::{Bundle, ComputeDevice, ModelOptions, Recognizer, intra_op_threads};
 
 #[derive(Parser)]
 struct Args {
@@ -61,8 +61,8 @@ fn main() -> anyhow::Result<()> {
         "{}-slow",
         args.bundle.file_name().context("bundle path has no folder name")?.to_string_lossy()
     ));
-    let standard = Recognizer::load(&Bundle::load(&args.bundle)?, ComputeDevice::Cpu)?;
-    let slow = Recognizer::load(&Bundle::load(&slow_dir)?, ComputeDevice::Cpu)?;
+    let standard = Recognizer::load(&Bundle::load(&args.bundle)?, ComputeDevice::Cpu, ModelOptions::default())?;
+    let slow = Recognizer::load(&Bundle::load(&slow_dir)?, ComputeDevice::Cpu, ModelOptions::default())?;
 
     let configs: [(&str, &Recognizer, usize); 4] = [
         ("standard, batch 1", &standard, 1),

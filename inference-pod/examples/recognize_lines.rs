@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use kube_ocr_inference::model::{Bundle, DeviceRequest, Recognizer, cuda_device_count, resolve_device};
+use kube_ocr_inference::model::{Bundle, DeviceRequest, ModelOptions, Recognizer, cuda_device_count, resolve_device};
 
 #[derive(Parser)]
 struct Args {
@@ -25,7 +25,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let device = resolve_device(args.device, cuda_device_count())?;
     let bundle = Bundle::load(&args.bundle)?;
-    let recognizer = Recognizer::load(&bundle, device)?;
+    let recognizer = Recognizer::load(&bundle, device, ModelOptions::default())?;
     println!("model {} {} on {device:?}", bundle.manifest.name, bundle.manifest.version);
     for path in &args.images {
         let image = image::open(path).with_context(|| format!("reading {}", path.display()))?.to_rgb8();

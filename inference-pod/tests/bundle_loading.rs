@@ -4,7 +4,7 @@ mod common;
 
 use std::fs;
 
-use kube_ocr_inference::model::{Bundle, ComputeDevice, ModelError, Stage, TorchScriptModule};
+use kube_ocr_inference::model::{Bundle, ComputeDevice, ModelError, ModelOptions, Stage, TorchScriptModule};
 
 #[test]
 fn every_exported_bundle_loads_with_a_consistent_charset() {
@@ -64,7 +64,9 @@ fn a_missing_manifest_is_a_read_error_naming_the_file() {
 fn a_corrupt_torchscript_file_is_an_error_not_a_crash() {
     let dir = bundle_copy();
     fs::write(dir.path().join("rec.pt"), b"PK\x03\x04 definitely not a zip archive").unwrap();
-    let err = TorchScriptModule::load("recognizer", &dir.path().join("rec.pt"), ComputeDevice::Cpu).unwrap_err();
+    let err =
+        TorchScriptModule::load("recognizer", &dir.path().join("rec.pt"), ComputeDevice::Cpu, ModelOptions::default())
+            .unwrap_err();
     assert!(matches!(err, ModelError::LoadTorchScript { .. }), "{err}");
 }
 

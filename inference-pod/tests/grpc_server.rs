@@ -157,6 +157,9 @@ async fn a_request_whose_deadline_passes_in_the_queue_is_dropped_before_compute(
     let mut config = test_config("ppocr-v4");
     config.batching.max_batch_size = 1;
     config.cache_bytes = 0;
+    // Deadline-aware admission would refuse it at once (next test); without it, the
+    // queue's own expiry is the last line of defence.
+    config.deadline_admission = false;
     let server = serving(config).await;
     let client = ocr_client(server.grpc_addr).await;
     // Queue 40 line reads (one per forward pass), then one more with a 200 ms deadline:
@@ -184,6 +187,50 @@ async fn a_request_whose_deadline_passes_in_the_queue_is_dropped_before_compute(
         metric_value(&metrics, "ocr_queue_expired_total{") >= 1.0,
         "the expired request was not dropped from a queue:\n{metrics}"
     );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_that_would_miss_its_deadline_behind_the_queue_is_refused_at_once() {
+    let mut config = test_config("ppocr-v4");
+    config.batching.max_batch_size = 1;
+    config.cache_bytes = 0;
+    // Room for the 40 queued reads however slow this machine is; only the last is tight.
+    config.request_timeout = Duration::from_secs(300);
+    config.deadline_admission = true;
+    let server = serving(config).await;
+    let client = ocr_client(server.grpc_addr).await;
+    // The same 40 queued line reads as above; the self-test has measured what a line costs.
+    let busy: Vec<_> = (0..40)
+        .map(|i| {
+            let mut client = client.clone();
+            let file = format!("lines/line-zh-00{}-clean.png", i % 5 + 1);
+            tokio::spawn(async move { client.recognize(line_request(&file)).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut request = tonic::Request::new(line_request("lines/line-en-002-clean.png"));
+    request.set_timeout(Duration::from_millis(200));
+    let status = client.clone().recognize(request).await.unwrap_err();
+    // Refused by admission, not by the queue: busy (with when to retry), or, when this
+    // machine is so loaded that one line takes longer than 200 ms, hopeless at any load.
+    match status.code() {
+        Code::ResourceExhausted => {
+            assert!(status.message().contains("the server is busy"), "{}", status.message());
+            let retry = tonic_types::StatusExt::get_details_retry_info(&status).expect("a RetryInfo detail");
+            assert!(retry.retry_delay.is_some_and(|delay| delay > Duration::ZERO), "{retry:?}");
+        }
+        Code::DeadlineExceeded => assert!(status.message().contains("even on an idle server"), "{status:?}"),
+        _ => panic!("expected a refusal at admission, got {status:?}"),
+    }
+    for call in busy {
+        call.await.unwrap().unwrap();
+    }
+    // The refused request never entered a queue, so nothing expired there.
+    let (_, metrics) = http_get(server.http_addr, "/metrics").await;
+    assert_eq!(metric_value(&metrics, "ocr_queue_expired_total{"), 0.0, "{metrics}");
+    let expected_line = "ocr_expected_latency_seconds{model=\"ppocr-v4\",version=\"4.0.0\",task=\"line\"}";
+    assert!(metric_value(&metrics, expected_line) > 0.0, "the estimate is exported:\n{metrics}");
     server.shutdown().await.unwrap();
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use image::RgbImage;
 use kube_ocr_golden::{GoldenSet, Predictions, Task, default_set_dir, evaluate};
-use kube_ocr_inference::model::{Bundle, ComputeDevice, Recognizer};
+use kube_ocr_inference::model::{Bundle, ComputeDevice, ModelOptions, Recognizer};
 
 fn clean_lines(set: &GoldenSet) -> GoldenSet {
     let items = set.items.iter().filter(|item| item.task == Task::Line && item.variant == "clean").cloned().collect();
@@ -20,7 +20,7 @@ fn decode(set: &GoldenSet, index: usize) -> RgbImage {
 #[test]
 fn clean_golden_lines_are_read_accurately_in_batches() {
     let bundle = Bundle::load(&common::bundle_dir("ppocr-v4")).unwrap();
-    let recognizer = Recognizer::load(&bundle, ComputeDevice::Cpu).unwrap();
+    let recognizer = Recognizer::load(&bundle, ComputeDevice::Cpu, ModelOptions::default()).unwrap();
     let set = clean_lines(&GoldenSet::load(default_set_dir()).unwrap());
     assert!(set.items.len() >= 16, "the golden set should have clean lines");
     let images: Vec<RgbImage> = (0..set.items.len()).map(|i| decode(&set, i)).collect();
@@ -49,7 +49,7 @@ fn clean_golden_lines_are_read_accurately_in_batches() {
 #[test]
 fn the_batch_dimension_does_not_change_what_is_read() {
     let bundle = Bundle::load(&common::bundle_dir("ppocr-v4")).unwrap();
-    let recognizer = Recognizer::load(&bundle, ComputeDevice::Cpu).unwrap();
+    let recognizer = Recognizer::load(&bundle, ComputeDevice::Cpu, ModelOptions::default()).unwrap();
     let set = clean_lines(&GoldenSet::load(default_set_dir()).unwrap());
     let mut images: Vec<RgbImage> = (0..set.items.len()).map(|i| decode(&set, i)).collect();
     images.sort_by_key(|line| std::cmp::Reverse(line.width() * 1000 / line.height()));
@@ -69,6 +69,6 @@ fn the_batch_dimension_does_not_change_what_is_read() {
 #[test]
 fn an_empty_batch_runs_nothing() {
     let bundle = Bundle::load(&common::bundle_dir("ppocr-v4")).unwrap();
-    let recognizer = Recognizer::load(&bundle, ComputeDevice::Cpu).unwrap();
+    let recognizer = Recognizer::load(&bundle, ComputeDevice::Cpu, ModelOptions::default()).unwrap();
     assert!(recognizer.recognize(&[]).unwrap().is_empty());
 }

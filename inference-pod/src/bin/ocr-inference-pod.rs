@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use kube_ocr_inference::model::{DeviceRequest, bundle_path_from_uri};
-use kube_ocr_inference::serve::{BatcherConfig, ServerConfig, start};
+use kube_ocr_inference::model::{DeviceRequest, ModelOptions, Precision, bundle_path_from_uri};
+use kube_ocr_inference::serve::{BatcherConfig, DEFAULT_MAX_PRECISION_ACCURACY_DROP, ServerConfig, start};
 use kube_ocr_runtime::{LogFormat, Logging, ShutdownSignals, run_main};
 use kube_ocr_vision::image::DecodeLimits;
 
@@ -32,7 +32,8 @@ struct Args {
     /// Most items per model forward pass.
     #[arg(long, env = "OCR_MAX_BATCH_SIZE", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     max_batch_size: u32,
-    /// Longest a batch waits for more items after its first.
+    /// Upper bound on holding a partial batch open for more items, under load only (an idle
+    /// worker takes what is queued at once).
     #[arg(long, env = "OCR_MAX_QUEUE_DELAY_MS", default_value_t = 5)]
     max_queue_delay_ms: u64,
     /// Items that may wait per model stage; more are refused with RESOURCE_EXHAUSTED.
@@ -56,9 +57,25 @@ struct Args {
     /// Overrides the bundle's selfTest.minAccuracy.
     #[arg(long, env = "OCR_SELF_TEST_MIN_ACCURACY")]
     self_test_min_accuracy: Option<f64>,
+    /// At --precision fp16 or bf16: the most self-test accuracy (a fraction; 0.005 = 0.5
+    /// points) it may lose against an fp32 load of the same bundle, checked at start-up;
+    /// more and the pod refuses to serve.
+    #[arg(long, env = "OCR_MAX_PRECISION_ACCURACY_DROP", default_value_t = DEFAULT_MAX_PRECISION_ACCURACY_DROP, allow_negative_numbers = true)]
+    max_precision_accuracy_drop: f64,
     /// libtorch intra-op threads (default: all cores).
     #[arg(long, env = "OCR_TORCH_THREADS")]
     torch_threads: Option<i32>,
+    /// Refuse at once (RESOURCE_EXHAUSTED with a retry hint, or DEADLINE_EXCEEDED) a
+    /// request whose deadline the work already queued makes it miss; false: only
+    /// --max-queue bounds admission and such requests wait until their deadline.
+    #[arg(long, env = "OCR_DEADLINE_ADMISSION", default_value_t = true, action = clap::ArgAction::Set)]
+    deadline_admission: bool,
+    /// Precision the models run in: fp32, fp16 (GPU) or bf16.
+    #[arg(long, env = "OCR_PRECISION", default_value_t = ModelOptions::default().precision)]
+    precision: Precision,
+    /// Weights and inputs in channels-last memory format (`--channels-last=false` turns it off).
+    #[arg(long, env = "OCR_CHANNELS_LAST", action = clap::ArgAction::Set, default_value_t = ModelOptions::default().channels_last)]
+    channels_last: bool,
     /// After SIGTERM, seconds to keep serving as NOT_SERVING before closing the listener.
     #[arg(long, env = "OCR_DRAIN_DELAY_SECS", default_value_t = 5.0)]
     drain_delay_secs: f64,
@@ -94,7 +111,10 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
         cache_bytes: args.cache_bytes,
         self_test_dir: args.self_test_dir.clone(),
         self_test_min_accuracy: args.self_test_min_accuracy,
+        max_precision_accuracy_drop: args.max_precision_accuracy_drop,
         torch_threads: args.torch_threads,
+        deadline_admission: args.deadline_admission,
+        model_options: ModelOptions { precision: args.precision, channels_last: args.channels_last },
         drain_delay: seconds(args.drain_delay_secs, "drain-delay-secs")?,
         shutdown_grace: seconds(args.shutdown_grace_secs, "shutdown-grace-secs")?,
     })

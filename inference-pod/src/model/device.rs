@@ -94,6 +94,23 @@ pub fn intra_op_threads() -> i32 {
     tch::get_num_threads()
 }
 
+/// libtorch's inter-op thread pool size. That pool only runs TorchScript `fork`s and
+/// async ops, which the PP-OCR modules have none of; forwards use the calling thread and
+/// the intra-op threads.
+pub fn inter_op_threads() -> i32 {
+    tch::get_num_interop_threads()
+}
+
+/// Turns TorchScript's profiling executor on or off for this process. On, the first two
+/// calls of a module profile and then optimise its graph; off, graphs run as loaded
+/// through the simple executor. Read when a module first runs, so set it before the
+/// modules' first forward (docs/benchmarks.md, "Model execution settings", measured both).
+pub fn set_profiling_executor(enabled: bool) {
+    if let Err(error) = tch::jit::f_set_profiling_mode(enabled) {
+        tracing::warn!(%error, enabled, "could not set TorchScript's profiling executor mode");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

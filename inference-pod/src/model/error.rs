@@ -2,6 +2,9 @@ use std::path::PathBuf;
 
 use kube_ocr_vision::VisionError;
 
+use crate::model::device::ComputeDevice;
+use crate::model::precision::Precision;
+
 /// Everything the model layer can fail at, named after the operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -25,8 +28,15 @@ pub enum ModelError {
     #[error("loading TorchScript module {path}: {source}")]
     LoadTorchScript { path: PathBuf, source: tch::TchError },
 
-    #[error("running TorchScript module {module}: {source}")]
-    RunTorchScript { module: String, source: tch::TchError },
+    /// Converting the loaded weights to the requested precision or memory format failed
+    /// (a precision this device's libtorch kernels lack, for one).
+    #[error("converting TorchScript module {module} to {precision} on {device}: {source}")]
+    ConvertTorchScript { module: String, precision: Precision, device: ComputeDevice, source: tch::TchError },
+
+    /// A forward pass failed; precision and device are named because a reduced precision
+    /// libtorch has no kernel for on this device fails here, at the first forward.
+    #[error("running TorchScript module {module} in {precision} on {device}: {source}")]
+    RunTorchScript { module: String, precision: Precision, device: ComputeDevice, source: tch::TchError },
 
     #[error("unexpected output of {module}: {reason}")]
     ModelOutputShape { module: String, reason: String },

@@ -4,19 +4,24 @@
 //! `kube-ocr-vision` for everything before and after a forward pass, and knows nothing of
 //! serving.
 
+mod batch_choice;
 mod bundle;
 mod device;
 mod error;
+mod precision;
 mod stages;
 mod torchscript;
 
+pub use batch_choice::{BATCH_TIE_TOLERANCE, best_batch_size};
 pub use bundle::{
     Bundle, BundleManifest, ModelFiles, ModuleFile, RecognizerFiles, SelfTestConfig, Stage, bundle_path_from_uri,
 };
 pub use device::{
-    ComputeDevice, DeviceRequest, cuda_device_count, intra_op_threads, resolve_device, set_intra_op_threads,
+    ComputeDevice, DeviceRequest, cuda_device_count, inter_op_threads, intra_op_threads, resolve_device,
+    set_intra_op_threads, set_profiling_executor,
 };
 pub use error::ModelError;
+pub use precision::{ModelOptions, Precision};
 pub use stages::Recognizer;
-pub(crate) use stages::{BatchProcessor, ClassifierInput, ClassifierStage, DetectorStage, RecognizerStage};
+pub use stages::{BatchProcessor, ClassifierInput, ClassifierStage, DetectorStage, RecognizerStage};
 pub use torchscript::TorchScriptModule;

@@ -1,15 +1,23 @@
-//! A dynamic batcher: callers on the async runtime submit single items; one dedicated
-//! worker thread collects them into batches (up to `max_batch_size`, waiting at most
-//! `max_queue_delay` after the first) and runs the model on each batch.
+//! A continuous batcher: callers on the async runtime submit items; one dedicated worker
+//! thread per stage runs the model on batches of them.
+//!
+//! The worker never waits while it has work: when it is free it takes everything queued,
+//! up to `max_batch_size`, at once. Batches form from what accumulates while it is busy
+//! (as text-embeddings-inference's queue does), so a lone request pays no batching delay.
+//! `max_queue_delay` is only an upper bound on holding a partial batch open, and only
+//! under load (see [`hold_open`]).
+//!
+//! A request's items (a page's line crops) enter the queue together under one lock, so
+//! the worker never starts a batch with the first crop of a page while the rest are still
+//! being pushed.
 //!
 //! The queue is bounded: a full queue refuses at once (`QueueFull`) instead of growing
 //! latency without limit. Items whose deadline passed while queued, or whose caller went
 //! away, are dropped before compute so an overloaded server spends no model time on
 //! answers nobody will read.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,6 +29,7 @@ use crate::model::BatchProcessor;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatcherConfig {
     pub max_batch_size: usize,
+    /// Longest a free worker holds a partial batch open for company, under load only.
     pub max_queue_delay: Duration,
     /// Items that may wait in the queue; more are refused.
     pub max_queue: usize,
@@ -34,6 +43,15 @@ pub(crate) struct Batched<O> {
     pub queue_wait: Duration,
     /// Wall time of the batch this item was computed in.
     pub compute: Duration,
+    /// Items in that batch (the item's share of the compute is `compute / batch_size`).
+    pub batch_size: usize,
+}
+
+impl<O> Batched<O> {
+    /// This item's share of its batch's compute time.
+    pub(crate) fn compute_share(&self) -> Duration {
+        self.compute / self.batch_size.max(1) as u32
+    }
 }
 
 /// Why an item got no output; `E` is the stage's compute error.
@@ -62,6 +80,21 @@ pub(crate) type PendingResult<P> = oneshot::Receiver<BatchResult<P>>;
 /// Called by the worker after each batch: (stage, batch size, items dropped as expired).
 pub(crate) type BatchObserver = Arc<dyn Fn(&'static str, usize, usize) + Send + Sync>;
 
+/// How long a free worker that found `queued` items holds the batch open for more.
+///
+/// Only when the previous batch was full: that means items arrive at least as fast as the
+/// model takes them at this batch size, so a short wait fills the next batch too. After a
+/// partial batch the queue drains faster than it fills, and waiting would only add latency
+/// (at concurrency 1 it would add the whole delay to every request).
+pub(crate) fn hold_open(
+    queued: usize,
+    max_batch_size: usize,
+    previous_batch_full: bool,
+    max_queue_delay: Duration,
+) -> Option<Duration> {
+    (queued < max_batch_size && previous_batch_full && !max_queue_delay.is_zero()).then_some(max_queue_delay)
+}
+
 struct Job<P: BatchProcessor> {
     input: P::Input,
     submitted: Instant,
@@ -69,12 +102,30 @@ struct Job<P: BatchProcessor> {
     reply: oneshot::Sender<BatchResult<P>>,
 }
 
+struct Queue<P: BatchProcessor> {
+    jobs: VecDeque<Job<P>>,
+    /// Set when the handle is dropped: the worker finishes what is queued, then exits.
+    closed: bool,
+}
+
+struct Shared<P: BatchProcessor> {
+    queue: Mutex<Queue<P>>,
+    arrived: Condvar,
+}
+
+impl<P: BatchProcessor> Shared<P> {
+    /// The queue, even if a thread panicked while holding it: the queue itself is never left
+    /// half-updated (every change is one push or one drain).
+    fn lock(&self) -> MutexGuard<'_, Queue<P>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Handle to one stage's queue and worker thread. Dropping it lets the worker finish the
 /// queued items and exit.
 pub(crate) struct Batcher<P: BatchProcessor> {
     stage: &'static str,
-    sender: Option<SyncSender<Job<P>>>,
-    depth: Arc<AtomicUsize>,
+    shared: Arc<Shared<P>>,
     capacity: usize,
     worker: Option<JoinHandle<()>>,
 }
@@ -94,80 +145,112 @@ impl<P: BatchProcessor> Batcher<P> {
         observer: BatchObserver,
     ) -> std::io::Result<Self> {
         let capacity = config.max_queue.max(1);
-        let (sender, receiver) = sync_channel(capacity);
-        let depth = Arc::new(AtomicUsize::new(0));
-        let worker_depth = depth.clone();
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue { jobs: VecDeque::with_capacity(capacity.min(1024)), closed: false }),
+            arrived: Condvar::new(),
+        });
+        let worker_shared = shared.clone();
         let worker = std::thread::Builder::new()
             .name(format!("ocr-{stage}"))
-            .spawn(move || run_worker(stage, config, processor, receiver, worker_depth, observer))?;
-        Ok(Self { stage, sender: Some(sender), depth, capacity, worker: Some(worker) })
+            .spawn(move || run_worker(stage, config, processor, &worker_shared, observer))?;
+        Ok(Self { stage, shared, capacity, worker: Some(worker) })
     }
 
     /// Items waiting in the queue (not yet taken into a batch).
     pub(crate) fn depth(&self) -> usize {
-        self.depth.load(Ordering::Relaxed)
+        self.shared.lock().jobs.len()
     }
 
     /// Queues one item and waits for its result.
     pub(crate) async fn submit(&self, input: P::Input, deadline: Instant) -> BatchResult<P> {
-        let receiver = self.enqueue(input, deadline)?;
+        let mut receivers = self.enqueue_all(vec![input], deadline)?;
+        let receiver = receivers.pop().ok_or(BatchError::Stopped { stage: self.stage })?;
         receiver.await.unwrap_or(Err(BatchError::Stopped { stage: self.stage }))
     }
 
     /// Queues one item without waiting; the receiver resolves when its batch is done.
+    #[cfg(test)]
     pub(crate) fn enqueue(&self, input: P::Input, deadline: Instant) -> Result<PendingResult<P>, BatchError<P::Error>> {
-        let (reply, receiver) = oneshot::channel();
-        let sender = self.sender.as_ref().ok_or(BatchError::Stopped { stage: self.stage })?;
-        // Count before sending so the worker's decrement can never run first.
-        self.depth.fetch_add(1, Ordering::Relaxed);
-        match sender.try_send(Job { input, submitted: Instant::now(), deadline, reply }) {
-            Ok(()) => Ok(receiver),
-            Err(error) => {
-                self.depth.fetch_sub(1, Ordering::Relaxed);
-                Err(match error {
-                    TrySendError::Full(_) => BatchError::QueueFull { stage: self.stage, capacity: self.capacity },
-                    TrySendError::Disconnected(_) => BatchError::Stopped { stage: self.stage },
-                })
-            }
+        let mut receivers = self.enqueue_all(vec![input], deadline)?;
+        receivers.pop().ok_or(BatchError::Stopped { stage: self.stage })
+    }
+
+    /// Queues all of one request's items at once, or none of them when they do not fit; the
+    /// receivers resolve, in input order, as their batches finish.
+    pub(crate) fn enqueue_all(
+        &self,
+        inputs: Vec<P::Input>,
+        deadline: Instant,
+    ) -> Result<Vec<PendingResult<P>>, BatchError<P::Error>> {
+        let submitted = Instant::now();
+        let mut queue = self.shared.lock();
+        if queue.closed {
+            return Err(BatchError::Stopped { stage: self.stage });
         }
+        if queue.jobs.len() + inputs.len() > self.capacity {
+            return Err(BatchError::QueueFull { stage: self.stage, capacity: self.capacity });
+        }
+        let receivers = inputs
+            .into_iter()
+            .map(|input| {
+                let (reply, receiver) = oneshot::channel();
+                queue.jobs.push_back(Job { input, submitted, deadline, reply });
+                receiver
+            })
+            .collect();
+        drop(queue);
+        self.shared.arrived.notify_one();
+        Ok(receivers)
     }
 }
 
 impl<P: BatchProcessor> Drop for Batcher<P> {
     fn drop(&mut self) {
-        self.sender.take();
+        self.shared.lock().closed = true;
+        self.shared.arrived.notify_one();
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
     }
 }
 
+/// Waits for work and takes the next batch; `None` once the handle is gone and the queue
+/// is drained.
+fn next_batch<P: BatchProcessor>(
+    shared: &Shared<P>,
+    max_batch: usize,
+    previous_batch_full: bool,
+    max_queue_delay: Duration,
+) -> Option<Vec<Job<P>>> {
+    let mut queue = shared.lock();
+    while queue.jobs.is_empty() && !queue.closed {
+        queue = shared.arrived.wait(queue).unwrap_or_else(PoisonError::into_inner);
+    }
+    if queue.jobs.is_empty() {
+        return None;
+    }
+    if let Some(limit) = hold_open(queue.jobs.len(), max_batch, previous_batch_full, max_queue_delay) {
+        queue = shared
+            .arrived
+            .wait_timeout_while(queue, limit, |queue| queue.jobs.len() < max_batch && !queue.closed)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+    let take = queue.jobs.len().min(max_batch);
+    Some(queue.jobs.drain(..take).collect())
+}
+
 fn run_worker<P: BatchProcessor>(
     stage: &'static str,
     config: BatcherConfig,
     mut processor: P,
-    receiver: Receiver<Job<P>>,
-    depth: Arc<AtomicUsize>,
+    shared: &Shared<P>,
     observer: BatchObserver,
 ) {
     let max_batch = config.max_batch_size.max(1);
-    while let Ok(first) = receiver.recv() {
-        let mut jobs = vec![first];
-        let collect_until = Instant::now() + config.max_queue_delay;
-        while jobs.len() < max_batch {
-            let now = Instant::now();
-            let next = if now >= collect_until {
-                receiver.try_recv().map_err(|_| RecvTimeoutError::Timeout)
-            } else {
-                receiver.recv_timeout(collect_until - now)
-            };
-            match next {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        depth.fetch_sub(jobs.len(), Ordering::Relaxed);
-
+    let mut previous_batch_full = false;
+    while let Some(jobs) = next_batch(shared, max_batch, previous_batch_full, config.max_queue_delay) {
+        previous_batch_full = jobs.len() == max_batch;
         let started = Instant::now();
         let (live, expired): (Vec<_>, Vec<_>) =
             jobs.into_iter().partition(|job| job.deadline > started && !job.reply.is_closed());
@@ -189,7 +272,9 @@ fn run_worker<P: BatchProcessor>(
         let mut outputs = outputs.into_iter();
         for (submitted, reply) in waiting {
             let result = match outputs.next() {
-                Some(Ok(output)) => Ok(Batched { output, queue_wait: started.duration_since(submitted), compute }),
+                Some(Ok(output)) => {
+                    Ok(Batched { output, queue_wait: started.duration_since(submitted), compute, batch_size })
+                }
                 Some(Err(source)) => Err(BatchError::Compute { stage, source }),
                 None => Err(BatchError::MissingOutput { stage }),
             };
@@ -236,14 +321,78 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn concurrent_items_share_a_batch() {
+    async fn one_requests_items_share_a_batch() {
         let config = BatcherConfig { max_batch_size: 8, max_queue_delay: Duration::from_millis(200), max_queue: 64 };
         let (batcher, batches) = batcher(config, Duration::ZERO);
         let results = futures_join(&batcher, (1..=8).collect()).await;
         let outputs: Vec<u32> = results.into_iter().map(|r| r.unwrap().output).collect();
         assert_eq!(outputs, (1..=8).map(|x| x * 2).collect::<Vec<_>>());
-        // All eight were queued at once and the batch closes when full, not after the delay.
+        // All eight entered the queue together, so the worker never saw a part of them.
         assert_eq!(*batches.lock().unwrap(), vec![8]);
+    }
+
+    #[tokio::test]
+    async fn a_lone_item_does_not_wait_for_company() {
+        // A fixed wait for company would hold this item for a minute.
+        let config = BatcherConfig { max_batch_size: 8, max_queue_delay: Duration::from_secs(60), max_queue: 64 };
+        let (batcher, batches) = batcher(config, Duration::ZERO);
+        let result = tokio::time::timeout(Duration::from_secs(10), batcher.submit(7, far())).await;
+        assert_eq!(result.expect("answered without waiting for company").unwrap().output, 14);
+        assert_eq!(*batches.lock().unwrap(), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn items_that_arrive_while_the_model_is_busy_form_the_next_batch() {
+        let config = BatcherConfig { max_batch_size: 8, max_queue_delay: Duration::from_secs(60), max_queue: 64 };
+        let (batcher, batches) = batcher(config, Duration::from_millis(300));
+        let first = batcher.enqueue(1, far()).unwrap();
+        std::thread::sleep(Duration::from_millis(100)); // the worker is busy with the first
+        let rest: Vec<_> = (2..=6).map(|i| batcher.enqueue(i, far()).unwrap()).collect();
+        let first = tokio::time::timeout(Duration::from_secs(10), first).await.unwrap().unwrap().unwrap();
+        assert_eq!((first.output, first.batch_size), (2, 1));
+        for receiver in rest {
+            let item = tokio::time::timeout(Duration::from_secs(10), receiver).await.unwrap().unwrap().unwrap();
+            assert_eq!(item.batch_size, 5);
+        }
+        assert_eq!(*batches.lock().unwrap(), vec![1, 5]);
+    }
+
+    #[tokio::test]
+    async fn under_load_a_partial_batch_is_held_open_up_to_the_delay() {
+        // The first batch is full, so the worker holds the next one open for company.
+        let config = BatcherConfig { max_batch_size: 2, max_queue_delay: Duration::from_secs(3), max_queue: 64 };
+        let (batcher, batches) = batcher(config, Duration::from_millis(100));
+        let full = batcher.enqueue_all(vec![1, 2], far()).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        let third = batcher.enqueue(3, far()).unwrap();
+        std::thread::sleep(Duration::from_millis(400)); // the worker is free and holding
+        let fourth = batcher.enqueue(4, far()).unwrap();
+        for receiver in full.into_iter().chain([third, fourth]) {
+            receiver.await.unwrap().unwrap();
+        }
+        assert_eq!(*batches.lock().unwrap(), vec![2, 2]);
+    }
+
+    #[test]
+    fn only_a_full_previous_batch_holds_the_next_open() {
+        let delay = Duration::from_millis(5);
+        assert_eq!(hold_open(3, 8, true, delay), Some(delay));
+        assert_eq!(hold_open(3, 8, false, delay), None, "after a partial batch the queue drains faster than it fills");
+        assert_eq!(hold_open(8, 8, true, delay), None, "a full batch starts at once");
+        assert_eq!(hold_open(3, 8, true, Duration::ZERO), None);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_does_not_fit_is_refused_whole() {
+        let config = BatcherConfig { max_batch_size: 1, max_queue_delay: Duration::ZERO, max_queue: 3 };
+        let (batcher, batches) = batcher(config, Duration::from_millis(200));
+        let busy = batcher.enqueue(1, far()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let refused = batcher.enqueue_all(vec![2, 3, 4, 5], far()).unwrap_err();
+        assert_eq!(refused, BatchError::QueueFull { stage: "test", capacity: 3 });
+        assert_eq!(batcher.depth(), 0, "no part of the refused request stays queued");
+        busy.await.unwrap().unwrap();
+        assert_eq!(*batches.lock().unwrap(), vec![1]);
     }
 
     #[tokio::test]
@@ -322,7 +471,7 @@ mod tests {
     }
 
     async fn futures_join(batcher: &Batcher<Doubler>, inputs: Vec<u32>) -> Vec<BatchResult<Doubler>> {
-        let receivers: Vec<_> = inputs.into_iter().map(|x| batcher.enqueue(x, far()).unwrap()).collect();
+        let receivers = batcher.enqueue_all(inputs, far()).unwrap();
         let mut results = Vec::new();
         for receiver in receivers {
             results.push(receiver.await.unwrap());

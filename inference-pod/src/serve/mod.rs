@@ -4,6 +4,7 @@
 //! state and drain, and telemetry (metrics, process and GPU collectors, access log). It
 //! runs models only through [`crate::model`] and never names libtorch.
 
+mod admission;
 mod batcher;
 mod cache;
 mod engine;
@@ -19,4 +20,5 @@ mod telemetry;
 pub use batcher::BatcherConfig;
 pub use error::ServeError;
 pub use running::RunningServer;
+pub use self_test::DEFAULT_MAX_PRECISION_ACCURACY_DROP;
 pub use startup::{ServerConfig, start};

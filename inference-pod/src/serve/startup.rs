@@ -15,15 +15,20 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::model::{Bundle, ComputeDevice, DeviceRequest, cuda_device_count, resolve_device, set_intra_op_threads};
+use crate::model::{
+    Bundle, ComputeDevice, DeviceRequest, ModelOptions, Precision, cuda_device_count, resolve_device,
+    set_intra_op_threads,
+};
 use crate::serve::batcher::{BatchObserver, BatcherConfig};
 use crate::serve::cache::ResultCache;
-use crate::serve::engine::{Engine, EngineConfig, OcrOutput};
+use crate::serve::engine::{Engine, EngineConfig, OcrOutput, OcrTask};
 use crate::serve::error::ServeError;
 use crate::serve::grpc::{OcrGrpcService, ServiceLimits};
 use crate::serve::http::{HttpState, router};
 use crate::serve::running::RunningServer;
-use crate::serve::self_test::{SelfTestSample, builtin_samples, run_self_test, samples_from_dir};
+use crate::serve::self_test::{
+    SelfTestGate, SelfTestSample, builtin_samples, run_self_test_at_precision, samples_from_dir,
+};
 use crate::serve::serving_state::{Phase, ServingState};
 use crate::serve::telemetry::gpu::{GpuCollector, GpuMonitor};
 use crate::serve::telemetry::metrics::{ModelIdentity, OcrMetrics};
@@ -47,8 +52,17 @@ pub struct ServerConfig {
     pub self_test_dir: Option<PathBuf>,
     /// Overrides the bundle's `selfTest.minAccuracy`.
     pub self_test_min_accuracy: Option<f64>,
+    /// At a precision other than fp32: the most self-test accuracy (a fraction) it may lose
+    /// against an fp32 load of the same bundle before the pod refuses to serve
+    /// ([`DEFAULT_MAX_PRECISION_ACCURACY_DROP`](crate::serve::DEFAULT_MAX_PRECISION_ACCURACY_DROP)).
+    pub max_precision_accuracy_drop: f64,
     /// libtorch intra-op threads; `None` = libtorch's default (all cores).
     pub torch_threads: Option<i32>,
+    /// Refuse at once a request whose deadline the queued work ahead makes it miss
+    /// (otherwise only `batching.max_queue` bounds admission).
+    pub deadline_admission: bool,
+    /// Precision and memory format the modules run in.
+    pub model_options: ModelOptions,
     /// After SIGTERM, how long to keep serving while NOT_SERVING, so load balancers and
     /// EndpointSlices stop sending before the listener closes.
     pub drain_delay: Duration,
@@ -94,7 +108,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     registry.register_collector(Box::new(GpuCollector(gpu.clone())));
 
     let observer = batch_observer(metrics.clone());
-    let engine_config = EngineConfig { batching: config.batching, decode_limits: config.decode_limits };
+    let engine_config = EngineConfig {
+        batching: config.batching,
+        decode_limits: config.decode_limits,
+        model_options: config.model_options,
+        deadline_admission: config.deadline_admission,
+    };
     let engine = tokio::task::spawn_blocking(move || Engine::load(bundle, device, engine_config, observer))
         .await
         .map_err(ServeError::JoinModelLoader)??;
@@ -116,11 +135,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     let cache = Arc::new(ResultCache::<OcrOutput>::new(config.cache_bytes));
     let limits = ServiceLimits { request_timeout: config.request_timeout, max_image_bytes: config.max_image_bytes };
     let service = OcrGrpcService::new(engine.clone(), cache.clone(), metrics.clone(), serving.clone(), limits);
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(ServeError::BuildReflection)?;
+    let reflection = reflection_builder().build_v1().map_err(ServeError::BuildReflection)?;
+    let reflection_v1alpha = reflection_builder().build_v1alpha().map_err(ServeError::BuildReflection)?;
     // Images up to the limit are refused by the handler with RESOURCE_EXHAUSTED and a
     // reason; tonic's own cap (OUT_OF_RANGE) only stops messages far beyond it.
     let message_cap = config.max_image_bytes.saturating_mul(2).max(4 << 20);
@@ -130,6 +146,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(ocr)
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async {
                 let _ = stopped.await;
@@ -142,7 +159,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         serving: serving.clone(),
         registry: Arc::new(registry),
         before_scrape: scrape_refresh(engine.clone(), cache, metrics.clone()),
-        health_report: health_report(gpu, device, model),
+        health_report: health_report(gpu, device, config.model_options.precision, model),
     };
     let http_task = tokio::spawn(async move {
         if let Err(error) = axum::serve(http_listener, router(http_state)).await {
@@ -153,7 +170,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     let samples = self_test_samples(&config)?;
     let min_accuracy =
         config.self_test_min_accuracy.unwrap_or(f64::from(engine.bundle().manifest.self_test.min_accuracy));
-    let startup_task = tokio::spawn(self_test_then_serve(engine, samples, min_accuracy, serving.clone(), metrics));
+    let gate = SelfTestGate { min_accuracy, max_precision_drop: config.max_precision_accuracy_drop };
+    let startup_task = tokio::spawn(self_test_then_serve(engine, samples, gate, serving.clone(), metrics));
 
     tracing::info!(%grpc_addr, %http_addr, "listening");
     Ok(RunningServer {
@@ -167,6 +185,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         drain_delay: config.drain_delay,
         shutdown_grace: config.shutdown_grace,
     })
+}
+
+/// Reflection over the OCR and health services. Served as `grpc.reflection.v1` and as
+/// `v1alpha`, which Python's grpcio-reflection client and older grpcurl builds still call.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
@@ -185,20 +211,28 @@ fn self_test_samples(config: &ServerConfig) -> Result<Vec<SelfTestSample>, Serve
 async fn self_test_then_serve(
     engine: Arc<Engine>,
     samples: Vec<SelfTestSample>,
-    min_accuracy: f64,
+    gate: SelfTestGate,
     serving: ServingState,
     metrics: Arc<OcrMetrics>,
 ) {
-    let outcome = run_self_test(&engine, &samples).await.and_then(|report| {
-        metrics.set_self_test_accuracy(report.accuracy);
+    let outcome = run_self_test_at_precision(&engine, &samples).await.and_then(|outcome| {
+        let served = &outcome.served;
+        metrics.set_self_test_accuracy(outcome.precision, served.accuracy);
+        if let Some(fp32) = &outcome.fp32 {
+            metrics.set_self_test_accuracy(Precision::Fp32, fp32.accuracy);
+        }
         tracing::info!(
-            accuracy = report.accuracy,
-            min_accuracy,
-            samples = report.samples,
-            elapsed_ms = report.elapsed.as_millis() as u64,
+            precision = %outcome.precision,
+            accuracy = served.accuracy,
+            fp32_accuracy = outcome.fp32.as_ref().map(|fp32| fp32.accuracy),
+            min_accuracy = gate.min_accuracy,
+            max_precision_accuracy_drop = outcome.fp32.as_ref().map(|_| gate.max_precision_drop),
+            samples = served.samples,
+            elapsed_ms = (served.elapsed + outcome.fp32.as_ref().map_or(Duration::ZERO, |fp32| fp32.elapsed)).as_millis()
+                as u64,
             "self-test finished"
         );
-        report.verdict(min_accuracy)
+        outcome.verdict(&gate)
     });
     match outcome {
         Ok(()) => {
@@ -226,6 +260,11 @@ fn scrape_refresh(
         for (stage, depth) in engine.queue_depths() {
             metrics.set_queue_depth(stage, depth);
         }
+        for task in [OcrTask::Line, OcrTask::Document] {
+            if let Some(latency) = engine.expected_latency(task) {
+                metrics.set_expected_latency(task, latency);
+            }
+        }
         let (entries, bytes) = cache.usage();
         metrics.set_cache_usage(entries, bytes);
     })
@@ -234,11 +273,13 @@ fn scrape_refresh(
 fn health_report(
     gpu: Arc<GpuMonitor>,
     device: ComputeDevice,
+    precision: Precision,
     model: ModelIdentity,
 ) -> Arc<dyn Fn() -> serde_json::Value + Send + Sync> {
     Arc::new(move || {
         serde_json::json!({
             "device": device.to_string(),
+            "precision": precision.to_string(),
             "model": {"name": model.name, "version": model.version},
             "nvml": gpu.state(),
         })

@@ -30,7 +30,10 @@ pub fn test_config(bundle: &str) -> kube_ocr_inference::serve::ServerConfig {
         cache_bytes: 16 << 20,
         self_test_dir: None,
         self_test_min_accuracy: None,
+        max_precision_accuracy_drop: kube_ocr_inference::serve::DEFAULT_MAX_PRECISION_ACCURACY_DROP,
         torch_threads: Some(2),
+        deadline_admission: true,
+        model_options: kube_ocr_inference::model::ModelOptions::default(),
         drain_delay: Duration::from_millis(300),
         shutdown_grace: Duration::from_secs(30),
     }
@@ -94,4 +97,62 @@ pub async fn ocr_client(
 #[allow(dead_code)]
 pub fn golden_image(file: &str) -> Vec<u8> {
     std::fs::read(kube_ocr_golden::default_set_dir().join(file)).unwrap()
+}
+
+/// Starts the server and waits until its self-test has passed.
+#[allow(dead_code)]
+pub async fn serving_server(
+    config: kube_ocr_inference::serve::ServerConfig,
+) -> kube_ocr_inference::serve::RunningServer {
+    let server = kube_ocr_inference::serve::start(config).await.expect("server starts");
+    server.wait_until_serving(std::time::Duration::from_secs(180)).await.expect("self-test passes");
+    server
+}
+
+/// The golden set's LINE items whose id matches `keep`, with their decoded pixels.
+#[allow(dead_code)]
+pub fn golden_lines(keep: impl Fn(&str) -> bool) -> Vec<(kube_ocr_golden::GoldenItem, image::RgbImage)> {
+    let set = kube_ocr_golden::GoldenSet::load(kube_ocr_golden::default_set_dir()).unwrap();
+    set.items
+        .iter()
+        .filter(|item| item.task == kube_ocr_golden::Task::Line && keep(&item.id))
+        .map(|item| (item.clone(), image::load_from_memory(&set.image_bytes(item).unwrap()).unwrap().to_rgb8()))
+        .collect()
+}
+
+/// `image` encoded as PNG.
+#[allow(dead_code)]
+pub fn png_bytes<P: image::PixelWithColorType>(image: &image::ImageBuffer<P, Vec<P::Subpixel>>) -> Vec<u8>
+where
+    [P::Subpixel]: image::EncodableLayout,
+{
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+    bytes.into_inner()
+}
+
+/// A 1 x 1 grey PNG whose header is rewritten to declare `width x height`: all a decoder
+/// reads of a huge image before its pixel data, at a few dozen bytes.
+#[allow(dead_code)]
+pub fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    let mut png = png_bytes(&image::GrayImage::new(1, 1));
+    // Signature (8), IHDR length (4), "IHDR" (4), width, height; the CRC after 13 bytes.
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
+}
+
+/// CRC-32 (ISO-HDLC), as PNG chunks carry it.
+#[allow(dead_code)]
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
 }

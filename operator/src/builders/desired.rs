@@ -129,6 +129,7 @@ mod tests {
             json!({ "batching": { "maxBatchSize": 16 } }),
             json!({ "resources": { "requests": { "cpu": "2" } } }),
             json!({ "device": { "kind": "cuda" } }),
+            json!({ "model": { "precision": "bf16" } }),
         ] {
             let changed = desired_state(&ocr_service(change.clone()), &settings).unwrap().revision;
             assert_ne!(base, changed, "{change} must make a new revision");

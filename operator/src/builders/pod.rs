@@ -134,6 +134,10 @@ fn args(spec: &OcrServiceSpec, model: &ModelSource) -> Vec<String> {
     if let Some(floor) = spec.model.self_test_min_accuracy {
         args.push(format!("--self-test-min-accuracy={floor}"));
     }
+    // Unset leaves the pod's default (fp32), so a spec without it renders as before.
+    if let Some(precision) = spec.model.precision {
+        args.push(format!("--precision={}", precision.as_flag()));
+    }
     args
 }
 
@@ -269,6 +273,17 @@ mod tests {
         assert!(!args.iter().any(|a| a.starts_with("--self-test-min-accuracy")), "the bundle's floor by default");
         let lowered = template_for(json!({ "model": { "selfTestMinAccuracy": 0.5 } }));
         assert!(container(&lowered).args.as_ref().unwrap().contains(&"--self-test-min-accuracy=0.5".to_owned()));
+    }
+
+    #[test]
+    fn precision_is_passed_only_when_the_spec_sets_it() {
+        let default = template_for(json!({}));
+        assert!(!container(&default).args.as_ref().unwrap().iter().any(|a| a.starts_with("--precision")));
+        for precision in ["fp32", "fp16", "bf16"] {
+            let template = template_for(json!({ "model": { "precision": precision } }));
+            let args = container(&template).args.clone().unwrap();
+            assert!(args.contains(&format!("--precision={precision}")), "{precision}: {args:?}");
+        }
     }
 
     #[test]

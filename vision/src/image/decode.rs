@@ -7,6 +7,8 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
+use super::alpha::{contrasting_background, flatten_onto};
+
 /// Formats the server accepts; anything else is refused by name.
 const SUPPORTED_FORMATS: [ImageFormat; 5] =
     [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP, ImageFormat::Tiff, ImageFormat::Bmp];
@@ -53,7 +55,8 @@ impl DecodeError {
 }
 
 /// Decodes `bytes` to RGB, applying the EXIF orientation so that text is upright as the
-/// camera saw it. Alpha is dropped (composited on nothing: the colour channels are kept).
+/// camera saw it. An image with an alpha channel is flattened onto a background that
+/// contrasts with its visible content ([`super::alpha`] says why).
 pub fn decode_image(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
@@ -65,14 +68,24 @@ pub fn decode_image(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, Deco
     }
     let corrupt = |source: image::ImageError| DecodeError::Corrupt { format, source };
     let mut reader = reader;
-    reader.limits(decoder_limits(limits));
-    let mut decoder = reader.into_decoder().map_err(|error| classify(error, format, limits))?;
+    // The decoder is built with the allocation cap but without the side caps: with them it
+    // refuses a huge image before anyone has seen its header, and the error could not say
+    // which size was refused. Building it reads the header only.
+    reader.limits(header_limits(limits));
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let (width, height) = decoder.dimensions();
     check_dimensions(width, height, limits)?;
+    decoder.set_limits(decoder_limits(limits)).map_err(|error| classify(error, format, width, height, limits))?;
     let orientation = decoder.orientation().map_err(corrupt)?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|error| classify(error, format, limits))?;
+    let mut image =
+        DynamicImage::from_decoder(decoder).map_err(|error| classify(error, format, width, height, limits))?;
     image.apply_orientation(orientation);
-    Ok(image.into_rgb8())
+    Ok(if image.color().has_alpha() {
+        let image = image.into_rgba8();
+        flatten_onto(&image, contrasting_background(&image))
+    } else {
+        image.into_rgb8()
+    })
 }
 
 /// Refuses images with no pixels or beyond the limits, from the header's dimensions alone.
@@ -82,15 +95,26 @@ fn check_dimensions(width: u32, height: u32, limits: DecodeLimits) -> Result<(),
     }
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels || width.max(height) > limits.max_side {
-        return Err(DecodeError::TooLarge {
-            width,
-            height,
-            pixels,
-            max_pixels: limits.max_pixels,
-            max_side: limits.max_side,
-        });
+        return Err(too_large(width, height, limits));
     }
     Ok(())
+}
+
+fn too_large(width: u32, height: u32, limits: DecodeLimits) -> DecodeError {
+    DecodeError::TooLarge {
+        width,
+        height,
+        pixels: u64::from(width) * u64::from(height),
+        max_pixels: limits.max_pixels,
+        max_side: limits.max_side,
+    }
+}
+
+/// What reading the header may allocate: the same cap as decoding, no cap on the sides.
+fn header_limits(limits: DecodeLimits) -> Limits {
+    let mut header = Limits::default();
+    header.max_alloc = decoder_limits(limits).max_alloc;
+    header
 }
 
 fn decoder_limits(limits: DecodeLimits) -> Limits {
@@ -102,15 +126,17 @@ fn decoder_limits(limits: DecodeLimits) -> Limits {
     decoder
 }
 
-fn classify(error: image::ImageError, format: ImageFormat, limits: DecodeLimits) -> DecodeError {
+/// A decoder's limit error means the image (whose header said `width x height`) needs more
+/// memory than the limits allow; anything else is a broken file.
+fn classify(
+    error: image::ImageError,
+    format: ImageFormat,
+    width: u32,
+    height: u32,
+    limits: DecodeLimits,
+) -> DecodeError {
     match error {
-        image::ImageError::Limits(_) => DecodeError::TooLarge {
-            width: 0,
-            height: 0,
-            pixels: 0,
-            max_pixels: limits.max_pixels,
-            max_side: limits.max_side,
-        },
+        image::ImageError::Limits(_) => too_large(width, height, limits),
         source => DecodeError::Corrupt { format, source },
     }
 }
@@ -118,7 +144,7 @@ fn classify(error: image::ImageError, format: ImageFormat, limits: DecodeLimits)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{ImageEncoder, Rgb, codecs::png::PngEncoder};
+    use image::{ImageEncoder, Rgb, Rgba, RgbaImage, codecs::png::PngEncoder};
 
     fn encode(image: &RgbImage, format: ImageFormat) -> Vec<u8> {
         let mut bytes = Cursor::new(Vec::new());
@@ -194,6 +220,99 @@ mod tests {
         let err = decode_image(&png, limits).unwrap_err();
         assert!(err.is_resource_limit(), "{err}");
         assert!(err.to_string().contains("10000x2000"), "{err}");
+    }
+
+    fn encode_png_rgba(image: &RgbaImage) -> Vec<u8> {
+        let mut bytes = Cursor::new(Vec::new());
+        image.write_to(&mut bytes, ImageFormat::Png).unwrap();
+        bytes.into_inner()
+    }
+
+    /// A "text layer" as editors export it: every pixel has the ink's colour and only
+    /// alpha says where the ink is (here two 3-pixel strokes and one half-covered pixel).
+    fn text_layer(ink: [u8; 3]) -> RgbaImage {
+        RgbaImage::from_fn(12, 8, |x, y| {
+            let alpha = match (x, y) {
+                (2..=4 | 7..=9, 2..=5) => 255,
+                (11, 7) => 128,
+                _ => 0,
+            };
+            Rgba([ink[0], ink[1], ink[2], alpha])
+        })
+    }
+
+    #[test]
+    fn dark_text_on_a_transparent_background_comes_out_dark_on_white() {
+        let decoded = decode_image(&encode_png_rgba(&text_layer([0, 0, 0])), DecodeLimits::default()).unwrap();
+        assert_eq!(decoded.get_pixel(3, 3), &Rgb([0, 0, 0]), "ink stays black");
+        assert_eq!(decoded.get_pixel(0, 0), &Rgb([255, 255, 255]), "the transparent background is white");
+        assert_eq!(decoded.get_pixel(11, 7), &Rgb([127, 127, 127]), "half-covered: half way to white");
+    }
+
+    #[test]
+    fn light_text_on_a_transparent_background_comes_out_light_on_black() {
+        let decoded = decode_image(&encode_png_rgba(&text_layer([250, 250, 250])), DecodeLimits::default()).unwrap();
+        assert_eq!(decoded.get_pixel(3, 3), &Rgb([250, 250, 250]), "ink stays light");
+        assert_eq!(decoded.get_pixel(0, 0), &Rgb([0, 0, 0]), "the transparent background is black");
+        assert_eq!(decoded.get_pixel(11, 7), &Rgb([125, 125, 125]), "half-covered: half way to black");
+    }
+
+    #[test]
+    fn an_opaque_image_with_an_alpha_channel_keeps_its_pixels() {
+        let original = gradient(5, 3);
+        let with_alpha = RgbaImage::from_fn(5, 3, |x, y| {
+            let [r, g, b] = original.get_pixel(x, y).0;
+            Rgba([r, g, b, 255])
+        });
+        assert_eq!(decode_image(&encode_png_rgba(&with_alpha), DecodeLimits::default()).unwrap(), original);
+    }
+
+    #[test]
+    fn a_tall_thin_png_is_refused_with_its_real_size() {
+        // A real 1 x 100000 PNG: the side limit (20000) refuses it, and the message says
+        // which image it was, not "0x0".
+        let tall = image::GrayImage::from_pixel(1, 100_000, image::Luma([255]));
+        let mut png = Cursor::new(Vec::new());
+        tall.write_to(&mut png, ImageFormat::Png).unwrap();
+        let err = decode_image(&png.into_inner(), DecodeLimits::default()).unwrap_err();
+        assert!(matches!(err, DecodeError::TooLarge { width: 1, height: 100_000, pixels: 100_000, .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(message.contains("1x100000") && message.contains("20000 per side"), "{message}");
+    }
+
+    #[test]
+    fn a_huge_png_header_is_refused_with_its_real_size() {
+        let err = decode_image(&png_declaring(30_000, 30_000), DecodeLimits::default()).unwrap_err();
+        assert!(matches!(err, DecodeError::TooLarge { width: 30_000, height: 30_000, .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(message.contains("30000x30000 (900000000 pixels)"), "{message}");
+        assert!(message.contains("50000000 pixels"), "{message}");
+    }
+
+    /// A 1 x 1 grey PNG whose header is rewritten to declare `width x height`: what a
+    /// decoder sees of a huge image before it reads any pixel data.
+    fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+        let mut png = Cursor::new(Vec::new());
+        image::GrayImage::new(1, 1).write_to(&mut png, ImageFormat::Png).unwrap();
+        let mut png = png.into_inner();
+        // Signature (8), IHDR length (4), "IHDR" (4), then width and height; CRC after 13 bytes.
+        png[16..20].copy_from_slice(&width.to_be_bytes());
+        png[20..24].copy_from_slice(&height.to_be_bytes());
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        png
+    }
+
+    /// CRC-32 (ISO-HDLC), as PNG chunks carry it.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! Pixels and plane geometry: decoding uploaded bytes (with limits), resampling, convex
-//! hulls and rectangles, contours of a binary map, polygon fill, perspective warps and the
-//! upright crop of a text box. Knows nothing of models or their parameters.
+//! Pixels and plane geometry: decoding uploaded bytes (with limits; alpha flattened onto a
+//! contrasting background), resampling, convex hulls and rectangles, contours of a binary
+//! map, polygon fill, perspective warps, the upright crop of a text box and the tight text
+//! crop of a line image. Knows nothing of models or their parameters.
 
+mod alpha;
 pub(crate) mod contours;
 mod crop;
 mod decode;
@@ -9,7 +11,9 @@ pub(crate) mod geometry;
 pub(crate) mod perspective;
 pub(crate) mod polygon_fill;
 pub(crate) mod resize;
+mod trim;
 
 pub use crop::crop_quad;
 pub use decode::{DecodeError, DecodeLimits, decode_image};
 pub use geometry::Quad;
+pub use trim::trim_margins;

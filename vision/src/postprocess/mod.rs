@@ -4,8 +4,10 @@
 
 mod ctc;
 mod db;
+mod line_orientation;
 mod orientation;
 
 pub use ctc::{DecodedLine, greedy_decode};
 pub use db::{DetectedBox, ProbabilityMap, detect_boxes};
+pub use line_orientation::{LINE_TURN_PROPOSAL, half_turn_reads_better};
 pub use orientation::{rotate_half_turn, should_rotate};

@@ -6,13 +6,13 @@ use crate::model::torchscript::TorchScriptModule;
 
 /// A line crop prepared for the direction classifier: CHW floats of `input_shape`.
 #[derive(Debug, Clone)]
-pub(crate) struct ClassifierInput {
+pub struct ClassifierInput {
     pub data: Vec<f32>,
 }
 
 /// Runs the direction classifier; the output is one probability per label.
 #[derive(Debug)]
-pub(crate) struct ClassifierStage {
+pub struct ClassifierStage {
     pub module: TorchScriptModule,
     /// `[channels, height, width]` of every input.
     pub input_shape: [u32; 3],

@@ -12,7 +12,7 @@ use crate::model::torchscript::TorchScriptModule;
 /// different sizes are not padded together (padding would shift the DB map), so a batch
 /// of mixed sizes runs as several passes.
 #[derive(Debug)]
-pub(crate) struct DetectorStage {
+pub struct DetectorStage {
     pub module: TorchScriptModule,
 }
 

@@ -8,16 +8,16 @@ mod recognize;
 
 use std::sync::Arc;
 
-pub(crate) use classify::{ClassifierInput, ClassifierStage};
-pub(crate) use detect::DetectorStage;
+pub use classify::{ClassifierInput, ClassifierStage};
+pub use detect::DetectorStage;
 pub use recognize::Recognizer;
-pub(crate) use recognize::RecognizerStage;
+pub use recognize::RecognizerStage;
 
 use crate::model::error::ModelError;
 
 /// Runs a model on a batch. Returns one result per input, in input order; items that
 /// failed together (one forward pass) share its error.
-pub(crate) trait BatchProcessor: Send + 'static {
+pub trait BatchProcessor: Send + 'static {
     type Input: Send + 'static;
     type Output: Send + 'static;
     type Error: std::error::Error + Send + Sync + 'static;

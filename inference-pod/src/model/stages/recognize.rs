@@ -1,6 +1,7 @@
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use image::RgbImage;
+use image::{Rgb, RgbImage};
 use kube_ocr_vision::input::{batch_width, line_tensor_data, scaled_width};
 use kube_ocr_vision::layout::plan_line_batches;
 use kube_ocr_vision::params::{ColorOrder, RecognizerConfig};
@@ -10,6 +11,7 @@ use super::{BatchProcessor, run_groups};
 use crate::model::bundle::Bundle;
 use crate::model::device::ComputeDevice;
 use crate::model::error::ModelError;
+use crate::model::precision::ModelOptions;
 use crate::model::torchscript::TorchScriptModule;
 
 /// The bundle's recogniser on one device: line crops in, decoded text out.
@@ -23,9 +25,9 @@ pub struct Recognizer {
 }
 
 impl Recognizer {
-    pub fn load(bundle: &Bundle, device: ComputeDevice) -> Result<Self, ModelError> {
+    pub fn load(bundle: &Bundle, device: ComputeDevice, options: ModelOptions) -> Result<Self, ModelError> {
         let path = bundle.path_of(&bundle.files.recognizer.file);
-        let module = TorchScriptModule::load("recognizer", &path, device)?;
+        let module = TorchScriptModule::load("recognizer", &path, device, options)?;
         Ok(Self {
             module,
             config: bundle.manifest.params.recognizer.clone(),
@@ -70,13 +72,59 @@ impl Recognizer {
             .map(|probabilities| greedy_decode(probabilities, &self.classes, config.blank_index))
             .collect())
     }
+
+    /// Lines per second at each of `batch_sizes`, from real forward passes on synthetic
+    /// white line crops `widths` pixels wide at the model's input height (the mix of widths
+    /// to expect; cycled to fill at least one batch). Batches are planned as the recogniser
+    /// stage plans them ([`plan_line_batches`]), so the figure includes padding to the
+    /// widest line of a batch. One warm-up pass per size (first calls per input shape are
+    /// slow), then the fastest of [`THROUGHPUT_ROUNDS`] timed passes. For start-up, to pick
+    /// a batch size with `best_batch_size`; takes seconds on a CPU.
+    pub fn measure_batch_throughput(
+        &self,
+        widths: &[u32],
+        batch_sizes: &[usize],
+    ) -> Result<Vec<(usize, f64)>, ModelError> {
+        let height = self.config.input_height;
+        let mut measurements = Vec::with_capacity(batch_sizes.len());
+        for &batch_size in batch_sizes.iter().filter(|&&size| size > 0) {
+            if widths.is_empty() {
+                break;
+            }
+            let count = widths.len().max(batch_size).div_ceil(batch_size) * batch_size;
+            let line_widths: Vec<u32> = widths.iter().map(|&w| w.max(1)).cycle().take(count).collect();
+            let crops: Vec<RgbImage> =
+                line_widths.iter().map(|&width| RgbImage::from_pixel(width, height, Rgb([255, 255, 255]))).collect();
+            let batches: Vec<Vec<RgbImage>> = plan_line_batches(&line_widths, self.config.default_width, batch_size)
+                .into_iter()
+                .map(|batch| batch.iter().map(|&i| crops[i].clone()).collect())
+                .collect();
+            let pass = || -> Result<Duration, ModelError> {
+                let started = Instant::now();
+                for batch in &batches {
+                    self.recognize(batch)?;
+                }
+                Ok(started.elapsed())
+            };
+            pass()?;
+            let mut fastest = Duration::MAX;
+            for _ in 0..THROUGHPUT_ROUNDS {
+                fastest = fastest.min(pass()?);
+            }
+            measurements.push((batch_size, count as f64 / fastest.as_secs_f64().max(1e-9)));
+        }
+        Ok(measurements)
+    }
 }
+
+/// Timed passes per batch size in [`Recognizer::measure_batch_throughput`].
+const THROUGHPUT_ROUNDS: usize = 2;
 
 /// Runs the recogniser on line crops. A batch from the queue is split into forward
 /// passes of similar width ([`plan_line_batches`]) so short lines are not padded to the
 /// width of the longest one.
 #[derive(Debug)]
-pub(crate) struct RecognizerStage {
+pub struct RecognizerStage {
     pub recognizer: Recognizer,
     pub max_batch_size: usize,
 }

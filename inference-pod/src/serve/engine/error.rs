@@ -4,6 +4,7 @@ use tokio::sync::oneshot::error::RecvError;
 use tokio::task::JoinError;
 
 use crate::model::ModelError;
+use crate::serve::admission::AdmissionRefusal;
 use crate::serve::batcher::BatchError;
 
 /// Why one OCR request failed. The gRPC layer turns each into a status code, once.
@@ -11,6 +12,10 @@ use crate::serve::batcher::BatchError;
 pub(crate) enum OcrError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
+
+    /// Refused before queueing: the deadline cannot be met.
+    #[error(transparent)]
+    Admit(#[from] AdmissionRefusal),
 
     #[error(transparent)]
     Batch(#[from] BatchError<ModelError>),

@@ -3,10 +3,11 @@
 //! stage batchers' worker threads; this async layer only moves data between them.
 
 mod error;
+mod line_orientation;
 mod request;
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use kube_ocr_vision::image::{DecodeLimits, decode_image};
@@ -18,9 +19,10 @@ pub(crate) use error::OcrError;
 pub(crate) use request::{OcrLine, OcrOptions, OcrOutput, OcrTask, PhaseTimings};
 
 use crate::model::{
-    Bundle, ClassifierInput, ClassifierStage, ComputeDevice, DetectorStage, ModelError, Recognizer, RecognizerStage,
-    Stage, TorchScriptModule,
+    Bundle, ClassifierInput, ClassifierStage, ComputeDevice, DetectorStage, ModelError, ModelOptions, Recognizer,
+    RecognizerStage, Stage, TorchScriptModule, best_batch_size,
 };
+use crate::serve::admission::{Admission, CostClass, Ticket};
 use crate::serve::batcher::{BatchError, BatchObserver, Batcher, BatcherConfig};
 use crate::serve::error::ServeError;
 
@@ -29,13 +31,18 @@ use crate::serve::error::ServeError;
 pub(crate) struct EngineConfig {
     pub batching: BatcherConfig,
     pub decode_limits: DecodeLimits,
+    pub model_options: ModelOptions,
+    /// Consult the admission estimate (see [`crate::serve::admission`]).
+    pub deadline_admission: bool,
 }
 
 /// The loaded bundle and one batcher per model stage.
 pub(crate) struct Engine {
     /// Requests admitted and not finished: the bound `--max-queue` sets. Admission is per
     /// request, not per line crop, so a request is refused whole or not at all.
-    admission: tokio::sync::Semaphore,
+    queue_slots: tokio::sync::Semaphore,
+    /// The deadline-aware estimate consulted after the bound.
+    admission: Mutex<Admission>,
     bundle: Arc<Bundle>,
     device: ComputeDevice,
     config: EngineConfig,
@@ -66,8 +73,13 @@ impl Engine {
             BatcherConfig { max_queue: config.batching.max_queue.saturating_mul(64).max(4096), ..config.batching };
         let spawn_error = |stage: &'static str, source: std::io::Error| ServeError::StartWorker { stage, source };
         let detector = if manifest.pipeline.contains(&Stage::Detect) {
-            let module = TorchScriptModule::load("detector", &bundle.path_of(&files.detector.file), device)
-                .map_err(ServeError::LoadModel)?;
+            let module = TorchScriptModule::load(
+                "detector",
+                &bundle.path_of(&files.detector.file),
+                device,
+                config.model_options,
+            )
+            .map_err(ServeError::LoadModel)?;
             let stage = DetectorStage { module };
             Some(
                 Batcher::start("detect", stage_batching, stage, observer.clone())
@@ -77,8 +89,13 @@ impl Engine {
             None
         };
         let classifier = if manifest.pipeline.contains(&Stage::Classify) {
-            let module = TorchScriptModule::load("classifier", &bundle.path_of(&files.classifier.file), device)
-                .map_err(ServeError::LoadModel)?;
+            let module = TorchScriptModule::load(
+                "classifier",
+                &bundle.path_of(&files.classifier.file),
+                device,
+                config.model_options,
+            )
+            .map_err(ServeError::LoadModel)?;
             let stage = ClassifierStage {
                 module,
                 input_shape: manifest.params.classifier.input_shape,
@@ -91,12 +108,14 @@ impl Engine {
         } else {
             None
         };
-        let recognizer = Recognizer::load(&bundle, device).map_err(ServeError::LoadModel)?;
-        let stage = RecognizerStage { recognizer, max_batch_size: config.batching.max_batch_size };
+        let recognizer = Recognizer::load(&bundle, device, config.model_options).map_err(ServeError::LoadModel)?;
+        let max_batch_size = fastest_recognizer_batch(&recognizer, config.batching.max_batch_size)?;
+        let stage = RecognizerStage { recognizer, max_batch_size };
         let recognizer =
             Batcher::start("recognize", stage_batching, stage, observer).map_err(|e| spawn_error("recognize", e))?;
-        let admission = tokio::sync::Semaphore::new(config.batching.max_queue.max(1));
-        Ok(Self { admission, bundle: Arc::new(bundle), device, config, detector, classifier, recognizer })
+        let queue_slots = tokio::sync::Semaphore::new(config.batching.max_queue.max(1));
+        let admission = Mutex::new(Admission::default());
+        Ok(Self { queue_slots, admission, bundle: Arc::new(bundle), device, config, detector, classifier, recognizer })
     }
 
     pub(crate) fn bundle(&self) -> &Bundle {
@@ -124,8 +143,9 @@ impl Engine {
         depths
     }
 
-    /// Runs one image through the pipeline. `deadline` bounds queueing: work still
-    /// queued when it passes is dropped before compute.
+    /// Runs one image through the pipeline, or refuses it at once when it cannot finish by
+    /// `deadline` (the queue bound, then the admission estimate). Work still queued when
+    /// the deadline passes is dropped before compute.
     pub(crate) async fn recognize(
         &self,
         image: Arc<[u8]>,
@@ -133,10 +153,36 @@ impl Engine {
         options: OcrOptions,
         deadline: Instant,
     ) -> Result<OcrOutput, OcrError> {
-        let _admitted = self.admission.try_acquire().map_err(|_| BatchError::<ModelError>::QueueFull {
+        let _admitted = self.queue_slots.try_acquire().map_err(|_| BatchError::<ModelError>::QueueFull {
             stage: "request",
             capacity: self.config.batching.max_queue,
         })?;
+        let class = match task {
+            OcrTask::Document if self.detector.is_some() => CostClass::Document,
+            _ => CostClass::Line,
+        };
+        let claim = AdmissionClaim::admit(&self.admission, class, deadline, self.config.deadline_admission)?;
+        let output = self.run_pipeline(image, task, options, deadline).await?;
+        claim.finish(output.timings.model_cost);
+        Ok(output)
+    }
+
+    /// The expected latency of a new request of `task` right now, if measured yet.
+    pub(crate) fn expected_latency(&self, task: OcrTask) -> Option<std::time::Duration> {
+        let class = match task {
+            OcrTask::Document if self.detector.is_some() => CostClass::Document,
+            _ => CostClass::Line,
+        };
+        lock(&self.admission).expected_latency(class)
+    }
+
+    async fn run_pipeline(
+        &self,
+        image: Arc<[u8]>,
+        task: OcrTask,
+        options: OcrOptions,
+        deadline: Instant,
+    ) -> Result<OcrOutput, OcrError> {
         let mut timings = PhaseTimings::default();
         let bundle = self.bundle.clone();
         let limits = self.config.decode_limits;
@@ -170,19 +216,14 @@ impl Engine {
             return Ok(OcrOutput { lines: Vec::new(), width, height, timings });
         }
 
-        // The direction classifier runs on detected crops only. On a whole LINE image,
-        // margins included, it is unreliable: it reads the golden set's clean
-        // "The quick brown fox ..." as upside down with p = 0.93 (onnxruntime agrees).
+        // A whole LINE image, margins included, confuses the classifier; its own path
+        // (line_orientation.rs) classifies the tight crop and confirms with the recogniser.
         let (crops, rotated) = match task {
             OcrTask::Document => self.orient(crops, options, deadline, &mut timings).await?,
-            OcrTask::Line => {
-                let count = crops.len();
-                (crops, vec![false; count])
-            }
+            OcrTask::Line => self.orient_lines(crops, options, deadline, &mut timings).await?,
         };
 
-        let pending: Vec<_> =
-            crops.into_iter().map(|crop| self.recognizer.enqueue(crop, deadline)).collect::<Result<_, _>>()?;
+        let pending = self.recognizer.enqueue_all(crops, deadline)?;
         let mut decoded = Vec::with_capacity(pending.len());
         for receiver in pending {
             decoded.push(receiver.await.map_err(|source| OcrError::AwaitStage { stage: "recognizer", source })??);
@@ -238,8 +279,7 @@ impl Engine {
         })
         .await?;
         timings.preprocess += started.elapsed();
-        let pending: Vec<_> =
-            inputs.into_iter().map(|input| classifier.enqueue(input, deadline)).collect::<Result<_, _>>()?;
+        let pending = classifier.enqueue_all(inputs, deadline)?;
         let mut results = Vec::with_capacity(pending.len());
         for receiver in pending {
             results.push(receiver.await.map_err(|source| OcrError::AwaitStage { stage: "classifier", source })??);
@@ -262,4 +302,78 @@ impl Engine {
 
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, OcrError> {
     tokio::task::spawn_blocking(work).await.map_err(OcrError::RunBlocking)
+}
+
+fn lock(admission: &Mutex<Admission>) -> MutexGuard<'_, Admission> {
+    // The estimate is plain numbers updated in one step each; a panic elsewhere cannot
+    // leave it half-written.
+    admission.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An admitted request's place in the estimate. Dropped without [`finish`](Self::finish)
+/// (an error, or the caller went away and the future was dropped) it gives its share back.
+struct AdmissionClaim<'a> {
+    admission: &'a Mutex<Admission>,
+    ticket: Option<Ticket>,
+}
+
+impl<'a> AdmissionClaim<'a> {
+    /// Admits the request, or refuses it when `enforce` and the estimate says it would
+    /// miss its deadline. Not enforcing still measures, so the estimate is ready (and the
+    /// expected latency reported) either way.
+    fn admit(
+        admission: &'a Mutex<Admission>,
+        class: CostClass,
+        deadline: Instant,
+        enforce: bool,
+    ) -> Result<Self, OcrError> {
+        let mut state = lock(admission);
+        let now = Instant::now();
+        let ticket = if enforce { state.admit(class, now, deadline)? } else { state.admit_unchecked(class, now) };
+        Ok(Self { admission, ticket: Some(ticket) })
+    }
+
+    fn finish(mut self, model_cost: Duration) {
+        if let Some(ticket) = self.ticket.take() {
+            lock(self.admission).finish(ticket, model_cost, Instant::now());
+        }
+    }
+}
+
+impl Drop for AdmissionClaim<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            lock(self.admission).abandon(ticket, Instant::now());
+        }
+    }
+}
+
+/// Widths (at the model's input height) of the synthetic lines the start-up measurement
+/// reads: short, default, and long lines as pages have them.
+const MEASURED_LINE_WIDTHS: [u32; 4] = [200, 320, 400, 640];
+
+/// The recogniser's batch size per forward pass: the one that reads the most lines per
+/// second on this device, measured at start-up among 1, 2, 4, … up to `max_batch_size`.
+/// On a 2-core CPU that is often 1 (a batch of mixed lines pays for its padding and
+/// libtorch gains little from a bigger matrix); on a GPU the largest. The queue still
+/// hands the stage everything waiting, so requests are batched across the stage either way.
+fn fastest_recognizer_batch(recognizer: &Recognizer, max_batch_size: usize) -> Result<usize, ServeError> {
+    if max_batch_size <= 1 {
+        return Ok(1);
+    }
+    let sizes: Vec<usize> = std::iter::successors(Some(1usize), |size| Some(size * 2))
+        .take_while(|&size| size < max_batch_size)
+        .chain([max_batch_size])
+        .collect();
+    let started = Instant::now();
+    let measured = recognizer.measure_batch_throughput(&MEASURED_LINE_WIDTHS, &sizes).map_err(ServeError::LoadModel)?;
+    let chosen = best_batch_size(&measured);
+    tracing::info!(
+        chosen,
+        max_batch_size,
+        lines_per_second = ?measured,
+        took_ms = started.elapsed().as_millis() as u64,
+        "recogniser batch size chosen by measurement"
+    );
+    Ok(chosen)
 }

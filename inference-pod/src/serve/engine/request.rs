@@ -40,6 +40,9 @@ pub(crate) struct PhaseTimings {
     pub preprocess: Duration,
     pub inference: Duration,
     pub postprocess: Duration,
+    /// Model time this request used: each item's share of its batch's compute, summed
+    /// (what admission learns a request's cost from).
+    pub model_cost: Duration,
 }
 
 impl PhaseTimings {
@@ -48,6 +51,7 @@ impl PhaseTimings {
         // request experienced.
         self.queue += results.iter().map(|r| r.queue_wait).max().unwrap_or_default();
         self.inference += results.iter().map(|r| r.compute).max().unwrap_or_default();
+        self.model_cost += results.iter().map(Batched::compute_share).sum::<Duration>();
     }
 }
 

@@ -16,12 +16,15 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::model::Precision;
 use crate::serve::engine::{OcrTask, PhaseTimings};
 
 /// Label of the request phase on `ocr_phase_duration`.
 const PHASE: &str = "phase";
 /// Label of the model stage (`detect`, `classify`, `recognize`) on batching series.
 const STAGE: &str = "stage";
+/// Label of the numeric precision (`fp32`, `fp16`, `bf16`) on self-test accuracy.
+const PRECISION: &str = "precision";
 
 /// A series' own labels, after the registry's model and version; every value is static.
 type Labels<const N: usize> = [(&'static str, &'static str); N];
@@ -63,6 +66,7 @@ pub(crate) struct OcrMetrics {
     batch_size: HistogramFamily<1>,
     expired_in_queue: Family<Labels<1>, Counter>,
     queue_depth: Family<Labels<1>, Gauge>,
+    expected_latency: Family<Labels<1>, Gauge<f64, AtomicU64>>,
     in_flight: Family<Labels<0>, Gauge>,
     pages: Family<Labels<1>, Counter>,
     lines: Family<Labels<1>, Counter>,
@@ -70,7 +74,7 @@ pub(crate) struct OcrMetrics {
     cache_misses: Family<Labels<0>, Counter>,
     cache_bytes: Family<Labels<0>, Gauge>,
     cache_entries: Family<Labels<0>, Gauge>,
-    self_test_accuracy: Family<Labels<0>, Gauge<f64, AtomicU64>>,
+    self_test_accuracy: Family<Labels<1>, Gauge<f64, AtomicU64>>,
     ready: Family<Labels<0>, Gauge>,
 }
 
@@ -90,6 +94,7 @@ impl OcrMetrics {
             batch_size: Family::new_with_constructor(batch_size_histogram),
             expired_in_queue: Family::default(),
             queue_depth: Family::default(),
+            expected_latency: Family::default(),
             in_flight: Family::default(),
             pages: Family::default(),
             lines: Family::default(),
@@ -120,6 +125,12 @@ impl OcrMetrics {
             metrics.expired_in_queue.clone(),
         );
         registry.register(names::QUEUE_DEPTH, "Items waiting for a batch, per stage", metrics.queue_depth.clone());
+        registry.register_with_unit(
+            "ocr_expected_latency",
+            "Deadline-aware admission's estimate of how long a request of each task sent now would take (queued work ahead plus its own); absent until measured",
+            Unit::Seconds,
+            metrics.expected_latency.clone(),
+        );
         registry.register("ocr_in_flight_requests", "Requests being processed", metrics.in_flight.clone());
         registry.register("ocr_pages", "Images (pages or line images) recognised", metrics.pages.clone());
         registry.register("ocr_lines", "Text lines returned", metrics.lines.clone());
@@ -134,7 +145,7 @@ impl OcrMetrics {
         registry.register("ocr_cache_entries", "Entries in the result cache", metrics.cache_entries.clone());
         registry.register(
             "ocr_selftest_accuracy",
-            "Golden accuracy (1 - CER) of the start-up self-test",
+            "Golden accuracy (1 - CER) of the start-up self-test, by precision: the served one, and fp32's when the pod serves another (the precision gate)",
             metrics.self_test_accuracy.clone(),
         );
         registry.register(
@@ -193,6 +204,10 @@ impl OcrMetrics {
         self.queue_depth.get_or_create(&[(STAGE, stage)]).set(depth as i64);
     }
 
+    pub(crate) fn set_expected_latency(&self, task: OcrTask, latency: Duration) {
+        self.expected_latency.get_or_create(&[(labels::TASK, task.as_str())]).set(latency.as_secs_f64());
+    }
+
     pub(crate) fn record_cache_lookup(&self, hit: bool) {
         let counter = if hit { &self.cache_hits } else { &self.cache_misses };
         counter.get_or_create(&[]).inc();
@@ -203,8 +218,13 @@ impl OcrMetrics {
         self.cache_bytes.get_or_create(&[]).set(bytes as i64);
     }
 
-    pub(crate) fn set_self_test_accuracy(&self, accuracy: f64) {
-        self.self_test_accuracy.get_or_create(&[]).set(accuracy);
+    pub(crate) fn set_self_test_accuracy(&self, precision: Precision, accuracy: f64) {
+        let precision = match precision {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+            Precision::Bf16 => "bf16",
+        };
+        self.self_test_accuracy.get_or_create(&[(PRECISION, precision)]).set(accuracy);
     }
 
     pub(crate) fn set_ready(&self, ready: bool) {
@@ -272,7 +292,7 @@ mod tests {
         metrics.record_cache_lookup(true);
         metrics.record_cache_lookup(false);
         metrics.set_cache_usage(1, 100);
-        metrics.set_self_test_accuracy(0.97);
+        metrics.set_self_test_accuracy(Precision::Bf16, 0.97);
         metrics.set_ready(true);
         let text = encode(&registry);
         let samples: Vec<&str> = text.lines().filter(|l| l.starts_with("ocr_")).collect();
@@ -293,6 +313,7 @@ mod tests {
             r#"ocr_cache_hits_total{model="ppocr-v4",version="4.0.0"} 1"#,
             r#"ocr_cache_size_bytes{model="ppocr-v4",version="4.0.0"} 100"#,
             r#"ocr_ready{model="ppocr-v4",version="4.0.0"} 1"#,
+            r#"ocr_selftest_accuracy{model="ppocr-v4",version="4.0.0",precision="bf16"} 0.97"#,
         ] {
             assert!(text.contains(expected), "missing {expected}:\n{text}");
         }
