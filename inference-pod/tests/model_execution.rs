@@ -6,7 +6,7 @@ mod common;
 use image::RgbImage;
 use kube_ocr_golden::{GoldenSet, Task, default_set_dir};
 use kube_ocr_inference::model::{
-    Bundle, ComputeDevice, ModelError, ModelOptions, Precision, Recognizer, TorchScriptModule,
+    Bundle, ComputeDevice, ModelError, ModelOptions, Precision, Recognizer, TorchScriptModule, best_batch_size,
 };
 use kube_ocr_vision::input::{classifier_input, line_tensor_data, scaled_width};
 use kube_ocr_vision::layout::prepare_document;
@@ -157,4 +157,18 @@ fn fp16_on_cpu_reads_golden_lines_or_fails_naming_precision_and_device() {
             assert!(message.contains("fp16") && message.contains("cpu"), "{message}");
         }
     }
+}
+
+#[test]
+fn batch_throughput_is_measured_per_requested_size_with_real_forwards() {
+    let bundle = Bundle::load(&common::bundle_dir("ppocr-v4")).unwrap();
+    let recognizer = Recognizer::load(&bundle, ComputeDevice::Cpu, ModelOptions::default()).unwrap();
+    let measured = recognizer.measure_batch_throughput(&[320, 200, 480], &[1, 0, 2]).unwrap();
+    let sizes: Vec<usize> = measured.iter().map(|&(size, _)| size).collect();
+    assert_eq!(sizes, [1, 2], "a batch size of 0 is skipped");
+    // Lines of a few hundred pixels: tens of ms each on a CPU, not microseconds (a forward
+    // did run) and not minutes.
+    assert!(measured.iter().all(|&(_, rate)| rate.is_finite() && rate > 0.05 && rate < 10_000.0), "{measured:?}");
+    assert!(sizes.contains(&best_batch_size(&measured)));
+    assert!(recognizer.measure_batch_throughput(&[], &[1, 8]).unwrap().is_empty());
 }

@@ -46,9 +46,9 @@ pub fn server_config(bundle: &std::path::Path, threads: i32, max_batch_size: usi
     }
 }
 
-/// Passes over the images before anything is measured, on every path: TorchScript's
-/// profiling executor profiles a module's first call of a shape and optimises on the
-/// second, so the third is the first of the steady state.
+/// Passes over the images before anything is measured, on every path: first calls of a
+/// shape allocate, and with TorchScript's profiling executor on (the model layer's default
+/// is off) a module profiles its first call and optimises on the second.
 pub const WARM_UP_PASSES: usize = 2;
 
 /// A started, self-tested server and a client connected to it.

@@ -5,7 +5,8 @@
 //!
 //! It mirrors the engine step for step (`serve/engine`): the stages get batches of at
 //! most `max_batch_size` items in submission order, which is what the batcher gives them
-//! at concurrency 1; the recogniser stage splits those into width buckets itself.
+//! at concurrency 1; the recogniser stage splits those into width buckets of at most the
+//! batch size that reads fastest, measured at load as the engine measures it.
 //!
 //! [`Worker`] runs it on one thread of its own, as each stage has one in the server:
 //! libtorch's OpenMP team belongs to the thread that calls it, and calls from whichever
@@ -22,22 +23,22 @@ use image::RgbImage;
 use kube_ocr_golden::Task;
 use kube_ocr_inference::model::{
     BatchProcessor, Bundle, ClassifierInput, ClassifierStage, ComputeDevice, DetectorStage, ModelOptions, Recognizer,
-    RecognizerStage, Stage, TorchScriptModule,
+    RecognizerStage, Stage, TorchScriptModule, best_batch_size,
 };
-use kube_ocr_vision::image::{DecodeLimits, decode_image};
+use kube_ocr_vision::image::{DecodeLimits, decode_image, trim_margins};
 use kube_ocr_vision::input::classifier_input;
 use kube_ocr_vision::layout::{find_lines, prepare_document};
 use kube_ocr_vision::params::PipelineParams;
-use kube_ocr_vision::postprocess::{rotate_half_turn, should_rotate};
+use kube_ocr_vision::postprocess::{LINE_TURN_PROPOSAL, half_turn_reads_better, rotate_half_turn, should_rotate};
 
 /// Where one in-process read spent its time, split as the server's `Timings` split it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Phases {
-    /// Decode, page preparation, classifier inputs.
+    /// Decode, page preparation, classifier inputs, half turns.
     pub preprocess: Duration,
     /// Model stages (their own input tensors and output decoding included, as in the server).
     pub inference: Duration,
-    /// Box finding and crops, rotation.
+    /// Box finding and crops, half turns of page crops.
     pub postprocess: Duration,
 }
 
@@ -57,6 +58,8 @@ pub struct Read {
 /// The bundle's stages on the CPU, driven directly.
 #[derive(Debug)]
 pub struct InProcess {
+    /// Lines per recogniser forward pass, chosen by measurement as the engine chooses.
+    pub recognizer_batch: usize,
     params: PipelineParams,
     limits: DecodeLimits,
     max_batch_size: usize,
@@ -89,13 +92,15 @@ impl InProcess {
             None
         };
         let recognizer = Recognizer::load(&bundle, ComputeDevice::Cpu, options)?;
+        let recognizer_batch = fastest_recognizer_batch(&recognizer, max_batch_size)?;
         Ok(Self {
+            recognizer_batch,
             params: bundle.manifest.params.clone(),
             limits,
             max_batch_size: max_batch_size.max(1),
             detector,
             classifier,
-            recognizer: RecognizerStage { recognizer, max_batch_size },
+            recognizer: RecognizerStage { recognizer, max_batch_size: recognizer_batch },
         })
     }
 
@@ -129,7 +134,9 @@ impl InProcess {
         }
         let crops = match task {
             Task::Document => self.orient(crops, &mut phases)?,
-            Task::Line => crops,
+            Task::Line => {
+                crops.into_iter().map(|line| self.orient_line(line, &mut phases)).collect::<Result<_, _>>()?
+            }
         };
 
         let started = Instant::now();
@@ -155,6 +162,39 @@ impl InProcess {
             .collect::<Vec<_>>()
             .join("\n");
         Ok(Read { text, phases })
+    }
+
+    /// A LINE image as the engine orients it (`serve/engine/line_orientation.rs`): the
+    /// classifier on its tight crop proposes a half turn, kept only when the recogniser
+    /// reads the turned line better than the line as sent.
+    fn orient_line(&mut self, line: RgbImage, phases: &mut Phases) -> anyhow::Result<RgbImage> {
+        let Some(classifier) = &mut self.classifier else {
+            return Ok(line);
+        };
+        let config = &self.params.classifier;
+        let started = Instant::now();
+        let input = classifier_input(&trim_margins(&line), config, self.params.color_order);
+        phases.preprocess += started.elapsed();
+        let Some(data) = input else {
+            return Ok(line);
+        };
+        let started = Instant::now();
+        let verdict = classifier.process(vec![ClassifierInput { data }]).pop().context("no classifier output")?;
+        let verdict = verdict.map_err(|e| anyhow::anyhow!("classifier: {e}"))?;
+        phases.inference += started.elapsed();
+        if !should_rotate(&verdict, &config.labels, LINE_TURN_PROPOSAL) {
+            return Ok(line);
+        }
+        let started = Instant::now();
+        let turned = rotate_half_turn(&line);
+        phases.preprocess += started.elapsed();
+        let started = Instant::now();
+        let reads = self.recognizer.process(vec![line.clone(), turned.clone()]);
+        phases.inference += started.elapsed();
+        match reads.as_slice() {
+            [Ok(as_sent), Ok(half_turn)] if half_turn_reads_better(as_sent, half_turn) => Ok(turned),
+            _ => Ok(line),
+        }
     }
 
     /// The direction classifier over a page's crops, half-turning the upside-down ones.
@@ -196,6 +236,30 @@ impl InProcess {
     }
 }
 
+/// The line widths the engine's start-up measurement reads (`serve/engine`).
+const MEASURED_LINE_WIDTHS: [u32; 4] = [200, 320, 400, 640];
+
+/// The engine's choice of recogniser batch (`fastest_recognizer_batch` in `serve/engine`,
+/// which is not public): sizes 1, 2, 4, … up to `max_batch_size`, stopping at the first
+/// that reads no faster than the best so far. A measurement of its own, so on a noisy
+/// machine it can choose differently from the server; the report shows the choice.
+fn fastest_recognizer_batch(recognizer: &Recognizer, max_batch_size: usize) -> anyhow::Result<usize> {
+    if max_batch_size <= 1 {
+        return Ok(1);
+    }
+    let sizes = std::iter::successors(Some(1usize), |size| Some(size * 2))
+        .take_while(|&size| size < max_batch_size)
+        .chain([max_batch_size]);
+    let mut measured = Vec::new();
+    for size in sizes {
+        measured.extend(recognizer.measure_batch_throughput(&MEASURED_LINE_WIDTHS, &[size])?);
+        if best_batch_size(&measured) != size {
+            break;
+        }
+    }
+    Ok(best_batch_size(&measured))
+}
+
 /// One read for the worker: the bytes, the task, where the answer goes.
 struct Job {
     bytes: Vec<u8>,
@@ -206,12 +270,14 @@ struct Job {
 /// [`InProcess`] on a dedicated thread.
 #[derive(Debug)]
 pub struct Worker {
+    pub recognizer_batch: usize,
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Worker {
     pub fn start(mut pipeline: InProcess) -> anyhow::Result<Self> {
+        let recognizer_batch = pipeline.recognizer_batch;
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new().name("in-process".into()).spawn(move || {
             for job in queue {
@@ -220,7 +286,7 @@ impl Worker {
                 let _ = job.reply.send(read.map(|read| (started.elapsed(), read)));
             }
         })?;
-        Ok(Self { jobs: Some(jobs), thread: Some(thread) })
+        Ok(Self { recognizer_batch, jobs: Some(jobs), thread: Some(thread) })
     }
 
     /// Reads `bytes`; the time is measured on the worker thread, around the read alone.

@@ -12,6 +12,7 @@
 //! same libtorch thread count; each goal's mark is computed from the numbers. Compare
 //! ratios within one report, not absolute numbers across machines.
 
+mod arrivals;
 mod client;
 mod documents;
 mod golden;
@@ -115,8 +116,9 @@ async fn main() -> anyhow::Result<()> {
     progress("1. overhead at concurrency 1: DOCUMENT");
     let document_overhead =
         overhead::compare(&mut serving, &pipeline, &documents, Task::Document, args.rounds, Duration::ZERO).await?;
+    let recognizer_batch = pipeline.recognizer_batch;
     drop(pipeline);
-    overhead::write(&mut report, &[line_overhead, document_overhead])?;
+    overhead::write(&mut report, &[line_overhead, document_overhead], recognizer_batch)?;
 
     progress("2. documents at concurrency 4 and 16");
     let document_runs = documents::measure(&serving, &set, &documents, &[4, 16], seconds * 2).await?;

@@ -92,16 +92,17 @@ fn add_phases(sum: &mut Phases, phases: &Phases) {
     sum.postprocess += phases.postprocess;
 }
 
-/// Section 1 and its goals.
-pub fn write(report: &mut Report, comparisons: &[Comparison]) -> anyhow::Result<()> {
+/// Section 1 and its goals; `recognizer_batch` is the in-process path's lines per forward.
+pub fn write(report: &mut Report, comparisons: &[Comparison], recognizer_batch: usize) -> anyhow::Result<()> {
     let out = &mut report.body;
     writeln!(out, "## 1. Overhead at concurrency 1: the server vs the same work in process\n")?;
     writeln!(
         out,
         "Meaning: the time the server adds to a lone request (gRPC on 127.0.0.1, request handling, queues and \
          batchers, thread hand-offs): server round-trip p50 minus the p50 of the same bytes through decode, \
-         pre-processing, the model stages and post-processing called directly on one thread. Every image goes \
-         through both, one after the other, the same number of times.\n"
+         pre-processing, the model stages and post-processing called directly on one thread (recogniser batches of \
+         at most {recognizer_batch} lines, chosen by the engine's start-up measurement). Every image goes through \
+         both, one after the other, the same number of times.\n"
     )?;
     writeln!(
         out,

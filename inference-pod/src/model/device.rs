@@ -1,6 +1,7 @@
 //! Which device the models run on and how many CPU threads libtorch uses: the serving layer
 //! asks for these through the small types here and never names libtorch itself.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::{fmt, str::FromStr};
 
 use crate::model::error::ModelError;
@@ -101,13 +102,32 @@ pub fn inter_op_threads() -> i32 {
     tch::get_num_interop_threads()
 }
 
-/// Turns TorchScript's profiling executor on or off for this process. On, the first two
-/// calls of a module profile and then optimise its graph; off, graphs run as loaded
-/// through the simple executor. Read when a module first runs, so set it before the
-/// modules' first forward (docs/benchmarks.md, "Model execution settings", measured both).
+/// Whether TorchScript's profiling executor runs the modules unless the process chooses
+/// otherwise: off. Measured (docs/benchmarks.md, "Model execution settings"): off is as
+/// fast or faster on every stage, most on small inputs, and has no slow profiling calls.
+pub const DEFAULT_PROFILING_EXECUTOR: bool = false;
+
+/// Set once the process has chosen the executor (explicitly or by the first module load).
+static PROFILING_EXECUTOR_CHOSEN: AtomicBool = AtomicBool::new(false);
+
+/// Turns TorchScript's profiling executor on or off for this process. On, a module's first
+/// calls profile and then optimise its graph; off, graphs run through the simple executor
+/// with no profiling runs. Read when a module first runs, so set it before the first
+/// forward. Without a call, the first module load sets [`DEFAULT_PROFILING_EXECUTOR`].
 pub fn set_profiling_executor(enabled: bool) {
+    PROFILING_EXECUTOR_CHOSEN.store(true, Ordering::Relaxed);
     if let Err(error) = tch::jit::f_set_profiling_mode(enabled) {
         tracing::warn!(%error, enabled, "could not set TorchScript's profiling executor mode");
+    }
+}
+
+/// Applies [`DEFAULT_PROFILING_EXECUTOR`] unless the process already chose: every user of
+/// the model layer (the pod, tests, benchmarks) then runs modules the same way.
+pub(crate) fn apply_default_profiling_executor() {
+    if !PROFILING_EXECUTOR_CHOSEN.swap(true, Ordering::Relaxed)
+        && let Err(error) = tch::jit::f_set_profiling_mode(DEFAULT_PROFILING_EXECUTOR)
+    {
+        tracing::warn!(%error, "could not set TorchScript's profiling executor mode");
     }
 }
 

@@ -17,8 +17,8 @@ pub use bundle::{
     Bundle, BundleManifest, ModelFiles, ModuleFile, RecognizerFiles, SelfTestConfig, Stage, bundle_path_from_uri,
 };
 pub use device::{
-    ComputeDevice, DeviceRequest, cuda_device_count, inter_op_threads, intra_op_threads, resolve_device,
-    set_intra_op_threads, set_profiling_executor,
+    ComputeDevice, DEFAULT_PROFILING_EXECUTOR, DeviceRequest, cuda_device_count, inter_op_threads, intra_op_threads,
+    resolve_device, set_intra_op_threads, set_profiling_executor,
 };
 pub use error::ModelError;
 pub use precision::{ModelOptions, Precision};

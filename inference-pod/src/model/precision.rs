@@ -67,7 +67,7 @@ impl Default for ModelOptions {
 }
 
 /// The `--channels-last` default, chosen by measurement (docs/benchmarks.md).
-const DEFAULT_CHANNELS_LAST: bool = false;
+const DEFAULT_CHANNELS_LAST: bool = true;
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use tch::{CModule, Device, Kind, TchError, Tensor};
 
-use crate::model::device::ComputeDevice;
+use crate::model::device::{ComputeDevice, apply_default_profiling_executor};
 use crate::model::error::ModelError;
 use crate::model::precision::{ModelOptions, Precision};
 
@@ -26,6 +26,7 @@ impl TorchScriptModule {
     /// Loads `path` onto `device`, converts its floating-point weights to `options.precision`
     /// and, with `options.channels_last`, lays its 4-D weights out channels-last.
     pub fn load(name: &str, path: &Path, device: ComputeDevice, options: ModelOptions) -> Result<Self, ModelError> {
+        apply_default_profiling_executor();
         let mut module = CModule::load_on_device(path, device.to_tch())
             .map_err(|source| ModelError::LoadTorchScript { path: path.to_path_buf(), source })?;
         module.set_eval();

@@ -75,50 +75,63 @@ impl Recognizer {
 
     /// Lines per second at each of `batch_sizes`, from real forward passes on synthetic
     /// white line crops `widths` pixels wide at the model's input height (the mix of widths
-    /// to expect; cycled to fill at least one batch). Batches are planned as the recogniser
-    /// stage plans them ([`plan_line_batches`]), so the figure includes padding to the
-    /// widest line of a batch. One warm-up pass per size (first calls per input shape are
-    /// slow), then the fastest of [`THROUGHPUT_ROUNDS`] timed passes. For start-up, to pick
-    /// a batch size with `best_batch_size`; takes seconds on a CPU.
+    /// to expect; cycled to fill at least one batch of the largest size). Batches are
+    /// planned as the recogniser stage plans them ([`plan_line_batches`]), so the figure
+    /// includes padding to the widest line of a batch. One warm-up pass per size (first
+    /// calls per input shape are slow), then [`THROUGHPUT_ROUNDS`] rounds that time one pass
+    /// per size in turn, keeping each size's fastest: interleaving spreads whatever else
+    /// the machine is doing over all sizes alike. For start-up, to pick a batch size with
+    /// `best_batch_size`; takes seconds on a CPU.
     pub fn measure_batch_throughput(
         &self,
         widths: &[u32],
         batch_sizes: &[usize],
     ) -> Result<Vec<(usize, f64)>, ModelError> {
-        let height = self.config.input_height;
-        let mut measurements = Vec::with_capacity(batch_sizes.len());
-        for &batch_size in batch_sizes.iter().filter(|&&size| size > 0) {
-            if widths.is_empty() {
-                break;
-            }
-            let count = widths.len().max(batch_size).div_ceil(batch_size) * batch_size;
-            let line_widths: Vec<u32> = widths.iter().map(|&w| w.max(1)).cycle().take(count).collect();
-            let crops: Vec<RgbImage> =
-                line_widths.iter().map(|&width| RgbImage::from_pixel(width, height, Rgb([255, 255, 255]))).collect();
-            let batches: Vec<Vec<RgbImage>> = plan_line_batches(&line_widths, self.config.default_width, batch_size)
-                .into_iter()
-                .map(|batch| batch.iter().map(|&i| crops[i].clone()).collect())
-                .collect();
-            let pass = || -> Result<Duration, ModelError> {
-                let started = Instant::now();
-                for batch in &batches {
-                    self.recognize(batch)?;
-                }
-                Ok(started.elapsed())
-            };
-            pass()?;
-            let mut fastest = Duration::MAX;
-            for _ in 0..THROUGHPUT_ROUNDS {
-                fastest = fastest.min(pass()?);
-            }
-            measurements.push((batch_size, count as f64 / fastest.as_secs_f64().max(1e-9)));
+        let sizes: Vec<usize> = batch_sizes.iter().copied().filter(|&size| size > 0).collect();
+        let largest = sizes.iter().copied().max().unwrap_or(1);
+        if widths.is_empty() || sizes.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(measurements)
+        let count = widths.len().max(largest);
+        let line_widths: Vec<u32> = widths.iter().map(|&w| w.max(1)).cycle().take(count).collect();
+        let height = self.config.input_height;
+        let crops: Vec<RgbImage> =
+            line_widths.iter().map(|&width| RgbImage::from_pixel(width, height, Rgb([255, 255, 255]))).collect();
+        let plans: Vec<Vec<Vec<RgbImage>>> = sizes
+            .iter()
+            .map(|&size| {
+                plan_line_batches(&line_widths, self.config.default_width, size)
+                    .into_iter()
+                    .map(|batch| batch.iter().map(|&i| crops[i].clone()).collect())
+                    .collect()
+            })
+            .collect();
+        let pass = |batches: &[Vec<RgbImage>]| -> Result<Duration, ModelError> {
+            let started = Instant::now();
+            for batch in batches {
+                self.recognize(batch)?;
+            }
+            Ok(started.elapsed())
+        };
+        for batches in &plans {
+            pass(batches)?;
+        }
+        let mut fastest = vec![Duration::MAX; plans.len()];
+        for _ in 0..THROUGHPUT_ROUNDS {
+            for (best, batches) in fastest.iter_mut().zip(&plans) {
+                *best = (*best).min(pass(batches)?);
+            }
+        }
+        Ok(sizes
+            .into_iter()
+            .zip(fastest)
+            .map(|(size, time)| (size, count as f64 / time.as_secs_f64().max(1e-9)))
+            .collect())
     }
 }
 
-/// Timed passes per batch size in [`Recognizer::measure_batch_throughput`].
-const THROUGHPUT_ROUNDS: usize = 2;
+/// Timed rounds in [`Recognizer::measure_batch_throughput`].
+const THROUGHPUT_ROUNDS: usize = 3;
 
 /// Runs the recogniser on line crops. A batch from the queue is split into forward
 /// passes of similar width ([`plan_line_batches`]) so short lines are not padded to the
