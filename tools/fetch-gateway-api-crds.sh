@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Caches the Gateway API's standard-channel CRDs (GRPCRoute and friends) from the Go
+# Caches the Gateway API's standard-channel CRDs (GRPCRoute, HTTPRoute, ...) from the Go
 # module pinned in tools/gateway-api/ (go.mod + go.sum; the module zip ships them under
 # config/crd/standard/). The e2e scenarios of the gatewayAPI traffic provider install
-# GRPCRoute from there into the local control plane (e2e/tests/operator_support/
-# gateway_api.rs; e2e/src/toolchain.rs knows the path). No Gateway API code is copied,
-# and nothing is downloaded but the module itself.
+# GRPCRoute and HTTPRoute from there into the local control plane
+# (e2e/tests/operator_support/gateway_api.rs; e2e/src/toolchain.rs knows the path). No
+# Gateway API code is copied, and nothing is downloaded but the module itself.
 #
 # Usage: tools/fetch-gateway-api-crds.sh <out-dir>
 #   e.g. tools/fetch-gateway-api-crds.sh ~/.cache/kube-ocr/gateway-api-v1.6.3
@@ -52,10 +52,12 @@ fi
 
 json=$(cd "$mod_dir" && "$GO" mod download -json "sigs.k8s.io/gateway-api")
 dir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"$json")
-if [ ! -f "$dir/config/crd/standard/gateway.networking.k8s.io_grpcroutes.yaml" ]; then
-  echo "fetch-gateway-api-crds: no GRPCRoute CRD in the module at ${dir:-?}: $json" >&2
-  exit 1
-fi
+for plural in grpcroutes httproutes; do
+  if [ ! -f "$dir/config/crd/standard/gateway.networking.k8s.io_$plural.yaml" ]; then
+    echo "fetch-gateway-api-crds: no $plural CRD in the module at ${dir:-?}: $json" >&2
+    exit 1
+  fi
+done
 
 tmp=$(mktemp -d "$out/.tmp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

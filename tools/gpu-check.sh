@@ -60,6 +60,7 @@ TOTAL_SECS=${GPU_CHECK_TOTAL_SECS:-450}
 PYTHON=${PYTHON:-python3}
 GRPC_PORT=${GPU_CHECK_GRPC_PORT:-50151}
 HTTP_PORT=${GPU_CHECK_HTTP_PORT:-8181}
+HTTP_API_PORT=${GPU_CHECK_HTTP_API_PORT:-8101}
 
 usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
@@ -236,7 +237,7 @@ trap stop_pod EXIT
 start_pod() {
   local tag=$1 precision=$2 batch=$3; shift 3
   "$POD" --bundle "$BUNDLE" --device "$DEVICE" --precision "$precision" --max-batch-size "$batch" \
-    --listen-host 127.0.0.1 --grpc-port "$GRPC_PORT" --http-port "$HTTP_PORT" --cache-bytes 0 \
+    --listen-host 127.0.0.1 --grpc-port "$GRPC_PORT" --http-port "$HTTP_PORT" --http-api-port "$HTTP_API_PORT" --cache-bytes 0 \
     --drain-delay-secs 0 --shutdown-grace-secs 5 --log-format json "$@" >"$OUT/raw/$tag.log" 2>&1 &
   POD_PID=$!
   local wait_secs=180 body

@@ -41,7 +41,13 @@ pub mod reasons {
     /// Degraded: the GRPCRoute exists but its weights cannot be set (no backendRef to the
     /// stable Service, or two to one track).
     pub const GRPC_ROUTE_INVALID: &str = "GRPCRouteInvalid";
-    /// Degraded: the API server does not serve GRPCRoute (the Gateway API CRDs are missing).
+    /// Degraded: the HTTPRoute named in `spec.rollout.traffic.httpRoute` does not exist.
+    pub const HTTP_ROUTE_NOT_FOUND: &str = "HTTPRouteNotFound";
+    /// Degraded: the HTTPRoute exists but its weights cannot be set (no backendRef to the
+    /// stable Service, or two to one track).
+    pub const HTTP_ROUTE_INVALID: &str = "HTTPRouteInvalid";
+    /// Degraded: the API server does not serve the kind of a configured route (GRPCRoute or
+    /// HTTPRoute: the Gateway API CRDs are missing).
     pub const GATEWAY_API_NOT_INSTALLED: &str = "GatewayAPINotInstalled";
     /// Event: a new revision was applied to the stable Deployment.
     pub const REVISION_APPLIED: &str = "RevisionApplied";

@@ -77,21 +77,29 @@ impl Default for RolloutSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("self.provider != 'gatewayAPI' || has(self.grpcRoute)")
-        .message("rollout.traffic.grpcRoute is required when provider is gatewayAPI")
+    validation = Rule::new("self.provider != 'gatewayAPI' || has(self.grpcRoute) || has(self.httpRoute)")
+        .message("rollout.traffic.grpcRoute or rollout.traffic.httpRoute (or both) is required when provider is gatewayAPI")
 )]
 pub struct TrafficSpec {
     /// `replicas` (default): the weight is the canary's share of the Ready pods behind the
-    /// shared Service (approximate). `gatewayAPI`: the weights of the named GRPCRoute's
-    /// backendRefs.
+    /// shared Service (approximate). `gatewayAPI`: the weights of the backendRefs of the
+    /// named GRPCRoute and/or HTTPRoute (the same weights on both).
     #[serde(default)]
     pub provider: TrafficProvider,
     /// Name of the GRPCRoute (same namespace) whose backendRefs to the Services
-    /// `<name>-stable` and `<name>-canary` get the weights; it needs a rule with a backendRef
-    /// to `<name>-stable`, and one to `<name>-canary` is added if missing.
+    /// `<name>-stable` and `<name>-canary` (port 50051, gRPC) get the weights; it needs a
+    /// rule with a backendRef to `<name>-stable`, and one to `<name>-canary` is added if
+    /// missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub grpc_route: Option<String>,
+    /// Name of the HTTPRoute (same namespace) whose backendRefs to the Services
+    /// `<name>-stable` and `<name>-canary` (port 8000, the HTTP/JSON API) get the weights;
+    /// it needs a rule with a backendRef to `<name>-stable`, and one to `<name>-canary` is
+    /// added if missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub http_route: Option<String>,
 }
 
 /// The traffic provider.
@@ -101,7 +109,7 @@ pub enum TrafficProvider {
     #[default]
     #[serde(rename = "replicas")]
     Replicas,
-    /// Weight on a Gateway API GRPCRoute.
+    /// Weight on a Gateway API GRPCRoute and/or HTTPRoute.
     #[serde(rename = "gatewayAPI")]
     GatewayApi,
 }

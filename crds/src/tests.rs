@@ -75,7 +75,20 @@ fn admission_rules_cover_what_ranges_cannot_say() {
     assert!(rules(&spec["properties"]["replicas"]).iter().any(|r| r == "self.min <= self.max"));
     assert!(rules(&spec["properties"]["device"]).iter().any(|r| r.contains("self.gpus >= 1")));
     assert_eq!(rules(&spec["properties"]["model"]["properties"]["uri"]).len(), 4);
-    assert!(rules(&spec["properties"]["rollout"]["properties"]["traffic"]).iter().any(|r| r.contains("grpcRoute")));
+    let traffic = &spec["properties"]["rollout"]["properties"]["traffic"];
+    // gatewayAPI needs a route of either kind, or both; a message naming only one would
+    // send a user with an HTTPRoute the wrong way.
+    assert_eq!(
+        rules(traffic),
+        ["self.provider != 'gatewayAPI' || has(self.grpcRoute) || has(self.httpRoute)"],
+        "{traffic}"
+    );
+    let message = traffic["x-kubernetes-validations"][0]["message"].as_str().unwrap();
+    assert!(message.contains("grpcRoute") && message.contains("httpRoute"), "{message}");
+    for field in ["grpcRoute", "httpRoute"] {
+        let route = &traffic["properties"][field];
+        assert_eq!((&route["minLength"], &route["maxLength"]), (&json!(1), &json!(253)), "{field}: {route}");
+    }
     let golden = &spec["properties"]["rollout"]["properties"]["analysis"]["properties"]["golden"]["properties"];
     assert_eq!(golden["minAccuracy"]["maximum"], json!(1.0));
 }
@@ -127,6 +140,18 @@ fn cuda_defaults_to_one_gpu() {
 fn traffic_provider_spells_gateway_api_as_documented() {
     let traffic: TrafficSpec = serde_json::from_value(json!({ "provider": "gatewayAPI", "grpcRoute": "r" })).unwrap();
     assert_eq!(traffic.provider, TrafficProvider::GatewayApi);
+    assert_eq!((traffic.grpc_route.as_deref(), traffic.http_route.as_deref()), (Some("r"), None));
+}
+
+#[test]
+fn traffic_names_an_http_route_beside_or_instead_of_the_grpc_route() {
+    let both = json!({ "provider": "gatewayAPI", "grpcRoute": "g", "httpRoute": "h" });
+    let traffic: TrafficSpec = serde_json::from_value(both.clone()).unwrap();
+    assert_eq!((traffic.grpc_route.as_deref(), traffic.http_route.as_deref()), (Some("g"), Some("h")));
+    assert_eq!(serde_json::to_value(&traffic).unwrap(), both, "written back as read");
+    let http_only: TrafficSpec = serde_json::from_value(json!({ "provider": "gatewayAPI", "httpRoute": "h" })).unwrap();
+    assert_eq!(http_only.grpc_route, None);
+    assert!(!serde_json::to_value(&http_only).unwrap().as_object().unwrap().contains_key("grpcRoute"));
 }
 
 #[test]

@@ -91,8 +91,9 @@ ENV HOME=/tmp \
     CUDA_CACHE_PATH=/tmp/.nv/ComputeCache \
     OCR_BUNDLE=file:///models/ppocr-v4
 USER 65532:65532
-# gRPC (kube_ocr.v1.Ocr, grpc.health.v1, reflection) and HTTP (/healthz, /readyz, /metrics).
-EXPOSE 50051 8080
+# gRPC (kube_ocr.v1.Ocr, grpc.health.v1, reflection), the HTTP API (POST /v1/ocr) and the
+# side port (/healthz, /readyz, /metrics).
+EXPOSE 50051 8000 8080
 # No HEALTHCHECK: Kubernetes probes the pod (gRPC health and /healthz).
 # The bundle default is OCR_BUNDLE above rather than an argument here: the operator passes
 # its own arguments (--bundle=..., --device=..., batching) and they replace CMD, while a

@@ -3,7 +3,7 @@
 # then the project's own rules, which a generic linter does not know:
 #   - the final stage runs as the numeric non-root user 65532 (runAsNonRoot can verify it);
 #   - the operator image is distroless/static and holds a musl (static) build;
-#   - the inference pod has no HEALTHCHECK, exposes 50051 and 8080, bakes the bundle at
+#   - the inference pod has no HEALTHCHECK, exposes 50051, 8000 and 8080, bakes the bundle at
 #     /models/ppocr-v4 and defaults OCR_BUNDLE to it.
 # No Docker engine runs here, so the images themselves are not built: see deploy/README.md.
 # Usage: deploy/docker/lint.sh <hadolint>
@@ -38,7 +38,7 @@ grep -Eq -- '--target x86_64-unknown-linux-musl' operator.Dockerfile || fail "op
 has "$op" '^COPY --from=build /out/ocr-operator ' || fail "operator.Dockerfile: the final stage does not copy ocr-operator"
 
 inf=$(final_stage inference-pod.Dockerfile)
-has "$inf" '^EXPOSE 50051 8080$' || fail "inference-pod.Dockerfile: does not EXPOSE 50051 8080"
+has "$inf" '^EXPOSE 50051 8000 8080$' || fail "inference-pod.Dockerfile: does not EXPOSE 50051 8000 8080"
 has "$inf" '^COPY --from=bundle /out/models/ppocr-v4 /models/ppocr-v4$' || fail "inference-pod.Dockerfile: no bundle at /models/ppocr-v4"
 has "$inf" 'OCR_BUNDLE=file:///models/ppocr-v4' || fail "inference-pod.Dockerfile: OCR_BUNDLE does not default to the baked bundle"
 has "$inf" '^COPY --from=build /out/libs/ /$' || fail "inference-pod.Dockerfile: libtorch is not copied to its build-time path"

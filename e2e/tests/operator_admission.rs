@@ -70,7 +70,7 @@ async fn invalid_specs_are_refused_at_admission_with_readable_messages() {
         (
             "gatewayAPI without route",
             json!({ "rollout": { "traffic": { "provider": "gatewayAPI" } } }),
-            "grpcRoute is required",
+            "grpcRoute or rollout.traffic.httpRoute (or both) is required",
         ),
         ("unknown device", json!({ "device": { "kind": "tpu" } }), "Unsupported value"),
         ("CPU target above 100", json!({ "autoscaling": { "targetCPUUtilization": 120 } }), "targetCPUUtilization"),

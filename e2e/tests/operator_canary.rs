@@ -13,7 +13,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube_ocr_crds::{OcrService, Phase};
 use operator_support::canary::{bundle_uri, change_model, healthy_service, warning_notes};
-use operator_support::{Scenario, TIMEOUT, merge, wait_for, workspace_root};
+use operator_support::{Scenario, TIMEOUT, http_post, merge, wait_for, workspace_root};
 use serde_json::json;
 
 /// Each scenario runs two or three inference pods at once; two scenarios side by side
@@ -214,7 +214,8 @@ async fn a_degraded_canary_is_rolled_back_on_golden_accuracy() {
 
 /// Sends LINE requests round-robin over the Ready addresses of the shared Service's
 /// EndpointSlices (re-read before each request, as a Kubernetes-aware gRPC resolver
-/// would) until `stop` is set; returns (successes, failures with their reasons).
+/// would), alternating the gRPC API (port 50051) and the HTTP API (port 8000), until
+/// `stop` is set; returns (successes, failures with their reasons).
 async fn balanced_client(s: &Scenario, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> (usize, Vec<String>) {
     use k8s_openapi::api::discovery::v1::EndpointSlice;
     use kube_ocr_proto::v1::{RecognizeRequest, Task, ocr_client::OcrClient};
@@ -244,7 +245,14 @@ async fn balanced_client(s: &Scenario, stop: std::sync::Arc<std::sync::atomic::A
             task: Task::Line as i32,
             options: None,
         };
+        let over_http = turn % 2 == 1;
         let result = async {
+            if over_http {
+                let (status, body) = http_post(address, 8000, "/v1/ocr?task=line", "image/png", &request.image).await?;
+                let body: serde_json::Value = serde_json::from_slice(&body)?;
+                anyhow::ensure!(status == 200, "HTTP {status}: {body}");
+                return anyhow::Ok(body["text"].as_str().unwrap_or_default().to_owned());
+            }
             let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}:50051"))?
                 .connect_timeout(Duration::from_secs(2))
                 .connect()
@@ -253,6 +261,7 @@ async fn balanced_client(s: &Scenario, stop: std::sync::Arc<std::sync::atomic::A
             anyhow::Ok(response.into_inner().text)
         }
         .await;
+        let address = if over_http { format!("{address} (HTTP)") } else { address.clone() };
         match result {
             Ok(text) if text == "The quick brown fox jumps over the lazy dog" => ok += 1,
             Ok(text) => failures.push(format!("{address}: wrong text {text:?}")),

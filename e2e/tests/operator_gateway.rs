@@ -1,9 +1,9 @@
 //! The `gatewayAPI` traffic provider on the local cluster: the operator puts each canary
-//! step's weight on the backendRefs of the user's GRPCRoute, returns it to stable 100 /
-//! canary 0 after a promotion or a rollback, writes nothing in a steady state, and says
-//! so when the route does not exist. The GRPCRoute CRD comes from the Gateway API module
-//! `make setup` caches; no gateway controller runs, the route is an object whose weights
-//! the tests read.
+//! step's weight on the backendRefs of the user's GRPCRoute (and HTTPRoute, when the spec
+//! names one too), returns it to stable 100 / canary 0 after a promotion or a rollback,
+//! writes nothing in a steady state, and says so when the route does not exist. The route
+//! CRDs come from the Gateway API module `make setup` caches; no gateway controller runs,
+//! a route is an object whose weights the tests read.
 
 mod operator_support;
 
@@ -14,7 +14,10 @@ use std::time::Duration;
 use kube::api::{Patch, PatchParams};
 use kube_ocr_crds::{OcrService, Phase};
 use operator_support::canary::{bundle_uri, healthy_service, warning_notes};
-use operator_support::gateway_api::{create_grpc_route, install_grpc_route_crd, route_weights, stable_and_canary};
+use operator_support::gateway_api::{
+    RouteKind, create_grpc_route, create_http_route, install_route_crds, route_metadata, route_weights,
+    stable_and_canary,
+};
 use operator_support::{Scenario, TIMEOUT, condition, merge, wait_for};
 use serde_json::json;
 
@@ -35,6 +38,7 @@ fn gateway_rollout(route: &str, steps: &[i32]) -> serde_json::Value {
 /// returns each change once, in order.
 fn record_weights(
     s: &Scenario,
+    kind: RouteKind,
     route: &'static str,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Vec<(i64, i64)>> {
@@ -43,7 +47,7 @@ fn record_weights(
         let mut seen: Vec<(i64, i64)> = Vec::new();
         loop {
             let stopping = stop.load(Ordering::Relaxed);
-            if let Some(weights) = stable_and_canary(&s, route, "ocr").await
+            if let Some(weights) = stable_and_canary(&s, kind, route, "ocr").await
                 && seen.last() != Some(&weights)
             {
                 seen.push(weights);
@@ -56,51 +60,53 @@ fn record_weights(
     })
 }
 
-async fn wait_route(s: &Scenario, route: &str, want: (i64, i64)) {
-    wait_for(&format!("GRPCRoute {route} at stable/canary {want:?}"), TIMEOUT, async || {
-        (stable_and_canary(s, route, "ocr").await == Some(want)).then_some(())
+async fn wait_route(s: &Scenario, kind: RouteKind, route: &str, want: (i64, i64)) {
+    wait_for(&format!("{} {route} at stable/canary {want:?}", kind.kind()), TIMEOUT, async || {
+        (stable_and_canary(s, kind, route, "ocr").await == Some(want)).then_some(())
     })
     .await;
 }
 
-async fn route_metadata(s: &Scenario, route: &str) -> kube::api::ObjectMeta {
-    use kube::api::{ApiResource, DynamicObject};
-    use kube::core::GroupVersionKind;
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "GRPCRoute"),
-        "grpcroutes",
-    );
-    let routes: kube::Api<DynamicObject> = kube::Api::namespaced_with(s.admin.clone(), &s.namespace, &resource);
-    routes.get(route).await.unwrap().metadata
-}
-
-async fn resource_version(s: &Scenario, route: &str) -> String {
-    route_metadata(s, route).await.resource_version.unwrap()
+async fn resource_version(s: &Scenario, kind: RouteKind, route: &str) -> String {
+    route_metadata(s, kind, route).await.resource_version.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_weights_follow_the_canary_steps_and_return_to_stable_after_promotion() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("gateway-promote").await;
-    install_grpc_route_crd(&s.admin).await;
+    install_route_crds(&s.admin).await;
     let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
     // Written before any canary: only the stable Service, at the schema's default weight.
+    // gRPC clients come through the GRPCRoute, HTTP/JSON clients through the HTTPRoute.
+    let routes = [(RouteKind::Grpc, "ocr-route"), (RouteKind::Http, "ocr-http-route")];
     create_grpc_route(&s, "ocr-route", &[("ocr-stable", 1)]).await;
-    healthy_service(&s, "ocr", gateway_rollout("ocr-route", &[25, 50, 100])).await;
+    create_http_route(&s, "ocr-http-route", &[("ocr-stable", 1)]).await;
+    let mut rollout = gateway_rollout("ocr-route", &[25, 50, 100]);
+    merge(&mut rollout, json!({ "rollout": { "traffic": { "httpRoute": "ocr-http-route" } } }));
+    healthy_service(&s, "ocr", rollout).await;
 
-    // At rest: stable 100, and the canary backendRef added at 0.
-    wait_route(&s, "ocr-route", (100, 0)).await;
-    let at_rest = resource_version(&s, "ocr-route").await;
+    // At rest: stable 100, and the canary backendRef added at 0, on both routes.
+    let mut at_rest = Vec::new();
+    for (kind, route) in routes {
+        wait_route(&s, kind, route, (100, 0)).await;
+        at_rest.push(resource_version(&s, kind, route).await);
+    }
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(resource_version(&s, "ocr-route").await, at_rest, "a steady state writes nothing to the route");
+    for ((kind, route), at_rest) in routes.iter().zip(&at_rest) {
+        let now = resource_version(&s, *kind, route).await;
+        assert_eq!(&now, at_rest, "a steady state writes nothing to the {kind:?} route");
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let recorder = record_weights(&s, "ocr-route", stop.clone());
+    let recorders = routes.map(|(kind, route)| record_weights(&s, kind, route, stop.clone()));
     let patch = json!({ "spec": { "model": { "version": "4.0.1" } } });
     s.api::<OcrService>().patch("ocr", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
 
-    wait_route(&s, "ocr-route", (50, 50)).await;
+    for (kind, route) in routes {
+        wait_route(&s, kind, route, (50, 50)).await;
+    }
     let metrics =
         kube_ocr_operator::controller::scrape::http_get(operator.http_addr(), "/metrics", Duration::from_secs(5))
             .await
@@ -116,15 +122,20 @@ async fn route_weights_follow_the_canary_steps_and_return_to_stable_after_promot
         .then_some(())
     })
     .await;
-    wait_route(&s, "ocr-route", (100, 0)).await;
+    for (kind, route) in routes {
+        wait_route(&s, kind, route, (100, 0)).await;
+    }
     stop.store(true, Ordering::Relaxed);
-    let seen = recorder.await.unwrap();
-    eprintln!("route weights (stable, canary) seen: {seen:?}");
-    // The canary gets route traffic once Ready, then each step; at promotion it takes all
-    // of it while stable rolls, and stable takes it back when the canary retires.
-    assert_eq!(seen, [(100, 0), (75, 25), (50, 50), (0, 100), (100, 0)]);
-    let weights = route_weights(&s, "ocr-route").await.unwrap();
-    assert_eq!(weights.len(), 2, "one backendRef per track: {weights:?}");
+    for ((kind, route), recorder) in routes.into_iter().zip(recorders) {
+        let seen = recorder.await.unwrap();
+        eprintln!("{kind:?} route weights (stable, canary) seen: {seen:?}");
+        // The canary gets route traffic once Ready, then each step; at promotion it takes
+        // all of it while stable rolls, and stable takes it back when the canary retires.
+        // The HTTPRoute goes through the same weights as the GRPCRoute.
+        assert_eq!(seen, [(100, 0), (75, 25), (50, 50), (0, 100), (100, 0)], "{kind:?}");
+        let weights = route_weights(&s, kind, route).await.unwrap();
+        assert_eq!(weights.len(), 2, "one backendRef per track on the {kind:?} route: {weights:?}");
+    }
 
     operator.shutdown().await.unwrap();
     agent.shutdown().await;
@@ -134,17 +145,17 @@ async fn route_weights_follow_the_canary_steps_and_return_to_stable_after_promot
 async fn a_degraded_canary_loses_its_route_weight_at_rollback() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("gateway-rollback").await;
-    install_grpc_route_crd(&s.admin).await;
+    install_route_crds(&s.admin).await;
     let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
     create_grpc_route(&s, "ocr-route", &[("ocr-stable", 100), ("ocr-canary", 0)]).await;
     let mut rollout = gateway_rollout("ocr-route", &[50, 100]);
     merge(&mut rollout, json!({ "rollout": { "analysis": { "interval": "5s" } } }));
     let stable = healthy_service(&s, "ocr", rollout).await;
-    wait_route(&s, "ocr-route", (100, 0)).await;
+    wait_route(&s, RouteKind::Grpc, "ocr-route", (100, 0)).await;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let recorder = record_weights(&s, "ocr-route", stop.clone());
+    let recorder = record_weights(&s, RouteKind::Grpc, "ocr-route", stop.clone());
     // The `degraded` bundle serves (its self-test floor lowered) but reads worse than
     // stable: the golden analysis must roll it back.
     let patch = json!({ "spec": { "model": {
@@ -157,7 +168,7 @@ async fn a_degraded_canary_loses_its_route_weight_at_rollback() {
             (status.phase == Some(Phase::RolledBack)).then(|| status.clone())
         })
         .await;
-    wait_route(&s, "ocr-route", (100, 0)).await;
+    wait_route(&s, RouteKind::Grpc, "ocr-route", (100, 0)).await;
     stop.store(true, Ordering::Relaxed);
     let seen = recorder.await.unwrap();
     eprintln!("route weights (stable, canary) seen: {seen:?}");
@@ -174,7 +185,7 @@ async fn a_degraded_canary_loses_its_route_weight_at_rollback() {
 async fn a_missing_route_is_degraded_with_its_reason_until_it_is_created() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("gateway-missing").await;
-    install_grpc_route_crd(&s.admin).await;
+    install_route_crds(&s.admin).await;
     // No node agent: the pods never start, and they need not for this.
     let operator = s.start_operator().await;
     s.create_golden_config_map("golden-small").await;
@@ -191,9 +202,9 @@ async fn a_missing_route_is_degraded_with_its_reason_until_it_is_created() {
 
     // Once the user creates it, the next retry finds it and sets the weights.
     create_grpc_route(&s, "ocr-route", &[("ocr-stable", 1)]).await;
-    wait_route(&s, "ocr-route", (100, 0)).await;
+    wait_route(&s, RouteKind::Grpc, "ocr-route", (100, 0)).await;
     // A patch, not an apply: the operator shows up as an Update manager of the route.
-    let managers = route_metadata(&s, "ocr-route").await.managed_fields.unwrap_or_default();
+    let managers = route_metadata(&s, RouteKind::Grpc, "ocr-route").await.managed_fields.unwrap_or_default();
     let operator_entry = managers.iter().find(|m| m.manager.as_deref() == Some("kube-ocr-operator"));
     eprintln!("managedFields of the operator on the route: {:?}", operator_entry.map(|m| &m.fields_v1));
     assert_eq!(operator_entry.and_then(|m| m.operation.as_deref()), Some("Update"), "{managers:?}");

@@ -19,7 +19,13 @@ fn free_port() -> u16 {
 
 #[test]
 fn a_missing_or_broken_bundle_is_refused_with_a_reason() {
-    let output = Command::new(BINARY).args(["--bundle", "/nonexistent/bundle", "--device", "cpu"]).output().unwrap();
+    // Ephemeral ports: the bundle is checked after binding, and a default port may be taken.
+    let any_ports = ["--grpc-port", "0", "--http-api-port", "0", "--http-port", "0"];
+    let output = Command::new(BINARY)
+        .args(["--bundle", "/nonexistent/bundle", "--device", "cpu"])
+        .args(any_ports)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/bundle/bundle.yaml"), "{stderr}");
@@ -35,24 +41,25 @@ fn a_missing_or_broken_bundle_is_refused_with_a_reason() {
     let shorter = charset.split_once('\n').unwrap().1;
     std::fs::remove_file(broken.path().join("charset.txt")).unwrap();
     std::fs::write(broken.path().join("charset.txt"), shorter).unwrap();
-    let output = Command::new(BINARY).arg("--bundle").arg(broken.path()).output().unwrap();
+    let output = Command::new(BINARY).arg("--bundle").arg(broken.path()).args(any_ports).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("charset"), "{stderr}");
 
-    let output = Command::new(BINARY).args(["--bundle", "s3://bucket/model"]).output().unwrap();
+    let output = Command::new(BINARY).args(["--bundle", "s3://bucket/model"]).args(any_ports).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("s3://"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_and_exits_zero() {
-    let (grpc_port, http_port) = (free_port(), free_port());
+    let (grpc_port, http_api_port, http_port) = (free_port(), free_port(), free_port());
     let mut child = tokio::process::Command::new(BINARY)
         .arg("--bundle")
         .arg(format!("file://{}", bundle_dir("ppocr-v4").canonicalize().unwrap().display()))
         .args(["--device", "cpu", "--listen-host", "127.0.0.1", "--drain-delay-secs", "0.5", "--log-format", "json"])
         .args(["--grpc-port", &grpc_port.to_string(), "--http-port", &http_port.to_string()])
+        .args(["--http-api-port", &http_api_port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

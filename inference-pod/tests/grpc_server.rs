@@ -144,7 +144,7 @@ async fn a_full_queue_sheds_with_resource_exhausted() {
     assert!(
         metric_value(
             &metrics,
-            "ocr_requests_total{model=\"ppocr-v4\",version=\"4.0.0\",task=\"document\",code=\"RESOURCE_EXHAUSTED\"}"
+            "ocr_requests_total{model=\"ppocr-v4\",version=\"4.0.0\",task=\"document\",protocol=\"grpc\",code=\"RESOURCE_EXHAUSTED\"}"
         ) >= 1.0
     );
     let mut client = client.clone();
@@ -325,7 +325,7 @@ async fn metrics_move_the_cache_hits_and_reflection_lists_the_service() {
 
     let (status, after) = http_get(server.http_addr, "/metrics").await;
     assert_eq!(status, 200);
-    let ok = "ocr_requests_total{model=\"ppocr-v4\",version=\"4.0.0\",task=\"document\",code=\"OK\"}";
+    let ok = "ocr_requests_total{model=\"ppocr-v4\",version=\"4.0.0\",task=\"document\",protocol=\"grpc\",code=\"OK\"}";
     assert_eq!(metric_value(&after, ok) - metric_value(&before, ok), 3.0);
     assert_eq!(metric_value(&after, "ocr_cache_hits_total{"), 1.0);
     for series in [

@@ -17,10 +17,10 @@ pub enum OperatorError {
     Get { kind: &'static str, name: String, source: kube::Error },
     #[error("list {kind}: {source}")]
     List { kind: &'static str, source: kube::Error },
-    #[error("set the canary weight on GRPCRoute {name}: {message}")]
-    SetRouteWeights { name: String, reason: &'static str, message: String },
-    #[error("patch the weights of GRPCRoute {name}: {source}")]
-    PatchRoute { name: String, source: kube::Error },
+    #[error("set the canary weight on {kind} {name}: {message}")]
+    SetRouteWeights { kind: &'static str, name: String, reason: &'static str, message: String },
+    #[error("patch the weights of {kind} {name}: {source}")]
+    PatchRoute { kind: &'static str, name: String, source: kube::Error },
     #[error("discover the resources of {group_version}: {source}")]
     DiscoverApi { group_version: &'static str, source: kube::Error },
     #[error("remove the rollout-action annotation of OcrService {name}: {source}")]
@@ -71,9 +71,14 @@ mod tests {
         let apply = OperatorError::Apply { kind: "Deployment", name: "x".into(), source: refused() };
         assert_eq!(apply.operation(), "apply");
         assert_eq!(OperatorError::PatchStatus { name: "x".into(), source: refused() }.operation(), "patch_status");
-        let route =
-            OperatorError::SetRouteWeights { name: "r".into(), reason: "GRPCRouteNotFound", message: "m".into() };
+        let route = OperatorError::SetRouteWeights {
+            kind: "HTTPRoute",
+            name: "r".into(),
+            reason: "HTTPRouteNotFound",
+            message: "m".into(),
+        };
         assert_eq!(route.operation(), "set_route_weights");
+        assert_eq!(route.to_string(), "set the canary weight on HTTPRoute r: m");
         assert_eq!(OperatorError::ReadMetadata { field: "namespace" }.operation(), "read_metadata");
         let scale = OperatorError::ScaleDeployment { name: "x".into(), replicas: 1, source: refused() };
         assert_eq!(scale.operation(), "other", "operations without their own label");

@@ -3,7 +3,7 @@
 //!
 //! Layering: `builders` (desired objects), `status` (status, conditions, events),
 //! `rollout` (the canary state machine), `analysis` (metrics windows and verdicts) and
-//! `traffic` (GRPCRoute weights) are pure: no IO, unit-tested beside their code. They use
+//! `traffic` (Gateway API route weights) are pure: no IO, unit-tested beside their code. They use
 //! each other only downwards (`status` → `rollout` → `analysis`; `builders` → `rollout`),
 //! plus the leaves `names`, `model_source`, `error` and the shared crates. All IO of a
 //! reconcile is in `controller` (the Kubernetes API, pod scrapes, golden gRPC calls),

@@ -16,6 +16,10 @@ pub const INFERENCE_CONTAINER: &str = "inference";
 pub const FETCH_CONTAINER: &str = "fetch-model";
 /// gRPC port of the inference pod (`ocr-inference-pod --grpc-port`).
 pub const GRPC_PORT: i32 = 50051;
+/// HTTP/JSON API port of the inference pod (`ocr-inference-pod --http-api-port`).
+pub const HTTP_API_PORT: i32 = 8000;
+/// Name of [`HTTP_API_PORT`] on the container and the Services.
+pub const HTTP_API_PORT_NAME: &str = "http-api";
 /// HTTP port of the inference pod: `/healthz`, `/readyz`, `/metrics`.
 pub const HTTP_PORT: i32 = 8080;
 /// gRPC health service name of the OCR API.

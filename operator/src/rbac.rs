@@ -36,10 +36,11 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ("", &["configmaps"], &["get", "list"]),
     // pvc:// claims must exist.
     ("", &["persistentvolumeclaims"], &["get"]),
-    // The gatewayAPI traffic provider: read the user's GRPCRoute and patch the weights of
-    // its backendRefs (controller/route.rs); list and watch so a route can be cached and
-    // watched without a new role. The route is never created or deleted by the operator.
-    ("gateway.networking.k8s.io", &["grpcroutes"], &["get", "list", "watch", "patch"]),
+    // The gatewayAPI traffic provider: read the user's GRPCRoute and HTTPRoute and patch the
+    // weights of their backendRefs (controller/route.rs); list and watch so a route can be
+    // cached and watched without a new role. A route is never created or deleted by the
+    // operator.
+    ("gateway.networking.k8s.io", &["grpcroutes", "httproutes"], &["get", "list", "watch", "patch"]),
     // An Event for every decision.
     ("events.k8s.io", &["events"], &["create", "patch"]),
     // Leader election.
@@ -104,11 +105,13 @@ mod tests {
 
     #[test]
     fn covers_the_gateway_api_weights_but_not_owning_routes() {
-        for verb in ["get", "list", "watch", "patch"] {
-            assert!(allows("gateway.networking.k8s.io", "grpcroutes", verb), "{verb}");
-        }
-        for verb in ["create", "update", "delete"] {
-            assert!(!allows("gateway.networking.k8s.io", "grpcroutes", verb), "the route is the user's: {verb}");
+        for routes in ["grpcroutes", "httproutes"] {
+            for verb in ["get", "list", "watch", "patch"] {
+                assert!(allows("gateway.networking.k8s.io", routes, verb), "{routes}: {verb}");
+            }
+            for verb in ["create", "update", "delete"] {
+                assert!(!allows("gateway.networking.k8s.io", routes, verb), "the route is the user's: {routes} {verb}");
+            }
         }
     }
 

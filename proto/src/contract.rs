@@ -5,7 +5,8 @@
 
 /// The pod's Prometheus metrics that other components read.
 pub mod metrics {
-    /// Counter of finished OCR requests, labelled by [`super::labels::CODE`] (registered
+    /// Counter of finished OCR requests, labelled by [`super::labels::CODE`] and
+    /// [`super::labels::PROTOCOL`] (registered
     /// under this name; prometheus-client exposes it as [`REQUESTS_SERIES`]).
     pub const REQUESTS: &str = "ocr_requests";
     /// The exposed series of [`REQUESTS`].
@@ -34,6 +35,16 @@ pub mod labels {
     pub const MODEL: &str = "model";
     /// The bundle's model version.
     pub const VERSION: &str = "version";
+    /// The API a request came in on: one of [`super::protocols`].
+    pub const PROTOCOL: &str = "protocol";
+}
+
+/// Values of [`labels::PROTOCOL`].
+pub mod protocols {
+    /// `kube_ocr.v1.Ocr` over gRPC.
+    pub const GRPC: &str = "grpc";
+    /// The HTTP/JSON API (`POST /v1/ocr`).
+    pub const HTTP: &str = "http";
 }
 
 /// gRPC codes that mean the server failed, as opposed to the caller sending something

@@ -27,7 +27,12 @@ mod tests {
             request_id: "r-1".into(),
             image: vec![0x89, b'P', b'N', b'G'],
             task: Task::Line as i32,
-            options: Some(RecognizeOptions { min_confidence: 0.5, skip_orientation: true, bypass_cache: false }),
+            options: Some(RecognizeOptions {
+                min_confidence: 0.5,
+                skip_orientation: true,
+                bypass_cache: false,
+                word_boxes: true,
+            }),
         };
         let decoded = RecognizeRequest::decode(request.encode_to_vec().as_slice()).unwrap();
         assert_eq!(decoded, request);

@@ -103,7 +103,9 @@ crds=(crds/generated/ocrservices.kube-ocr.dev.yaml)
 for name in servicemonitors podmonitors prometheusrules; do
   crds+=("$prom_dir/example/prometheus-operator-crd/monitoring.coreos.com_$name.yaml")
 done
-crds+=("$gw_dir/config/crd/standard/gateway.networking.k8s.io_grpcroutes.yaml")
+for name in grpcroutes httproutes; do
+  crds+=("$gw_dir/config/crd/standard/gateway.networking.k8s.io_$name.yaml")
+done
 "$PYTHON" tools/chart/openapi2jsonschema.py --swagger "$swagger" $(printf -- '--crd %s ' "${crds[@]}") --out "$work/schemas" \
   || die "making JSON schemas"
 kubeconform() {

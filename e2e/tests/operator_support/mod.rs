@@ -272,3 +272,29 @@ pub fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
         (base, patch) => *base = patch,
     }
 }
+
+/// One `POST` to the inference pod's HTTP API on its own connection (`Connection: close`):
+/// the status and the body. No proxy in between, as the other clients here dial pod IPs.
+pub async fn http_post(
+    address: &str,
+    port: u16,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect((address, port))).await??;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}:{port}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| anyhow::anyhow!("no header block"))?;
+    let status_line = String::from_utf8_lossy(&response[..split]).lines().next().unwrap_or_default().to_owned();
+    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, response[split + 4..].to_vec()))
+}

@@ -29,7 +29,9 @@ pub fn server_config(bundle: &std::path::Path, threads: i32, max_batch_size: usi
         device: DeviceRequest::Cpu,
         listen_host: std::net::Ipv4Addr::LOCALHOST.into(),
         grpc_port: 0,
+        http_api_port: 0,
         http_port: 0,
+        cors: kube_ocr_inference::serve::CorsPolicy::Off,
         batching: BatcherConfig { max_batch_size, max_queue_delay: Duration::from_millis(5), max_queue: 256 },
         decode_limits: DecodeLimits::default(),
         max_image_bytes: 20 << 20,
@@ -55,6 +57,8 @@ pub const WARM_UP_PASSES: usize = 2;
 pub struct Serving {
     server: RunningServer,
     pub client: OcrClient<Channel>,
+    /// The same server's HTTP API.
+    pub http_api_addr: std::net::SocketAddr,
 }
 
 impl Serving {
@@ -72,7 +76,7 @@ impl Serving {
                 }
             }
         }
-        Ok(Self { server, client })
+        Ok(Self { http_api_addr: server.http_api_addr, server, client })
     }
 
     pub async fn shutdown(self) -> anyhow::Result<()> {

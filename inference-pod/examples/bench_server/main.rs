@@ -1,7 +1,8 @@
 //! `make bench-inference`: every figure of issue #16 in one run, with the Python peer's
 //! numbers (run just before by `tools/bench/peer_rapidocr.py`) beside ours.
 //!
-//! 1. overhead at concurrency 1: server round trip vs the same work in process;
+//! 1. overhead at concurrency 1: server round trip vs the same work in process, and the
+//!    HTTP API vs gRPC on the same lines;
 //! 2. documents: pages/s at concurrency 4 and 16 vs the peer, CER side by side;
 //! 3. lines: lines/s at concurrency 32 vs the peer's recogniser and our best raw loop,
 //!    batching on and off;
@@ -16,6 +17,7 @@ mod arrivals;
 mod client;
 mod documents;
 mod golden;
+mod http_vs_grpc;
 mod in_process;
 mod lines;
 mod memory;
@@ -119,6 +121,9 @@ async fn main() -> anyhow::Result<()> {
     let recognizer_batch = pipeline.recognizer_batch;
     drop(pipeline);
     overhead::write(&mut report, &[line_overhead, document_overhead], recognizer_batch)?;
+    progress("1b. HTTP vs gRPC at concurrency 1: LINE");
+    let protocols = http_vs_grpc::compare(&mut serving, &lines, seconds).await?;
+    http_vs_grpc::write(&mut report, &protocols)?;
 
     progress("2. documents at concurrency 4 and 16");
     let document_runs = documents::measure(&serving, &set, &documents, &[4, 16], seconds * 2).await?;

@@ -1,9 +1,14 @@
 //! When a closed loop counts: a window that opens once every caller has had an answer
 //! (the ramp-up, when batches first form and new shapes first run, is left out) and
 //! closes at the first answer by which it has lasted its length *and* counted its minimum
-//! (so a slow task still gets a whole pass over its images into the rate).
+//! (so a slow task still gets a whole pass over its images into the rate), or at the
+//! latest after four lengths.
 
 use std::time::{Duration, Instant};
+
+/// A window closes after this many times its length even short of its count, so a run
+/// whose calls keep failing still ends.
+const LONGEST: u32 = 4;
 
 #[derive(Debug, Clone)]
 pub struct Window {
@@ -44,14 +49,16 @@ impl Window {
             }
             return false;
         };
-        if self.end.is_some() || !answered {
+        if self.end.is_some() {
             return false;
         }
-        self.counted += 1;
-        if at.saturating_duration_since(start) >= self.min_length && self.counted >= self.min_count {
+        self.counted += usize::from(answered);
+        let lasted = at.saturating_duration_since(start);
+        let enough = lasted >= self.min_length && self.counted >= self.min_count;
+        if enough || lasted >= self.min_length.saturating_mul(LONGEST) {
             self.end = Some(at);
         }
-        true
+        answered
     }
 
     pub fn closed(&self) -> bool {
@@ -86,6 +93,18 @@ mod tests {
         assert!(window.closed());
         assert!(!window.finish(at(150), true), "after the close nothing counts");
         assert_eq!(window.length(at(999)), Duration::from_millis(120));
+    }
+
+    #[test]
+    fn a_window_short_of_its_count_still_closes_after_four_lengths() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut window = Window::after_ramp(1, Duration::from_millis(100), 1000);
+        window.finish(at(0), true);
+        assert!(!window.finish(at(399), false));
+        assert!(!window.closed());
+        assert!(!window.finish(at(400), false), "a failed call closes it but does not count");
+        assert!(window.closed());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `ocr-inference-pod`: the kube-ocr gRPC OCR server. Every flag has an `OCR_*`
+//! `ocr-inference-pod`: the kube-ocr OCR server (gRPC and HTTP). Every flag has an `OCR_*`
 //! environment variable; only this file reads the environment.
 
 use std::net::IpAddr;
@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use clap::Parser;
 use kube_ocr_inference::model::{DeviceRequest, ModelOptions, Precision, bundle_path_from_uri};
-use kube_ocr_inference::serve::{BatcherConfig, DEFAULT_MAX_PRECISION_ACCURACY_DROP, ServerConfig, start};
+use kube_ocr_inference::serve::{BatcherConfig, CorsPolicy, DEFAULT_MAX_PRECISION_ACCURACY_DROP, ServerConfig, start};
 use kube_ocr_runtime::{LogFormat, Logging, ShutdownSignals, run_main};
 use kube_ocr_vision::image::DecodeLimits;
 
 #[derive(Debug, Parser)]
-#[command(version, about = "kube-ocr inference pod: gRPC OCR on libtorch with batching, health and metrics")]
+#[command(
+    version,
+    about = "kube-ocr inference pod: OCR over gRPC and HTTP on libtorch with batching, health and metrics"
+)]
 struct Args {
     /// Model bundle: a folder, or a file:// URI of one.
     #[arg(long, env = "OCR_BUNDLE")]
@@ -26,6 +29,13 @@ struct Args {
     listen_host: IpAddr,
     #[arg(long, env = "OCR_GRPC_PORT", default_value_t = 50051)]
     grpc_port: u16,
+    /// Port of the HTTP/JSON API (`POST /v1/ocr`, `GET /openapi.json`).
+    #[arg(long, env = "OCR_HTTP_API_PORT", default_value_t = 8000)]
+    http_api_port: u16,
+    /// Origins browsers may call the HTTP API from (comma-separated, `*` for any); empty:
+    /// no CORS headers.
+    #[arg(long, env = "OCR_HTTP_CORS_ALLOW_ORIGINS", value_delimiter = ',', default_value = "")]
+    http_cors_allow_origins: Vec<String>,
     /// Port of /healthz, /readyz and /metrics.
     #[arg(long, env = "OCR_HTTP_PORT", default_value_t = 8080)]
     http_port: u16,
@@ -99,7 +109,9 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
         device: args.device,
         listen_host: args.listen_host,
         grpc_port: args.grpc_port,
+        http_api_port: args.http_api_port,
         http_port: args.http_port,
+        cors: CorsPolicy::from_origins(&args.http_cors_allow_origins),
         batching: BatcherConfig {
             max_batch_size: args.max_batch_size as usize,
             max_queue_delay: Duration::from_millis(args.max_queue_delay_ms),

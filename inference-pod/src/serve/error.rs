@@ -36,7 +36,14 @@ pub enum ServeError {
     #[error("gRPC server: {0}")]
     ServeGrpc(#[source] tonic::transport::Error),
 
-    /// The gRPC server task panicked.
-    #[error("gRPC server: {0}")]
-    JoinGrpcServer(#[source] JoinError),
+    #[error("HTTP API server: {0}")]
+    ServeHttpApi(#[source] std::io::Error),
+
+    /// `--http-cors-allow-origins` has an origin that is not a header value.
+    #[error("configuring CORS: {0}")]
+    ConfigureCors(String),
+
+    /// A server task panicked.
+    #[error("{what} server: {source}")]
+    JoinServer { what: &'static str, source: JoinError },
 }

@@ -13,10 +13,15 @@ use crate::serve::serving_state::{Phase, ServingState};
 #[derive(Debug)]
 pub struct RunningServer {
     pub grpc_addr: SocketAddr,
+    /// The HTTP/JSON API.
+    pub http_api_addr: SocketAddr,
+    /// Probes and metrics.
     pub http_addr: SocketAddr,
     pub(crate) serving: ServingState,
     pub(crate) stop_grpc: Option<oneshot::Sender<()>>,
     pub(crate) grpc_task: JoinHandle<Result<(), ServeError>>,
+    pub(crate) stop_http_api: Option<oneshot::Sender<()>>,
+    pub(crate) http_api_task: JoinHandle<Result<(), ServeError>>,
     pub(crate) http_task: JoinHandle<()>,
     pub(crate) startup_task: JoinHandle<()>,
     pub(crate) drain_delay: Duration,
@@ -31,23 +36,15 @@ impl RunningServer {
         self.serving.set(Phase::Draining).await;
         tracing::info!(drain_delay_ms = self.drain_delay.as_millis() as u64, "draining: NOT_SERVING");
         tokio::time::sleep(self.drain_delay).await;
-        if let Some(stop) = self.stop_grpc.take() {
+        for stop in [self.stop_grpc.take(), self.stop_http_api.take()].into_iter().flatten() {
             let _ = stop.send(());
         }
-        let result = match tokio::time::timeout(self.shutdown_grace, &mut self.grpc_task).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(ServeError::JoinGrpcServer(join)),
-            Err(_) => {
-                tracing::warn!(
-                    grace_ms = self.shutdown_grace.as_millis() as u64,
-                    "in-flight requests outlived the grace period"
-                );
-                self.grpc_task.abort();
-                Ok(())
-            }
-        };
+        // Both servers finish their in-flight requests within one grace period.
+        let grace = tokio::time::Instant::now() + self.shutdown_grace;
+        let grpc = finish(&mut self.grpc_task, grace, "gRPC").await;
+        let http_api = finish(&mut self.http_api_task, grace, "HTTP API").await;
         self.http_task.abort();
-        result
+        grpc.and(http_api)
     }
 
     /// Waits until the pod serves or start-up failed (`Err` with the reason).
@@ -63,6 +60,23 @@ impl RunningServer {
                 }
                 Phase::Starting { .. } => tokio::time::sleep(Duration::from_millis(50)).await,
             }
+        }
+    }
+}
+
+/// Waits for a server that was told to stop until `grace`, then aborts it.
+async fn finish(
+    task: &mut JoinHandle<Result<(), ServeError>>,
+    grace: tokio::time::Instant,
+    what: &'static str,
+) -> Result<(), ServeError> {
+    match tokio::time::timeout_at(grace, &mut *task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(ServeError::JoinServer { what, source: join }),
+        Err(_) => {
+            tracing::warn!(server = what, "in-flight requests outlived the grace period");
+            task.abort();
+            Ok(())
         }
     }
 }

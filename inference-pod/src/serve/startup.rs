@@ -1,5 +1,5 @@
 //! Wires the pod together: model load, self-test, gRPC (OCR, health, reflection), the
-//! HTTP side port and metrics. Used by the binary and, in process on `127.0.0.1:0`, by the
+//! HTTP API, the HTTP side port and metrics. Used by the binary and, in process on `127.0.0.1:0`, by the
 //! integration tests.
 
 use std::net::{IpAddr, SocketAddr};
@@ -19,12 +19,14 @@ use crate::model::{
     Bundle, ComputeDevice, DeviceRequest, ModelOptions, Precision, cuda_device_count, resolve_device,
     set_intra_op_threads,
 };
+use crate::serve::api::{ApiLimits, OcrApi};
 use crate::serve::batcher::{BatchObserver, BatcherConfig};
 use crate::serve::cache::ResultCache;
 use crate::serve::engine::{Engine, EngineConfig, OcrOutput, OcrTask};
 use crate::serve::error::ServeError;
-use crate::serve::grpc::{OcrGrpcService, ServiceLimits};
+use crate::serve::grpc::OcrGrpcService;
 use crate::serve::http::{HttpState, router};
+use crate::serve::http_api::{self, CorsPolicy, HttpApiState, max_body_bytes};
 use crate::serve::running::RunningServer;
 use crate::serve::self_test::{
     SelfTestGate, SelfTestSample, builtin_samples, run_self_test_at_precision, samples_from_dir,
@@ -41,7 +43,12 @@ pub struct ServerConfig {
     pub device: DeviceRequest,
     pub listen_host: IpAddr,
     pub grpc_port: u16,
+    /// The HTTP/JSON API (`POST /v1/ocr`).
+    pub http_api_port: u16,
+    /// The side port: probes and metrics.
     pub http_port: u16,
+    /// Cross-origin access to the HTTP API (off by default).
+    pub cors: CorsPolicy,
     pub batching: BatcherConfig,
     pub decode_limits: DecodeLimits,
     pub max_image_bytes: usize,
@@ -70,21 +77,19 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
 }
 
-/// Binds both ports, loads the bundle, starts serving gRPC (NOT_SERVING) and HTTP, then
+/// Binds the three ports, loads the bundle, starts serving gRPC (NOT_SERVING) and HTTP, then
 /// runs the self-test in the background and flips to SERVING when it passes.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     let grpc_listener = bind("gRPC", SocketAddr::new(config.listen_host, config.grpc_port)).await?;
+    let http_api_listener = bind("HTTP API", SocketAddr::new(config.listen_host, config.http_api_port)).await?;
     let http_listener = bind("HTTP", SocketAddr::new(config.listen_host, config.http_port)).await?;
-    let grpc_addr = grpc_listener.local_addr().map_err(|source| ServeError::Bind {
-        what: "gRPC",
-        addr: SocketAddr::new(config.listen_host, config.grpc_port),
-        source,
-    })?;
-    let http_addr = http_listener.local_addr().map_err(|source| ServeError::Bind {
-        what: "HTTP",
-        addr: SocketAddr::new(config.listen_host, config.http_port),
-        source,
-    })?;
+    let grpc_addr = local_addr(&grpc_listener, "gRPC", config.listen_host, config.grpc_port)?;
+    let http_api_addr = local_addr(&http_api_listener, "HTTP API", config.listen_host, config.http_api_port)?;
+    let http_addr = local_addr(&http_listener, "HTTP", config.listen_host, config.http_port)?;
+    let http_api_router = |api| {
+        let state = HttpApiState { api, max_body_bytes: max_body_bytes(config.max_image_bytes) };
+        http_api::router(state, &config.cors).map_err(ServeError::ConfigureCors)
+    };
 
     if let Some(threads) = config.torch_threads {
         set_intra_op_threads(threads);
@@ -133,8 +138,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     serving.set(Phase::Starting { step: "self-test".into() }).await;
 
     let cache = Arc::new(ResultCache::<OcrOutput>::new(config.cache_bytes));
-    let limits = ServiceLimits { request_timeout: config.request_timeout, max_image_bytes: config.max_image_bytes };
-    let service = OcrGrpcService::new(engine.clone(), cache.clone(), metrics.clone(), serving.clone(), limits);
+    let limits = ApiLimits { request_timeout: config.request_timeout, max_image_bytes: config.max_image_bytes };
+    let api = Arc::new(OcrApi::new(engine.clone(), cache.clone(), metrics.clone(), serving.clone(), limits));
+    let service = OcrGrpcService::new(api.clone());
+    let http_api = http_api_router(api)?;
     let reflection = reflection_builder().build_v1().map_err(ServeError::BuildReflection)?;
     let reflection_v1alpha = reflection_builder().build_v1alpha().map_err(ServeError::BuildReflection)?;
     // Images up to the limit are refused by the handler with RESOURCE_EXHAUSTED and a
@@ -142,6 +149,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     let message_cap = config.max_image_bytes.saturating_mul(2).max(4 << 20);
     let ocr = OcrServer::new(service).max_decoding_message_size(message_cap).max_encoding_message_size(64 << 20);
     let (stop_grpc, stopped) = oneshot::channel::<()>();
+    let (stop_http_api, http_api_stopped) = oneshot::channel::<()>();
+    let http_api_task = tokio::spawn(async move {
+        axum::serve(http_api_listener, http_api)
+            .with_graceful_shutdown(async {
+                let _ = http_api_stopped.await;
+            })
+            .await
+            .map_err(ServeError::ServeHttpApi)
+    });
     let grpc_task = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(health_service)
@@ -173,13 +189,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     let gate = SelfTestGate { min_accuracy, max_precision_drop: config.max_precision_accuracy_drop };
     let startup_task = tokio::spawn(self_test_then_serve(engine, samples, gate, serving.clone(), metrics));
 
-    tracing::info!(%grpc_addr, %http_addr, "listening");
+    tracing::info!(%grpc_addr, %http_api_addr, %http_addr, "listening");
     Ok(RunningServer {
         grpc_addr,
+        http_api_addr,
         http_addr,
         serving,
         stop_grpc: Some(stop_grpc),
         grpc_task,
+        stop_http_api: Some(stop_http_api),
+        http_api_task,
         http_task,
         startup_task,
         drain_delay: config.drain_delay,
@@ -197,6 +216,10 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { what, addr, source })
+}
+
+fn local_addr(listener: &TcpListener, what: &'static str, host: IpAddr, port: u16) -> Result<SocketAddr, ServeError> {
+    listener.local_addr().map_err(|source| ServeError::Bind { what, addr: SocketAddr::new(host, port), source })
 }
 
 fn self_test_samples(config: &ServerConfig) -> Result<Vec<SelfTestSample>, ServeError> {

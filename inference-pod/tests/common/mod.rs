@@ -18,7 +18,9 @@ pub fn test_config(bundle: &str) -> kube_ocr_inference::serve::ServerConfig {
         device: kube_ocr_inference::model::DeviceRequest::Auto,
         listen_host: std::net::Ipv4Addr::LOCALHOST.into(),
         grpc_port: 0,
+        http_api_port: 0,
         http_port: 0,
+        cors: kube_ocr_inference::serve::CorsPolicy::Off,
         batching: kube_ocr_inference::serve::BatcherConfig {
             max_batch_size: 8,
             max_queue_delay: Duration::from_millis(5),
@@ -42,16 +44,73 @@ pub fn test_config(bundle: &str) -> kube_ocr_inference::serve::ServerConfig {
 /// GET `path` from an HTTP/1.1 server; returns (status code, body).
 #[allow(dead_code)]
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let reply = http_request(addr, "GET", path, &[], &[]).await;
+    (reply.status, reply.text())
+}
+
+/// An HTTP response as the tests read it.
+#[allow(dead_code)]
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[allow(dead_code)]
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// One HTTP/1.1 request on its own connection (`Connection: close`, so the reply ends
+/// where the connection does).
+#[allow(dead_code)]
+pub async fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpReply {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the HTTP port");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
+    // The server may answer (413) before reading all of a large body and close.
+    let _ = stream.write_all(body).await;
+    // A server that refused the body early may reset the connection after its answer.
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    let mut buffer = [0u8; 16 << 10];
+    while let Ok(n @ 1..) = stream.read(&mut buffer).await {
+        response.extend_from_slice(&buffer[..n]);
+    }
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    HttpReply { status, headers, body: response[split + 4..].to_vec() }
 }
 
 /// The value of one sample line of an OpenMetrics text, e.g. `ocr_requests_total{...}`.

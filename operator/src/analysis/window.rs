@@ -189,6 +189,20 @@ mod tests {
         assert_eq!(window.duration_buckets, vec![(0.1, 20.0), (0.2, 25.0), (0.4, 28.0), (f64::INFINITY, 29.0)]);
     }
 
+    /// The pod counts HTTP API requests under the gRPC code their status mirrors, with a
+    /// `protocol` label: both protocols add up, and an HTTP 5xx is a server fault.
+    #[test]
+    fn requests_of_both_protocols_add_up_by_code() {
+        let scrape = "ocr_requests_total{model=\"m\",version=\"1\",task=\"document\",protocol=\"grpc\",code=\"OK\"} 7\n\
+            ocr_requests_total{model=\"m\",version=\"1\",task=\"document\",protocol=\"http\",code=\"OK\"} 3\n\
+            ocr_requests_total{model=\"m\",version=\"1\",task=\"document\",protocol=\"http\",code=\"UNAVAILABLE\"} 2\n";
+        let counters = PodCounters::from_samples(&crate::analysis::exposition::parse_exposition(scrape));
+        assert_eq!(counters.requests_by_code["OK"], 10.0);
+        let window = window_traffic(&pods(vec![]), &pods(vec![("a", counters)]));
+        assert_eq!(window.requests, 12.0);
+        assert_eq!(window.server_errors, 2.0);
+    }
+
     #[test]
     fn a_restarted_pod_counts_from_zero() {
         let before = pods(vec![("a", counters(100.0, 0.0, 0.0, [90.0, 95.0, 100.0, 100.0]))]);

@@ -12,8 +12,8 @@ use super::owner::Owner;
 use super::settings::BuildSettings;
 use crate::model_source::{FETCH_SCRIPT, MODEL_MOUNT_PATH, ModelSource};
 use crate::names::{
-    FETCH_CONTAINER, GRPC_HEALTH_SERVICE, GRPC_PORT, HTTP_PORT, INFERENCE_CONTAINER, MODEL_VERSION_ANNOTATION,
-    TRACK_LABEL, Track,
+    FETCH_CONTAINER, GRPC_HEALTH_SERVICE, GRPC_PORT, HTTP_API_PORT, HTTP_API_PORT_NAME, HTTP_PORT, INFERENCE_CONTAINER,
+    MODEL_VERSION_ANNOTATION, TRACK_LABEL, Track,
 };
 
 /// The extended resource of NVIDIA GPUs.
@@ -74,6 +74,7 @@ pub fn pod_template(
                 "args": args(spec, model),
                 "ports": [
                     { "name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP" },
+                    { "name": HTTP_API_PORT_NAME, "containerPort": HTTP_API_PORT, "protocol": "TCP" },
                     { "name": "http", "containerPort": HTTP_PORT, "protocol": "TCP" },
                 ],
                 "resources": resources(spec),
@@ -125,6 +126,7 @@ fn args(spec: &OcrServiceSpec, model: &ModelSource) -> Vec<String> {
         format!("--bundle={}", model.bundle_path()),
         format!("--device={device}"),
         format!("--grpc-port={GRPC_PORT}"),
+        format!("--http-api-port={HTTP_API_PORT}"),
         format!("--http-port={HTTP_PORT}"),
         format!("--max-batch-size={}", spec.batching.max_batch_size),
         format!("--max-queue-delay-ms={}", spec.batching.max_queue_delay_ms),
@@ -262,6 +264,7 @@ mod tests {
             "--bundle=/models/ppocr-v4",
             "--device=cpu",
             "--grpc-port=50051",
+            "--http-api-port=8000",
             "--http-port=8080",
             "--max-batch-size=16",
             "--max-queue-delay-ms=7",

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::owner::Owner;
-use crate::names::{GRPC_PORT, HTTP_PORT, Track, shared_service_name};
+use crate::names::{GRPC_PORT, HTTP_API_PORT, HTTP_API_PORT_NAME, HTTP_PORT, Track, shared_service_name};
 
 /// Shared, stable and canary, in that order.
 pub fn services(owner: &Owner) -> Vec<Service> {
@@ -47,6 +47,14 @@ fn service(
                     ..ServicePort::default()
                 },
                 ServicePort {
+                    name: Some(HTTP_API_PORT_NAME.to_owned()),
+                    port: HTTP_API_PORT,
+                    target_port: Some(IntOrString::String(HTTP_API_PORT_NAME.to_owned())),
+                    protocol: Some("TCP".to_owned()),
+                    app_protocol: Some("http".to_owned()),
+                    ..ServicePort::default()
+                },
+                ServicePort {
                     name: Some("http".to_owned()),
                     port: HTTP_PORT,
                     target_port: Some(IntOrString::String("http".to_owned())),
@@ -79,6 +87,6 @@ mod tests {
         assert_eq!(selector(&all[1])[TRACK_LABEL], "stable");
         assert_eq!(selector(&all[2])[TRACK_LABEL], "canary");
         let ports = all[0].spec.as_ref().unwrap().ports.clone().unwrap();
-        assert_eq!(ports.iter().map(|p| p.port).collect::<Vec<_>>(), [GRPC_PORT, HTTP_PORT]);
+        assert_eq!(ports.iter().map(|p| p.port).collect::<Vec<_>>(), [GRPC_PORT, HTTP_API_PORT, HTTP_PORT]);
     }
 }

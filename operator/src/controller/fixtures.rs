@@ -193,6 +193,15 @@ impl Call {
         self
     }
 
+    /// Asserts a JSON patch (RFC 6902) under the operator's field manager, as the weights of
+    /// a user's route are written.
+    pub fn is_json_patch_by_the_operator(&self) -> &Self {
+        assert_eq!(self.method, Method::PATCH, "{self:?}");
+        assert_eq!(self.content_type.as_deref(), Some("application/json-patch+json"), "{self:?}");
+        assert_eq!(self.query.get("fieldManager").map(String::as_str), Some(FIELD_MANAGER), "{self:?}");
+        self
+    }
+
     /// The `kind` and `metadata.name` of the body.
     pub fn object(&self) -> (&str, &str) {
         (self.body["kind"].as_str().unwrap_or_default(), self.body["metadata"]["name"].as_str().unwrap_or_default())

@@ -2,7 +2,7 @@
 //! reconciles each OcrService into its desired state.
 //!
 //! This is where a reconcile's IO is: the Kubernetes API (the watched caches, server-side
-//! apply, status, events, the GRPCRoute), the pods' `/metrics` scrapes and the golden gRPC
+//! apply, status, events, the Gateway API routes), the pods' `/metrics` scrapes and the golden gRPC
 //! calls. What to apply, what the status says and what the rollout does next are decided
 //! by the pure modules (`builders`, `status`, `rollout`, `analysis`, `traffic`), which
 //! never use this one (but for two old e2e paths `analysis` re-exports until the e2e tests

@@ -1,10 +1,11 @@
 //! The rollout part of a reconcile:
-//! 1. observe both tracks (the watched Deployments; the GRPCRoute with `gatewayAPI`);
+//! 1. observe both tracks (the watched Deployments; the GRPCRoute and/or HTTPRoute with
+//!    `gatewayAPI`);
 //! 2. when an analysis is due, have the [`Analyst`] measure canary and stable in the same
 //!    window;
 //! 3. ask the pure state machine ([`crate::rollout`]) what to do;
 //! 4. apply the canary Deployment at its weight, or remove it;
-//! 5. with the `gatewayAPI` provider, put the weight on the GRPCRoute (`route.rs`);
+//! 5. with the `gatewayAPI` provider, put the weight on each route (`route.rs`);
 //! 6. outside rollouts, run stable's own golden check when it is due.
 //!
 //! The stable Deployment is applied by the caller, and only when the plan says stable runs
@@ -13,7 +14,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
-use kube_ocr_crds::{AnalysisStatus, OcrService, TrafficProvider};
+use kube_ocr_crds::{AnalysisStatus, OcrService};
 use tracing::info;
 
 use super::apply::{apply, delete_if_present};
@@ -29,7 +30,7 @@ use crate::rollout::{
 };
 use crate::status::{TrackObservation, diagnose};
 use crate::telemetry::Metrics;
-use crate::traffic::{RouteTargets, route_canary_weight};
+use crate::traffic::{RouteTargets, configured_routes, route_canary_weight};
 
 /// What the rollout decided this round.
 #[derive(Debug)]
@@ -39,8 +40,9 @@ pub struct RolloutOutcome {
     pub analysis: Option<AnalysisStatus>,
     /// Whether the caller should apply the spec's template to the stable Deployment.
     pub apply_stable: bool,
-    /// Why the `gatewayAPI` provider could not read or write the GRPCRoute this round. The
-    /// plan still stands (stable, rollbacks), but no analysis ran, so no step advanced.
+    /// Why the `gatewayAPI` provider could not read or write a route this round (the first
+    /// failure, in the order of [`configured_routes`]). The plan still stands (stable,
+    /// rollbacks), but no analysis ran, so no step advanced.
     pub traffic_error: Option<OperatorError>,
 }
 
@@ -67,25 +69,23 @@ pub async fn rollout_step(
         ocr.spec.replicas.min,
     );
 
-    // With the gatewayAPI provider the route is read first: while it cannot carry the
-    // weights, the canary gets no traffic through it, so it is not judged and no step
-    // advances (a canary that never gets Ready is still rolled back at its deadline).
+    // With the gatewayAPI provider every configured route (GRPCRoute and/or HTTPRoute) is
+    // read first: while one cannot carry the weights, the canary does not get its share of
+    // that traffic, so it is not judged and no step advances (a canary that never gets
+    // Ready is still rolled back at its deadline).
     let stable_service = Track::Stable.object_name(&name);
-    let route_name = match ocr.spec.rollout.traffic.provider {
-        TrafficProvider::GatewayApi => ocr.spec.rollout.traffic.grpc_route.as_deref(),
-        TrafficProvider::Replicas => None,
-    };
+    let routes = configured_routes(&ocr.spec.rollout.traffic);
     let targets = |canary_weight| RouteTargets {
         namespace,
         stable_service: &stable_service,
         canary_service: &canary_name,
         canary_weight,
     };
-    let route = match route_name {
-        Some(route_name) => Some(read_route(ctx, route_name, &targets(0)).await),
-        None => None,
-    };
-    let route_usable = !matches!(route, Some(Err(_)));
+    let mut read = Vec::with_capacity(routes.len());
+    for &(kind, route_name) in &routes {
+        read.push(read_route(ctx, kind, route_name, &targets(0)).await);
+    }
+    let route_usable = read.iter().all(Result::is_ok);
 
     let mut analysis = None;
     let mut verdict = None;
@@ -131,24 +131,34 @@ pub async fn rollout_step(
         let stable_name = desired.stable.metadata.name.clone().unwrap_or_default();
         scale_stable(&deployments, &stable_name, target, &ctx.metrics).await?;
     }
-    // The route moves traffic before a retired canary's Deployment goes away.
-    let (traffic_weight, traffic_error) = match (route, route_name) {
-        (Some(Ok(document)), Some(route_name)) => {
-            let ready = tracks.canary_ready_at(decided.canary_revision.as_deref());
-            let weight = route_canary_weight(decided.canary_weight, ready);
-            match write_route_weights(ctx, route_name, document, &targets(weight)).await {
-                Ok(_) => (weight, None),
-                Err(error) => (0, Some(error)),
+    // The routes move traffic before a retired canary's Deployment goes away. Each route
+    // that was read gets the weights, even when another could not be read: a rollback
+    // takes the canary's share off every route that can still be written.
+    let (traffic_weight, traffic_error) = if routes.is_empty() {
+        (decided.canary_weight, None)
+    } else {
+        let ready = tracks.canary_ready_at(decided.canary_revision.as_deref());
+        let weight = route_canary_weight(decided.canary_weight, ready);
+        let mut first_error = None;
+        for (&(kind, route_name), document) in routes.iter().zip(read) {
+            let written = match document {
+                Ok(document) => write_route_weights(ctx, kind, route_name, document, &targets(weight)).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = written {
+                first_error.get_or_insert(error);
             }
         }
-        (Some(Err(error)), _) => (0, Some(error)),
-        _ => (decided.canary_weight, None),
+        match first_error {
+            None => (weight, None),
+            Some(error) => (0, Some(error)),
+        }
     };
     if decided.canary_revision.is_none() && canary_deployment.is_some() {
         // Only when there is one: a DELETE per reconcile would be a write in a steady state.
         delete_if_present(&deployments, &canary_name, &ctx.metrics).await?;
     }
-    // The weight clients see: the route's with gatewayAPI (0 while it cannot be written).
+    // The weight clients see: the routes' with gatewayAPI (0 while one cannot be written).
     ctx.metrics.rollout(namespace, &name, traffic_weight, decided.rolls_back());
     if let Some(record) = &analysis {
         record_analysis(ctx, ocr, namespace, record);

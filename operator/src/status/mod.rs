@@ -39,8 +39,8 @@ pub struct Observation {
     pub apply_error: Option<String>,
     /// Why the spec was admitted but cannot be built.
     pub invalid_spec: Option<String>,
-    /// Why the `gatewayAPI` provider cannot put the weights on the GRPCRoute: the
-    /// condition reason and the message telling the user what to do.
+    /// Why the `gatewayAPI` provider cannot put the weights on a route (the first of its
+    /// routes that failed): the condition reason and the message telling the user what to do.
     pub traffic_problem: Option<(&'static str, String)>,
 }
 
@@ -281,6 +281,8 @@ fn static_reason(reason: &str) -> &'static str {
         reasons::APPLY_FAILED,
         reasons::GRPC_ROUTE_NOT_FOUND,
         reasons::GRPC_ROUTE_INVALID,
+        reasons::HTTP_ROUTE_NOT_FOUND,
+        reasons::HTTP_ROUTE_INVALID,
         reasons::GATEWAY_API_NOT_INSTALLED,
     ]
     .into_iter()

@@ -1,7 +1,9 @@
-//! The `gatewayAPI` traffic provider, as pure code: from a GRPCRoute (as JSON) and the
-//! canary weight, the JSON patch that puts the weights on the route's backendRefs, or
-//! nothing to do, or what is wrong with the route. It uses no other module of the
-//! operator; the controller does the IO (`controller/route.rs`).
+//! The `gatewayAPI` traffic provider, as pure code: from a GRPCRoute or HTTPRoute (as
+//! JSON) and the canary weight, the JSON patch that puts the weights on the route's
+//! backendRefs, or nothing to do, or what is wrong with the route. Both kinds share the
+//! shape the weights live in (`spec.rules[].backendRefs[].weight`), so the plan does not
+//! depend on the kind; only the messages do ([`RouteKind`]). It uses no other module of
+//! the operator but the leaf `names`; the controller does the IO (`controller/route.rs`).
 //!
 //! Why a JSON patch of single weights, guarded by a `test` of `metadata.resourceVersion`:
 //! the route belongs to the user. `rules` and `backendRefs` are atomic lists in the Gateway
@@ -13,8 +15,83 @@
 #[cfg(test)]
 mod tests;
 
-use kube_ocr_crds::conditions::reasons::{GATEWAY_API_NOT_INSTALLED, GRPC_ROUTE_INVALID, GRPC_ROUTE_NOT_FOUND};
+use kube_ocr_crds::conditions::reasons::{
+    GATEWAY_API_NOT_INSTALLED, GRPC_ROUTE_INVALID, GRPC_ROUTE_NOT_FOUND, HTTP_ROUTE_INVALID, HTTP_ROUTE_NOT_FOUND,
+};
+use kube_ocr_crds::{TrafficProvider, TrafficSpec};
 use serde_json::{Value, json};
+
+use crate::names::{GRPC_PORT, HTTP_API_PORT};
+
+/// The kinds of Gateway API route the weights can be put on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteKind {
+    /// `GRPCRoute`, named by `spec.rollout.traffic.grpcRoute`; backendRefs on the gRPC port.
+    Grpc,
+    /// `HTTPRoute`, named by `spec.rollout.traffic.httpRoute`; backendRefs on the HTTP/JSON
+    /// API port.
+    Http,
+}
+
+impl RouteKind {
+    /// The Gateway API kind.
+    pub const fn kind(self) -> &'static str {
+        match self {
+            Self::Grpc => "GRPCRoute",
+            Self::Http => "HTTPRoute",
+        }
+    }
+
+    /// The resource's plural, as the API server serves it.
+    pub const fn plural(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpcroutes",
+            Self::Http => "httproutes",
+        }
+    }
+
+    /// The field of `spec.rollout.traffic` that names a route of this kind.
+    pub const fn field(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpcRoute",
+            Self::Http => "httpRoute",
+        }
+    }
+
+    /// The port of the Services a route of this kind sends to.
+    pub const fn service_port(self) -> i32 {
+        match self {
+            Self::Grpc => GRPC_PORT,
+            Self::Http => HTTP_API_PORT,
+        }
+    }
+
+    const fn not_found_reason(self) -> &'static str {
+        match self {
+            Self::Grpc => GRPC_ROUTE_NOT_FOUND,
+            Self::Http => HTTP_ROUTE_NOT_FOUND,
+        }
+    }
+
+    const fn invalid_reason(self) -> &'static str {
+        match self {
+            Self::Grpc => GRPC_ROUTE_INVALID,
+            Self::Http => HTTP_ROUTE_INVALID,
+        }
+    }
+}
+
+/// The routes the weights go on: none with the `replicas` provider; with `gatewayAPI`
+/// each one the spec names, the GRPCRoute first.
+pub fn configured_routes(traffic: &TrafficSpec) -> Vec<(RouteKind, &str)> {
+    match traffic.provider {
+        TrafficProvider::Replicas => Vec::new(),
+        TrafficProvider::GatewayApi => [(RouteKind::Grpc, &traffic.grpc_route), (RouteKind::Http, &traffic.http_route)]
+            .into_iter()
+            .filter_map(|(kind, name)| name.as_deref().map(|name| (kind, name)))
+            .collect(),
+    }
+}
 
 /// The two backends of one OcrService on its route, and the weight the canary should get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,42 +118,45 @@ pub enum RouteProblem {
         rule: usize,
         service: String,
     },
-    /// The route is not shaped like a GRPCRoute (a field of the wrong type).
+    /// The route is not shaped like a Gateway API route (a field of the wrong type).
     Malformed {
         what: &'static str,
     },
 }
 
 impl RouteProblem {
-    pub fn reason(&self) -> &'static str {
+    /// The condition reason, for a route of `kind`.
+    pub fn reason(&self, kind: RouteKind) -> &'static str {
         match self {
-            Self::NotFound => GRPC_ROUTE_NOT_FOUND,
+            Self::NotFound => kind.not_found_reason(),
             Self::GatewayApiNotInstalled => GATEWAY_API_NOT_INSTALLED,
-            Self::NoStableBackend | Self::DuplicateBackend { .. } | Self::Malformed { .. } => GRPC_ROUTE_INVALID,
+            Self::NoStableBackend | Self::DuplicateBackend { .. } | Self::Malformed { .. } => kind.invalid_reason(),
         }
     }
 
-    /// What is wrong and what the user should do, for the Degraded condition and event.
-    pub fn message(&self, route: &str, targets: &RouteTargets<'_>) -> String {
+    /// What is wrong with the route of `kind` named `route` and what the user should do,
+    /// for the Degraded condition and event.
+    pub fn message(&self, kind: RouteKind, route: &str, targets: &RouteTargets<'_>) -> String {
         let (namespace, stable) = (targets.namespace, targets.stable_service);
+        let (name, field, port) = (kind.kind(), kind.field(), kind.service_port());
         match self {
             Self::NotFound => format!(
-                "GRPCRoute {route} (spec.rollout.traffic.grpcRoute) does not exist in namespace {namespace}; create it \
+                "{name} {route} (spec.rollout.traffic.{field}) does not exist in namespace {namespace}; create it \
                  with a rule whose backendRefs name the Service {stable}, or set provider: replicas."
             ),
             Self::GatewayApiNotInstalled => format!(
-                "The API server does not serve GRPCRoute (gateway.networking.k8s.io/v1), needed for GRPCRoute \
-                 {route}: install the Gateway API CRDs (standard channel), or set provider: replicas."
+                "The API server does not serve {name} (gateway.networking.k8s.io/v1), needed for {name} {route}: \
+                 install the Gateway API CRDs (standard channel), or set provider: replicas."
             ),
             Self::NoStableBackend => format!(
-                "GRPCRoute {route} has no rule with a backendRef to the Service {stable}: add one (port 50051) to the \
+                "{name} {route} has no rule with a backendRef to the Service {stable}: add one (port {port}) to the \
                  rule that should carry this OcrService's traffic."
             ),
             Self::DuplicateBackend { rule, service } => format!(
-                "Rule {rule} of GRPCRoute {route} has more than one backendRef to the Service {service}: keep one, \
+                "Rule {rule} of {name} {route} has more than one backendRef to the Service {service}: keep one, \
                  so that the stable and canary weights add up to 100."
             ),
-            Self::Malformed { what } => format!("GRPCRoute {route}: {what} is not what the Gateway API schema says."),
+            Self::Malformed { what } => format!("{name} {route}: {what} is not what the Gateway API schema says."),
         }
     }
 }

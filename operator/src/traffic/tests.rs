@@ -130,13 +130,89 @@ fn a_route_without_the_stable_service_or_with_two_refs_to_it_is_refused() {
 
 #[test]
 fn problems_name_their_reason_and_tell_the_user_what_to_do() {
-    let message = RouteProblem::NotFound.message("ocr", &TARGETS);
-    assert_eq!(RouteProblem::NotFound.reason(), "GRPCRouteNotFound");
+    let grpc = RouteKind::Grpc;
+    let message = RouteProblem::NotFound.message(grpc, "ocr", &TARGETS);
+    assert_eq!(RouteProblem::NotFound.reason(grpc), "GRPCRouteNotFound");
     assert!(message.contains("GRPCRoute ocr") && message.contains("team-a") && message.contains("ocr-stable"));
-    assert_eq!(RouteProblem::GatewayApiNotInstalled.reason(), "GatewayAPINotInstalled");
-    assert!(RouteProblem::GatewayApiNotInstalled.message("ocr", &TARGETS).contains("install the Gateway API CRDs"));
-    assert_eq!(RouteProblem::NoStableBackend.reason(), "GRPCRouteInvalid");
-    assert!(RouteProblem::NoStableBackend.message("ocr", &TARGETS).contains("backendRef to the Service ocr-stable"));
+    assert!(message.contains("spec.rollout.traffic.grpcRoute"), "{message}");
+    assert_eq!(RouteProblem::GatewayApiNotInstalled.reason(grpc), "GatewayAPINotInstalled");
+    assert!(
+        RouteProblem::GatewayApiNotInstalled.message(grpc, "ocr", &TARGETS).contains("install the Gateway API CRDs")
+    );
+    assert_eq!(RouteProblem::NoStableBackend.reason(grpc), "GRPCRouteInvalid");
+    let message = RouteProblem::NoStableBackend.message(grpc, "ocr", &TARGETS);
+    assert!(message.contains("backendRef to the Service ocr-stable") && message.contains("port 50051"), "{message}");
+}
+
+#[test]
+fn http_route_problems_name_the_http_route_its_field_and_port() {
+    let http = RouteKind::Http;
+    assert_eq!(RouteProblem::NotFound.reason(http), "HTTPRouteNotFound");
+    let message = RouteProblem::NotFound.message(http, "ocr-http", &TARGETS);
+    assert!(message.starts_with("HTTPRoute ocr-http (spec.rollout.traffic.httpRoute) does not exist"), "{message}");
+    assert!(!message.contains("GRPCRoute") && !message.contains("grpcRoute"), "{message}");
+    let not_installed = RouteProblem::GatewayApiNotInstalled.message(http, "ocr-http", &TARGETS);
+    assert_eq!(RouteProblem::GatewayApiNotInstalled.reason(http), "GatewayAPINotInstalled");
+    assert!(not_installed.contains("does not serve HTTPRoute") && !not_installed.contains("GRPCRoute"));
+    let invalid = [
+        RouteProblem::NoStableBackend,
+        RouteProblem::DuplicateBackend { rule: 0, service: "ocr-canary".into() },
+        RouteProblem::Malformed { what: "spec.rules" },
+    ];
+    for problem in invalid {
+        assert_eq!(problem.reason(http), "HTTPRouteInvalid", "{problem:?}");
+        assert_eq!(problem.reason(RouteKind::Grpc), "GRPCRouteInvalid", "{problem:?}");
+        let message = problem.message(http, "ocr-http", &TARGETS);
+        assert!(message.contains("HTTPRoute ocr-http") && !message.contains("GRPC"), "{message}");
+    }
+    let message = RouteProblem::NoStableBackend.message(http, "ocr-http", &TARGETS);
+    assert!(message.contains("add one (port 8000)") && !message.contains("50051"), "{message}");
+}
+
+#[test]
+fn route_kinds_name_their_resource_field_and_port() {
+    assert_eq!(
+        (RouteKind::Grpc.kind(), RouteKind::Grpc.plural(), RouteKind::Grpc.field(), RouteKind::Grpc.service_port()),
+        ("GRPCRoute", "grpcroutes", "grpcRoute", 50051)
+    );
+    assert_eq!(
+        (RouteKind::Http.kind(), RouteKind::Http.plural(), RouteKind::Http.field(), RouteKind::Http.service_port()),
+        ("HTTPRoute", "httproutes", "httpRoute", 8000)
+    );
+}
+
+#[test]
+fn an_http_route_gets_the_same_weights_as_a_grpc_route() {
+    let http_backend = |name: &str, weight: i32| json!({ "name": name, "port": 8000, "weight": weight });
+    let mut http = route(json!([
+        { "matches": [{ "path": { "type": "PathPrefix", "value": "/v1/ocr" } }],
+          "backendRefs": [http_backend("ocr-stable", 100)] },
+    ]));
+    http["kind"] = json!("HTTPRoute");
+    let operations = patch_of(plan_route_weights(&http, &at(25)).unwrap());
+    assert_eq!(
+        operations[1..],
+        [
+            json!({ "op": "replace", "path": "/spec/rules/0/backendRefs/0/weight", "value": 75 }),
+            // The canary's backendRef gets the stable one's port: the HTTP API's, not gRPC's.
+            json!({ "op": "add", "path": "/spec/rules/0/backendRefs/-",
+                    "value": { "name": "ocr-canary", "port": 8000, "weight": 25 } }),
+        ]
+    );
+}
+
+#[test]
+fn the_routes_are_the_ones_the_spec_names_with_the_gateway_api_provider() {
+    let traffic = |spec: Value| -> TrafficSpec { serde_json::from_value(spec).unwrap() };
+    let both = traffic(json!({ "provider": "gatewayAPI", "httpRoute": "h", "grpcRoute": "g" }));
+    assert_eq!(configured_routes(&both), [(RouteKind::Grpc, "g"), (RouteKind::Http, "h")]);
+    let grpc_only = traffic(json!({ "provider": "gatewayAPI", "grpcRoute": "g" }));
+    assert_eq!(configured_routes(&grpc_only), [(RouteKind::Grpc, "g")]);
+    let http_only = traffic(json!({ "provider": "gatewayAPI", "httpRoute": "h" }));
+    assert_eq!(configured_routes(&http_only), [(RouteKind::Http, "h")]);
+    // A route named while the provider is replicas is not touched.
+    let replicas = traffic(json!({ "provider": "replicas", "grpcRoute": "g", "httpRoute": "h" }));
+    assert!(configured_routes(&replicas).is_empty());
 }
 
 #[test]

@@ -15,9 +15,7 @@ pub fn crop_quad(page: &RgbImage, quad: &Quad) -> RgbImage {
     if page.width() == 0 || page.height() == 0 {
         return RgbImage::new(0, 0);
     }
-    let [p0, p1, p2, p3] = *quad;
-    let width = distance(p0, p1).max(distance(p2, p3)).trunc();
-    let height = distance(p0, p3).max(distance(p1, p2)).trunc();
+    let (width, height) = warped_size(quad);
     // No edge of a quad inside the page is longer than width + height; longer ones (far
     // outside, or garbage) would only allocate a huge crop of repeated border pixels.
     let longest = (u64::from(page.width()) + u64::from(page.height())) as f32;
@@ -29,7 +27,25 @@ pub fn crop_quad(page: &RgbImage, quad: &Quad) -> RgbImage {
         return RgbImage::new(0, 0);
     };
     let crop = warp_perspective(page, &map, width as u32, height as u32);
-    if f64::from(crop.height()) / f64::from(crop.width()) >= 1.5 { rotate270(&crop) } else { crop }
+    if is_vertical(width, height) { rotate270(&crop) } else { crop }
+}
+
+/// The rectangle a quad is warped onto: its longer horizontal and vertical edges, in whole
+/// pixels.
+fn warped_size(quad: &Quad) -> (f32, f32) {
+    let [p0, p1, p2, p3] = *quad;
+    (distance(p0, p1).max(distance(p2, p3)).trunc(), distance(p0, p3).max(distance(p1, p2)).trunc())
+}
+
+/// A warped crop at least 1.5 times as high as wide is vertical text.
+fn is_vertical(width: f32, height: f32) -> bool {
+    f64::from(height) / f64::from(width) >= 1.5
+}
+
+/// Whether [`crop_quad`] turns this quad's crop a quarter counter-clockwise (vertical text).
+pub fn crop_is_quarter_turned(quad: &Quad) -> bool {
+    let (width, height) = warped_size(quad);
+    width >= 1.0 && is_vertical(width, height)
 }
 
 #[cfg(test)]

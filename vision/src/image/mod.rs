@@ -13,7 +13,7 @@ pub(crate) mod polygon_fill;
 pub(crate) mod resize;
 mod trim;
 
-pub use crop::crop_quad;
+pub use crop::{crop_is_quarter_turned, crop_quad};
 pub use decode::{DecodeError, DecodeLimits, decode_image};
 pub use geometry::Quad;
 pub use trim::trim_margins;

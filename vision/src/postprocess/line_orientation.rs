@@ -35,7 +35,7 @@ mod tests {
     use super::*;
 
     fn read(text: &str, confidence: f32) -> DecodedLine {
-        DecodedLine { text: text.into(), confidence }
+        DecodedLine { text: text.into(), confidence, ..DecodedLine::default() }
     }
 
     #[test]

@@ -69,7 +69,12 @@ impl Recognizer {
         let per_line = (steps * classes) as usize;
         Ok(flat
             .chunks_exact(per_line)
-            .map(|probabilities| greedy_decode(probabilities, &self.classes, config.blank_index))
+            .zip(lines)
+            .map(|(probabilities, line)| DecodedLine {
+                padded_width: width,
+                content_width: scaled_width(line.width(), line.height(), config.input_height).min(width),
+                ..greedy_decode(probabilities, &self.classes, config.blank_index)
+            })
             .collect())
     }
 

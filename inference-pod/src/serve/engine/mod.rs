@@ -1,21 +1,23 @@
-//! One OCR request through the pipeline: decode → (detect → boxes → crops) → classify →
-//! recognise. CPU-bound steps run on tokio's blocking pool, model forwards on the
+//! One OCR request through the pipeline: decode → (detect → boxes → crops, turning the
+//! page upright when it came turned) → classify → recognise. CPU-bound steps run on tokio's blocking pool, model forwards on the
 //! stage batchers' worker threads; this async layer only moves data between them.
 
 mod error;
 mod line_orientation;
+mod page;
 mod request;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
-use kube_ocr_vision::image::{DecodeLimits, decode_image};
+use kube_ocr_vision::image::{DecodeLimits, Quad, crop_is_quarter_turned, decode_image};
 use kube_ocr_vision::input::classifier_input;
-use kube_ocr_vision::layout::{find_lines, prepare_document, whole_image_quad};
-use kube_ocr_vision::postprocess::{rotate_half_turn, should_rotate};
+use kube_ocr_vision::layout::{PageRotation, whole_image_quad};
+use kube_ocr_vision::postprocess::{LinePlacement, rotate_half_turn, should_rotate, word_boxes};
 
 pub(crate) use error::OcrError;
+use page::UprightLines;
 pub(crate) use request::{OcrLine, OcrOptions, OcrOutput, OcrTask, PhaseTimings};
 
 use crate::model::{
@@ -184,44 +186,38 @@ impl Engine {
         deadline: Instant,
     ) -> Result<OcrOutput, OcrError> {
         let mut timings = PhaseTimings::default();
-        let bundle = self.bundle.clone();
         let limits = self.config.decode_limits;
-        let detect = task == OcrTask::Document && self.detector.is_some();
-
         let started = Instant::now();
-        let (page, prepared) = blocking(move || -> Result<_, OcrError> {
-            let page = decode_image(&image, limits)?;
-            let prepared = if detect { prepare_document(&page, &bundle.manifest.params) } else { None };
-            Ok((page, prepared))
-        })
-        .await??;
+        let page = Arc::new(blocking(move || decode_image(&image, limits)).await??);
         timings.preprocess += started.elapsed();
         let (width, height) = page.dimensions();
-        let page = Arc::new(page);
 
-        let (quads, crops) = match (prepared, &self.detector) {
-            (Some(prepared), Some(detector)) => {
-                let input = prepared.detector_input.clone();
-                let map = detector.submit(input, deadline).await?;
-                timings.add_stage(std::slice::from_ref(&map));
-                let started = Instant::now();
-                let bundle = self.bundle.clone();
-                let found = blocking(move || find_lines(&prepared, &map.output, &bundle.manifest.params)).await?;
-                timings.postprocess += started.elapsed();
-                found.map_err(OcrError::FindLines)?
+        let found = match (&self.detector, task) {
+            (Some(detector), OcrTask::Document) => {
+                self.find_upright_lines(detector, &page, options, deadline, &mut timings).await?
             }
-            _ => (vec![whole_image_quad(width, height)], vec![(*page).clone()]),
+            // A page without a detector is one line; a whole LINE image, margins included,
+            // confuses the classifier, so it has its own path (line_orientation.rs) that
+            // classifies the tight crop and confirms with the recogniser.
+            _ => {
+                let whole = vec![(*page).clone()];
+                let (crops, rotated) = match task {
+                    OcrTask::Document => self.orient(whole, options, deadline, &mut timings).await?,
+                    OcrTask::Line => self.orient_lines(whole, options, deadline, &mut timings).await?,
+                };
+                UprightLines {
+                    quads: vec![whole_image_quad(width, height)],
+                    crops,
+                    rotated,
+                    rotation: PageRotation::Upright,
+                    upright_size: (width, height),
+                }
+            }
         };
+        let UprightLines { quads, crops, rotated, rotation, upright_size: (upright_width, upright_height) } = found;
         if crops.is_empty() {
-            return Ok(OcrOutput { lines: Vec::new(), width, height, timings });
+            return Ok(OcrOutput { lines: Vec::new(), width, height, rotation, timings });
         }
-
-        // A whole LINE image, margins included, confuses the classifier; its own path
-        // (line_orientation.rs) classifies the tight crop and confirms with the recogniser.
-        let (crops, rotated) = match task {
-            OcrTask::Document => self.orient(crops, options, deadline, &mut timings).await?,
-            OcrTask::Line => self.orient_lines(crops, options, deadline, &mut timings).await?,
-        };
 
         let pending = self.recognizer.enqueue_all(crops, deadline)?;
         let mut decoded = Vec::with_capacity(pending.len());
@@ -237,20 +233,32 @@ impl Engine {
             OcrTask::Document => self.bundle.manifest.params.pipeline_options.text_score.max(options.min_confidence),
             OcrTask::Line => options.min_confidence,
         };
+        let to_sent = |quad: &Quad| rotation.to_sent(quad, upright_width, upright_height);
         let lines = decoded
             .into_iter()
             .zip(quads)
             .zip(rotated)
-            .map(|((line, quad), rotated_180)| OcrLine {
-                // The charset's space class can open or close a read; it carries nothing.
-                text: line.output.text.trim().to_owned(),
-                confidence: line.output.confidence,
-                quad,
-                rotated_180,
+            .map(|((line, quad), rotated_180)| {
+                // A page's crops are warped from their quads (and tall ones turned a
+                // quarter); a LINE image is read whole as it came.
+                let quarter_turned = task == OcrTask::Document && crop_is_quarter_turned(&quad);
+                let placement = LinePlacement { quad, quarter_turned, half_turned: rotated_180 };
+                let mut words = word_boxes(&line.output.chars, line.output.input(), &placement);
+                for word in &mut words {
+                    word.quad = to_sent(&word.quad);
+                }
+                OcrLine {
+                    // The charset's space class can open or close a read; it carries nothing.
+                    text: line.output.text.trim().to_owned(),
+                    confidence: line.output.confidence,
+                    words,
+                    quad: to_sent(&quad),
+                    rotated_180,
+                }
             })
             .filter(|line| line.confidence >= floor && (task == OcrTask::Line || !line.text.is_empty()))
             .collect();
-        Ok(OcrOutput { lines, width, height, timings })
+        Ok(OcrOutput { lines, width, height, rotation, timings })
     }
 
     /// Turns crops the classifier reads as upside down; returns the crops and which turned.

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use kube_ocr_vision::image::Quad;
+use kube_ocr_vision::layout::PageRotation;
+use kube_ocr_vision::postprocess::Word;
 
 use crate::serve::batcher::Batched;
 use crate::serve::cache::CacheWeight;
@@ -62,6 +64,8 @@ pub(crate) struct OcrLine {
     /// Corners in page pixels, clockwise from top-left.
     pub quad: Quad,
     pub rotated_180: bool,
+    /// The line's words with their boxes on the page (from the CTC time steps).
+    pub words: Vec<Word>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -69,12 +73,22 @@ pub(crate) struct OcrOutput {
     pub lines: Vec<OcrLine>,
     pub width: u32,
     pub height: u32,
+    /// How the page as sent was turned (boxes are in the page's coordinates as sent).
+    pub rotation: PageRotation,
     pub timings: PhaseTimings,
 }
 
 impl CacheWeight for OcrOutput {
     fn weight_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.lines.iter().map(|l| std::mem::size_of::<OcrLine>() + l.text.len()).sum::<usize>()
+            + self
+                .lines
+                .iter()
+                .map(|l| {
+                    std::mem::size_of::<OcrLine>()
+                        + l.text.len()
+                        + l.words.iter().map(|w| std::mem::size_of::<Word>() + w.text.len()).sum::<usize>()
+                })
+                .sum::<usize>()
     }
 }

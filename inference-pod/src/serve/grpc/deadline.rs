@@ -1,12 +1,6 @@
-//! When a request must be answered by: the sooner of the client's deadline (the
-//! `grpc-timeout` header) and the server's own limit on total request time.
+//! The client's deadline on gRPC: the `grpc-timeout` header.
 
-use std::time::{Duration, Instant};
-
-/// Answer this much before the client's deadline: tonic cancels the call at exactly the
-/// deadline (CANCELLED, no reason), so finishing first lets the client see
-/// DEADLINE_EXCEEDED with what happened.
-pub(crate) const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
+use std::time::Duration;
 
 /// Parses a `grpc-timeout` header value: up to 8 digits and a unit (H, M, S, m, u, n).
 pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
@@ -24,15 +18,6 @@ pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
         "n" => Duration::from_nanos(amount),
         _ => return None,
     })
-}
-
-/// The instant by which the server answers a request received at `now`.
-pub(crate) fn request_deadline(now: Instant, client_timeout: Option<Duration>, server_limit: Duration) -> Instant {
-    let budget = match client_timeout {
-        Some(timeout) => timeout.saturating_sub(DEADLINE_MARGIN).min(server_limit),
-        None => server_limit,
-    };
-    now + budget
 }
 
 #[cfg(test)]
@@ -54,15 +39,5 @@ mod tests {
         for bad in ["", "S", "10", "10s", "123456789S", "-1S", "1.5S", "１S"] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn the_sooner_deadline_wins() {
-        let now = Instant::now();
-        let limit = Duration::from_secs(25);
-        assert_eq!(request_deadline(now, None, limit), now + limit);
-        assert_eq!(request_deadline(now, Some(Duration::from_secs(60)), limit), now + limit);
-        assert_eq!(request_deadline(now, Some(Duration::from_millis(105)), limit), now + Duration::from_millis(100));
-        assert_eq!(request_deadline(now, Some(Duration::from_millis(1)), limit), now);
     }
 }

@@ -1,10 +1,10 @@
-//! The gRPC API (`kube_ocr.v1.Ocr`): request validation, deadlines, the result cache and
-//! metrics around the engine, the response message, and the single mapping from errors to
-//! status codes.
+//! The gRPC API (`kube_ocr.v1.Ocr`): messages in and out of the shared
+//! [`OcrApi`](crate::serve::api::OcrApi), deadlines from `grpc-timeout`, and the mapping
+//! from a failed call to a status.
 
-pub(crate) mod deadline;
+mod deadline;
 mod response;
 mod service;
 mod status;
 
-pub(crate) use service::{OcrGrpcService, ServiceLimits};
+pub(crate) use service::OcrGrpcService;

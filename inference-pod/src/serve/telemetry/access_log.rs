@@ -8,6 +8,8 @@ use crate::serve::engine::PhaseTimings;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AccessRecord<'a> {
+    /// `grpc` or `http`.
+    pub protocol: &'a str,
     pub request_id: &'a str,
     pub image_sha256: &'a str,
     pub task: &'a str,
@@ -26,6 +28,7 @@ pub(crate) fn log_access(record: &AccessRecord<'_>) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     tracing::info!(
         target: "access",
+        protocol = record.protocol,
         request_id = record.request_id,
         image_sha256 = record.image_sha256,
         task = record.task,

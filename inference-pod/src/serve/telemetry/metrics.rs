@@ -17,6 +17,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::model::Precision;
+use crate::serve::api::Protocol;
 use crate::serve::engine::{OcrTask, PhaseTimings};
 
 /// Label of the request phase on `ocr_phase_duration`.
@@ -60,7 +61,7 @@ pub(crate) struct ModelIdentity {
 /// families with no labels of their own still hold at most one series).
 #[derive(Debug)]
 pub(crate) struct OcrMetrics {
-    requests: Family<Labels<2>, Counter>,
+    requests: Family<Labels<3>, Counter>,
     request_duration: HistogramFamily<1>,
     phase_duration: HistogramFamily<2>,
     batch_size: HistogramFamily<1>,
@@ -105,7 +106,11 @@ impl OcrMetrics {
             self_test_accuracy: Family::default(),
             ready: Family::default(),
         };
-        registry.register(names::REQUESTS, "OCR requests finished, by gRPC status code", metrics.requests.clone());
+        registry.register(
+            names::REQUESTS,
+            "OCR requests finished, by API (grpc, http) and gRPC status code (the HTTP API's statuses mirror them)",
+            metrics.requests.clone(),
+        );
         registry.register_with_unit(
             names::REQUEST_DURATION,
             "Time from receiving an OCR request to its response",
@@ -162,9 +167,11 @@ impl OcrMetrics {
     }
 
     /// A request ended with `code` after `duration` (whatever the outcome).
-    pub(crate) fn request_finished(&self, task: OcrTask, code: tonic::Code, duration: Duration) {
+    pub(crate) fn request_finished(&self, protocol: Protocol, task: OcrTask, code: tonic::Code, duration: Duration) {
         self.in_flight.get_or_create(&[]).dec();
-        self.requests.get_or_create(&[(labels::TASK, task.as_str()), (labels::CODE, code_name(code))]).inc();
+        let series =
+            [(labels::TASK, task.as_str()), (labels::PROTOCOL, protocol.as_str()), (labels::CODE, code_name(code))];
+        self.requests.get_or_create(&series).inc();
         self.request_duration.get_or_create(&[(labels::TASK, task.as_str())]).observe(duration.as_secs_f64());
     }
 
@@ -268,13 +275,16 @@ mod tests {
     fn metrics_encode_with_ocr_names_and_seconds() {
         let mut registry = Registry::default();
         let metrics = OcrMetrics::register(&mut registry, &model());
-        metrics.request_finished(OcrTask::Line, tonic::Code::Ok, Duration::from_millis(42));
+        metrics.request_finished(Protocol::Grpc, OcrTask::Line, tonic::Code::Ok, Duration::from_millis(42));
+        metrics.request_finished(Protocol::Http, OcrTask::Line, tonic::Code::Ok, Duration::from_millis(40));
         let text = encode(&registry);
         assert!(text.contains("# TYPE ocr_request_duration_seconds histogram"), "{text}");
-        assert!(
-            text.contains(r#"ocr_requests_total{model="ppocr-v4",version="4.0.0",task="line",code="OK"} 1"#),
-            "{text}"
-        );
+        for protocol in ["grpc", "http"] {
+            let series = format!(
+                r#"ocr_requests_total{{model="ppocr-v4",version="4.0.0",task="line",protocol="{protocol}",code="OK"}} 1"#
+            );
+            assert!(text.contains(&series), "missing {series}:\n{text}");
+        }
         assert!(text.ends_with("# EOF\n"));
     }
 
@@ -284,7 +294,12 @@ mod tests {
         registry.register("unrelated", "A metric of the process, not the model", Counter::<u64>::default());
         let metrics = OcrMetrics::register(&mut registry, &model());
         metrics.request_started();
-        metrics.request_finished(OcrTask::Document, tonic::Code::ResourceExhausted, Duration::from_millis(3));
+        metrics.request_finished(
+            Protocol::Http,
+            OcrTask::Document,
+            tonic::Code::ResourceExhausted,
+            Duration::from_millis(3),
+        );
         metrics.record_output(OcrTask::Document, 2);
         metrics.observe_phases(OcrTask::Document, &PhaseTimings::default());
         metrics.record_batch("recognize", 4, 1);
@@ -303,7 +318,7 @@ mod tests {
         }
         assert!(text.contains("unrelated_total 0"), "{text}");
         for expected in [
-            r#"ocr_requests_total{model="ppocr-v4",version="4.0.0",task="document",code="RESOURCE_EXHAUSTED"} 1"#,
+            r#"ocr_requests_total{model="ppocr-v4",version="4.0.0",task="document",protocol="http",code="RESOURCE_EXHAUSTED"} 1"#,
             r#"ocr_phase_duration_seconds_count{model="ppocr-v4",version="4.0.0",task="document",phase="inference"} 1"#,
             r#"ocr_batch_size_count{model="ppocr-v4",version="4.0.0",stage="recognize"} 1"#,
             r#"ocr_queue_expired_total{model="ppocr-v4",version="4.0.0",stage="recognize"} 1"#,

@@ -1,0 +1,65 @@
+//! One OCR call as both APIs hand it to [`super::OcrApi`], and what comes back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::failure::ApiError;
+use crate::serve::engine::{OcrOutput, OcrTask};
+
+/// Which API a call came in on (the `protocol` label of the request metrics and a field
+/// of the access log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    Grpc,
+    Http,
+}
+
+impl Protocol {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => kube_ocr_proto::contract::protocols::GRPC,
+            Self::Http => kube_ocr_proto::contract::protocols::HTTP,
+        }
+    }
+}
+
+/// The caller's options, as both APIs spell them.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct CallOptions {
+    /// Lines below this confidence are left out (0 to 1).
+    pub min_confidence: f32,
+    /// Skip the 180° direction classifier.
+    pub skip_orientation: bool,
+    /// Compute even if the result cache holds an answer.
+    pub bypass_cache: bool,
+    /// Return each line's words with their boxes (computed either way; only the answer
+    /// changes, so it is not part of the cache key).
+    pub word_boxes: bool,
+}
+
+/// A validated request: the protocol layer has its task and its bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct OcrCall {
+    pub protocol: Protocol,
+    pub request_id: String,
+    pub document: Arc<[u8]>,
+    pub task: OcrTask,
+    pub options: CallOptions,
+    /// When the answer is due (see [`super::deadline::request_deadline`]).
+    pub deadline: Instant,
+}
+
+/// A successful call's result.
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    pub output: OcrOutput,
+    /// Answered from the result cache (its timings are then those of the original call).
+    pub cached: bool,
+}
+
+/// A call's outcome and how long it took from receipt to answer.
+#[derive(Debug)]
+pub(crate) struct Answered {
+    pub result: Result<Served, ApiError>,
+    pub total: Duration,
+}

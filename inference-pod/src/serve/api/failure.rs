@@ -1,0 +1,135 @@
+//! Why a call failed, in the terms both APIs answer in. The layers below return typed
+//! errors; here each becomes a [`Failure`] (what the caller can do about it) once, and
+//! the gRPC and HTTP boundaries each map a `Failure` to their own status once.
+
+use std::time::Duration;
+
+use tonic::Code;
+
+use crate::serve::admission::AdmissionRefusal;
+use crate::serve::batcher::BatchError;
+use crate::serve::engine::OcrError;
+
+/// What a failed call means for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The request is malformed: fix it, do not retry it as is.
+    InvalidArgument,
+    /// The input is over a size limit (bytes, pixels): send less.
+    TooLarge,
+    /// The server has no room now; `retry_after` says when a retry could be admitted.
+    Busy { retry_after: Option<Duration> },
+    /// The deadline passed, or cannot be met even by an idle server.
+    DeadlineExceeded,
+    /// The pod does not serve (starting, failed self-test, draining): try another.
+    Unavailable,
+    /// A fault of the server.
+    Internal,
+}
+
+impl Failure {
+    /// The gRPC code the gRPC API answers with and metrics count under (the HTTP API
+    /// mirrors it: the same name is in its error body).
+    pub(crate) fn code(self) -> Code {
+        match self {
+            Self::InvalidArgument => Code::InvalidArgument,
+            Self::TooLarge | Self::Busy { .. } => Code::ResourceExhausted,
+            Self::DeadlineExceeded => Code::DeadlineExceeded,
+            Self::Unavailable => Code::Unavailable,
+            Self::Internal => Code::Internal,
+        }
+    }
+}
+
+/// A failed call: what it means and the message the caller reads (the same on both APIs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    pub failure: Failure,
+    pub message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(failure: Failure, message: impl Into<String>) -> Self {
+        Self { failure, message: message.into() }
+    }
+
+    pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(Failure::InvalidArgument, message)
+    }
+}
+
+impl From<&OcrError> for ApiError {
+    fn from(error: &OcrError) -> Self {
+        Self::new(failure_of(error), error.to_string())
+    }
+}
+
+fn failure_of(error: &OcrError) -> Failure {
+    match error {
+        OcrError::Decode(decode) if decode.is_resource_limit() => Failure::TooLarge,
+        OcrError::Decode(_) => Failure::InvalidArgument,
+        OcrError::Admit(refusal @ AdmissionRefusal::Busy { .. }) => {
+            Failure::Busy { retry_after: refusal.retry_after() }
+        }
+        OcrError::Admit(AdmissionRefusal::DeadlineTooShort { .. }) => Failure::DeadlineExceeded,
+        OcrError::Batch(BatchError::QueueFull { .. }) => Failure::Busy { retry_after: None },
+        OcrError::Batch(BatchError::DeadlineExceeded { .. }) => Failure::DeadlineExceeded,
+        OcrError::Batch(BatchError::Stopped { .. }) => Failure::Unavailable,
+        OcrError::Batch(BatchError::Compute { .. } | BatchError::MissingOutput { .. })
+        | OcrError::FindLines(_)
+        | OcrError::AwaitStage { .. }
+        | OcrError::RunBlocking(_) => Failure::Internal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use kube_ocr_vision::VisionError;
+    use kube_ocr_vision::image::{DecodeLimits, decode_image};
+
+    use super::*;
+    use crate::model::ModelError;
+
+    fn decode_error(bytes: &[u8], limits: DecodeLimits) -> OcrError {
+        OcrError::Decode(decode_image(bytes, limits).unwrap_err())
+    }
+
+    #[test]
+    fn callers_can_tell_their_mistakes_from_load_and_server_faults() {
+        let tiny = DecodeLimits { max_pixels: 1, max_side: 1 };
+        let mut png = std::io::Cursor::new(Vec::new());
+        image::RgbImage::new(2, 2).write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let png = png.into_inner();
+        let batch = |error: BatchError<ModelError>| OcrError::Batch(error);
+        let compute = ModelError::PrepareInput(VisionError::PrepareLine { width: 0, height: 1 });
+        let busy = AdmissionRefusal::Busy { expected_ms: 900, left_ms: 500, retry_after_ms: 475 };
+        let cases = [
+            (decode_error(b"not an image", DecodeLimits::default()), Failure::InvalidArgument),
+            (decode_error(&png, tiny), Failure::TooLarge),
+            (batch(BatchError::QueueFull { stage: "request", capacity: 1 }), Failure::Busy { retry_after: None }),
+            (OcrError::Admit(busy), Failure::Busy { retry_after: Some(Duration::from_millis(475)) }),
+            (
+                OcrError::Admit(AdmissionRefusal::DeadlineTooShort { left_ms: 10, service_ms: 90 }),
+                Failure::DeadlineExceeded,
+            ),
+            (batch(BatchError::DeadlineExceeded { stage: "detect", waited_ms: 9 }), Failure::DeadlineExceeded),
+            (batch(BatchError::Stopped { stage: "detect" }), Failure::Unavailable),
+            (batch(BatchError::Compute { stage: "recognize", source: Arc::new(compute) }), Failure::Internal),
+            (OcrError::FindLines(VisionError::DetectBoxes { values: 1, width: 2, height: 2 }), Failure::Internal),
+        ];
+        for (error, failure) in cases {
+            let api = ApiError::from(&error);
+            assert_eq!(api.failure, failure, "{error}");
+            assert_eq!(api.message, error.to_string());
+        }
+    }
+
+    #[test]
+    fn size_limits_and_load_share_resource_exhausted_on_grpc() {
+        assert_eq!(Failure::TooLarge.code(), Code::ResourceExhausted);
+        assert_eq!(Failure::Busy { retry_after: None }.code(), Code::ResourceExhausted);
+        assert_eq!(Failure::Unavailable.code(), Code::Unavailable);
+    }
+}

@@ -1,0 +1,13 @@
+//! The OCR call both APIs make: validation, the result cache, the deadline, metrics and
+//! the access log around the engine, and the one mapping from engine errors to what a
+//! caller can act on. gRPC ([`super::grpc`]) and HTTP ([`super::http_api`]) only
+//! translate requests in and results and [`ApiError`]s out, so they answer alike.
+
+mod call;
+pub(crate) mod deadline;
+mod failure;
+mod service;
+
+pub(crate) use call::{CallOptions, OcrCall, Protocol, Served};
+pub(crate) use failure::{ApiError, Failure};
+pub(crate) use service::{ApiLimits, OcrApi};
