@@ -284,7 +284,7 @@ DEMO_BINS := -p kube-ocr-inference --bin ocr-inference-pod -p kube-ocr-operator 
 	-p kube-ocr-golden --bin ocr -p kube-ocr-e2e --bin kube-ocr-demo
 
 .PHONY: demo
-demo: setup ## Local cluster + Helm chart + sample OcrService + gRPC + a canary rollout; leaves it running
+demo: setup ## Local cluster + Helm chart + sample OcrService + gRPC and HTTP + a canary rollout; leaves it running
 	$(CARGO) build --locked $(DEMO_BINS)
 	$(CARGO_TARGET_DIR)/debug/kube-ocr-demo run --dir $(DEMO_DIR) --k8s-bin $(K8S_BIN) --workspace $(CURDIR)
 

@@ -118,5 +118,22 @@ async fn ocr_reads_an_image_or_a_folder() {
     assert!(objects.iter().any(|o| o["text"] == ZH && o["lines"][0]["box"].as_array().unwrap().len() == 4));
     let stderr = String::from_utf8_lossy(&all.stderr);
     assert!(stderr.contains("broken.png: INVALID_ARGUMENT"), "{stderr}");
+
+    // A two-page TIFF: each page's text under its own heading.
+    let tiff_path = dir.path().join("two-pages.tiff");
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    let mut encoder = tiff::encoder::TiffEncoder::new(&mut tiff).unwrap();
+    for file in ["receipt.png", "zh.png"] {
+        let page = image::open(dir.path().join(file)).unwrap().to_rgb8();
+        encoder.write_image::<tiff::encoder::colortype::RGB8>(page.width(), page.height(), page.as_raw()).unwrap();
+    }
+    std::fs::write(&tiff_path, tiff.into_inner()).unwrap();
+    let pages =
+        tokio::process::Command::new(&ocr).args(["--endpoint", &endpoint]).arg(&tiff_path).output().await.unwrap();
+    assert_eq!(pages.status.code(), Some(0), "{}", String::from_utf8_lossy(&pages.stderr));
+    let stdout = String::from_utf8_lossy(&pages.stdout);
+    let headings: Vec<&str> = stdout.lines().filter(|l| l.starts_with("-- page")).collect();
+    assert_eq!(headings, ["-- page 1 of 2 --", "-- page 2 of 2 --"], "{stdout}");
+    assert!(stdout.contains("CITY CAFE") && stdout.contains(ZH), "{stdout}");
     server.shutdown().await.unwrap();
 }

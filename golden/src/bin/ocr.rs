@@ -1,5 +1,5 @@
 //! `ocr`: send an image, or every image in a folder, to a kube-ocr service and print the
-//! text (or JSON). Exit codes: 0 all read, 1 some requests failed, 2 usage or input error.
+//! text (or JSON), page by page for a multi-page TIFF. Exit codes: 0 all read, 1 some requests failed, 2 usage or input error.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -102,7 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                     if cli.json {
                         emit(response_json(path, &response))
                     } else {
-                        (images.len() == 1 || emit(format!("== {}", path.display()))) && emit(&response.text)
+                        (images.len() == 1 || emit(format!("== {}", path.display()))) && emit_text(&response)
                     }
                 });
                 if !printed {
@@ -121,15 +121,24 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     Ok(all_ok)
 }
 
+/// The text of a response: its lines, or for a document of several pages each page's
+/// under a `-- page N of M --` line.
+fn emit_text(response: &kube_ocr_proto::v1::RecognizeResponse) -> bool {
+    if response.pages.is_empty() {
+        return emit(&response.text);
+    }
+    let count = response.pages.len();
+    response.pages.iter().all(|page| emit(format!("-- page {} of {count} --", page.page_number)) && emit(&page.text))
+}
+
 /// Writes one line to stdout; false when stdout is closed.
 fn emit(line: impl std::fmt::Display) -> bool {
     use std::io::Write;
     writeln!(std::io::stdout().lock(), "{line}").is_ok()
 }
 
-fn response_json(path: &Path, response: &kube_ocr_proto::v1::RecognizeResponse) -> serde_json::Value {
-    let lines: Vec<serde_json::Value> = response
-        .lines
+fn lines_json(lines: &[kube_ocr_proto::v1::TextLine]) -> Vec<serde_json::Value> {
+    lines
         .iter()
         .map(|line| {
             serde_json::json!({
@@ -137,6 +146,24 @@ fn response_json(path: &Path, response: &kube_ocr_proto::v1::RecognizeResponse) 
                 "confidence": line.confidence,
                 "box": line.r#box.iter().map(|p| [p.x, p.y]).collect::<Vec<_>>(),
                 "rotated180": line.rotated_180,
+            })
+        })
+        .collect()
+}
+
+fn response_json(path: &Path, response: &kube_ocr_proto::v1::RecognizeResponse) -> serde_json::Value {
+    let lines = lines_json(&response.lines);
+    let pages: Vec<serde_json::Value> = response
+        .pages
+        .iter()
+        .map(|page| {
+            serde_json::json!({
+                "page": page.page_number,
+                "text": page.text,
+                "lines": lines_json(&page.lines),
+                "width": page.image_width,
+                "height": page.image_height,
+                "pageRotation": page.page_rotation,
             })
         })
         .collect();
@@ -147,6 +174,9 @@ fn response_json(path: &Path, response: &kube_ocr_proto::v1::RecognizeResponse) 
         "lines": lines,
         "width": response.image_width,
         "height": response.image_height,
+        "pageRotation": response.page_rotation,
+        "pages": pages,
+        "documentText": response.document_text,
         "cached": response.cached,
         "model": response.model.as_ref().map(|m| format!("{}:{}", m.name, m.version)),
         "timingsUs": {

@@ -35,6 +35,7 @@ pub fn server_config(bundle: &std::path::Path, threads: i32, max_batch_size: usi
         batching: BatcherConfig { max_batch_size, max_queue_delay: Duration::from_millis(5), max_queue: 256 },
         decode_limits: DecodeLimits::default(),
         max_image_bytes: 20 << 20,
+        max_pages: 50,
         request_timeout: Duration::from_secs(120),
         cache_bytes: 0,
         self_test_dir: None,

@@ -52,6 +52,10 @@ struct Args {
     /// Largest image accepted, in bytes.
     #[arg(long, env = "OCR_MAX_IMAGE_BYTES", default_value_t = 20 << 20)]
     max_image_bytes: usize,
+    /// Most pages of a multi-page document (TIFF) per request; more are refused with
+    /// RESOURCE_EXHAUSTED (HTTP 413) before any page is decoded.
+    #[arg(long, env = "OCR_MAX_PAGES", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_pages: u32,
     /// Largest image accepted, in decoded pixels (width × height).
     #[arg(long, env = "OCR_MAX_IMAGE_PIXELS", default_value_t = DecodeLimits::default().max_pixels)]
     max_image_pixels: u64,
@@ -119,6 +123,7 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
         },
         decode_limits: DecodeLimits { max_pixels: args.max_image_pixels, ..DecodeLimits::default() },
         max_image_bytes: args.max_image_bytes,
+        max_pages: args.max_pages as usize,
         request_timeout: seconds(args.request_timeout_secs, "request-timeout-secs")?,
         cache_bytes: args.cache_bytes,
         self_test_dir: args.self_test_dir.clone(),

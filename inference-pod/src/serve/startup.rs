@@ -52,6 +52,8 @@ pub struct ServerConfig {
     pub batching: BatcherConfig,
     pub decode_limits: DecodeLimits,
     pub max_image_bytes: usize,
+    /// Most pages of a multi-page document (TIFF) per request.
+    pub max_pages: usize,
     pub request_timeout: Duration,
     pub cache_bytes: usize,
     /// Golden-set folder for the self-test; `None` = `<bundle>/selftest` if present, else
@@ -138,7 +140,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     serving.set(Phase::Starting { step: "self-test".into() }).await;
 
     let cache = Arc::new(ResultCache::<OcrOutput>::new(config.cache_bytes));
-    let limits = ApiLimits { request_timeout: config.request_timeout, max_image_bytes: config.max_image_bytes };
+    let limits = ApiLimits {
+        request_timeout: config.request_timeout,
+        max_image_bytes: config.max_image_bytes,
+        max_pages: config.max_pages,
+    };
     let api = Arc::new(OcrApi::new(engine.clone(), cache.clone(), metrics.clone(), serving.clone(), limits));
     let service = OcrGrpcService::new(api.clone());
     let http_api = http_api_router(api)?;

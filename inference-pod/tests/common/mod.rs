@@ -28,6 +28,7 @@ pub fn test_config(bundle: &str) -> kube_ocr_inference::serve::ServerConfig {
         },
         decode_limits: kube_ocr_vision::image::DecodeLimits::default(),
         max_image_bytes: 8 << 20,
+        max_pages: 50,
         request_timeout: Duration::from_secs(25),
         cache_bytes: 16 << 20,
         self_test_dir: None,

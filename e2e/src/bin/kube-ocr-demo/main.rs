@@ -38,6 +38,8 @@ const CHART: &str = "charts/kube-ocr";
 const BUNDLE: &str = "models/ppocr-v4";
 /// The Service port the operator names (operator/src/builders/service.rs).
 const GRPC_PORT_NAME: &str = "grpc";
+/// The Service port of the inference pods' HTTP API.
+const HTTP_API_PORT_NAME: &str = "http-api";
 /// Labels the operator puts on inference pods (operator/src/names.rs).
 const SERVICE_LABEL: &str = "kube-ocr.dev/ocrservice";
 const MODEL_VERSION_ANNOTATION: &str = "kube-ocr.dev/model-version";
@@ -503,9 +505,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     .await?;
 
     // 4. A real document over gRPC.
-    demo.step("Read a document over gRPC through the Service's endpoint");
+    demo.step("Read a document over gRPC and over HTTP through the Service's endpoint");
     let endpoint = ready_endpoint(&demo, &client, &name, &format!("{name}-stable-"), &version).await?;
-    recognize(&demo, &endpoint).await?;
+    let read_over_grpc = recognize(&demo, &endpoint).await?;
+    let read_over_http = recognize_over_http(&demo, &endpoint).await?;
+    if read_over_http != read_over_grpc.text {
+        bail!("the HTTP API read {read_over_http:?}, gRPC {:?}: both APIs must answer alike", read_over_grpc.text);
+    }
+    println!("  ok: both APIs read the same text");
 
     // 5. kubectl get ocrs.
     demo.step("kubectl get ocrs");
@@ -534,7 +541,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // 7. The new stable.
     demo.step(&format!("Stable serves {new_version}"));
     let endpoint = ready_endpoint(&demo, &client, &name, &format!("{name}-stable-"), &new_version).await?;
-    let bundle_version = recognize(&demo, &endpoint).await?;
+    let bundle_version = recognize(&demo, &endpoint).await?.version;
     if bundle_version != new_version {
         println!(
             "  (the same bundle as before, which reports its own version {bundle_version}; spec.model.version \
@@ -581,6 +588,9 @@ async fn ready_endpoint(
             let Some((address, port, pod)) = report::ready_endpoint(&list, GRPC_PORT_NAME, pod_prefix) else {
                 return Poll::Pending("no Ready stable endpoint yet".to_owned());
             };
+            let Some((_, http_port, _)) = report::ready_endpoint(&list, HTTP_API_PORT_NAME, pod_prefix) else {
+                return Poll::Pending(format!("the Service has no {HTTP_API_PORT_NAME} port"));
+            };
             let served = pods
                 .get_opt(&pod)
                 .await
@@ -588,7 +598,9 @@ async fn ready_endpoint(
                 .flatten()
                 .and_then(|p| p.metadata.annotations.and_then(|mut a| a.remove(MODEL_VERSION_ANNOTATION)));
             match served {
-                Some(served) if served == version => Poll::Ready(Endpoint { address, port, pod, version: served }),
+                Some(served) if served == version => {
+                    Poll::Ready(Endpoint { address, port, http_port, pod, version: served })
+                }
                 served => Poll::Pending(format!(
                     "endpoint {address}:{port} is pod {pod}, model {}",
                     served.as_deref().unwrap_or("?")
@@ -603,6 +615,8 @@ async fn ready_endpoint(
 struct Endpoint {
     address: String,
     port: i32,
+    /// The same pod's HTTP API port.
+    http_port: i32,
     pod: String,
     version: String,
 }
@@ -613,9 +627,16 @@ impl Endpoint {
     }
 }
 
-/// Sends the demo's document image to `endpoint` and prints what came back; returns the
-/// version the bundle reports.
-async fn recognize(demo: &Demo, endpoint: &Endpoint) -> anyhow::Result<String> {
+/// What a gRPC read returned that the demo uses again.
+#[derive(Debug)]
+struct Read {
+    /// The version the bundle reports.
+    version: String,
+    text: String,
+}
+
+/// Sends the demo's document image to `endpoint` over gRPC and prints what came back.
+async fn recognize(demo: &Demo, endpoint: &Endpoint) -> anyhow::Result<Read> {
     let image = std::fs::read(&demo.image).with_context(|| format!("read {}", demo.image.display()))?;
     let shown = demo.image.strip_prefix(&demo.workspace).unwrap_or(&demo.image).display().to_string();
     println!(
@@ -661,7 +682,44 @@ async fn recognize(demo: &Demo, endpoint: &Endpoint) -> anyhow::Result<String> {
         model.version,
         model.variant
     );
-    Ok(model.version)
+    Ok(Read { version: model.version, text: response.text })
+}
+
+/// The same document over the HTTP API, as `curl` would send it; returns the text read.
+async fn recognize_over_http(demo: &Demo, endpoint: &Endpoint) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let image = std::fs::read(&demo.image).with_context(|| format!("read {}", demo.image.display()))?;
+    let shown = demo.image.strip_prefix(&demo.workspace).unwrap_or(&demo.image).display().to_string();
+    let (address, port) = (&endpoint.address, endpoint.http_port);
+    let path = "/v1/ocr?task=document&format=text&bypass_cache=true";
+    println!("  $ curl --data-binary @{shown} -H 'Content-Type: image/png' 'http://{address}:{port}{path}'");
+    let sent = Instant::now();
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect((address.as_str(), port as u16)))
+            .await
+            .with_context(|| format!("connect to {address}:{port}"))??;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}:{port}\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        image.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(&image).await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(120), stream.read_to_end(&mut response))
+        .await
+        .with_context(|| format!("POST {path} on {address}:{port} did not answer in 120 s"))??;
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").context("an HTTP response without headers")?;
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let body = String::from_utf8_lossy(&response[split + 4..]).into_owned();
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    if !status.contains(" 200 ") {
+        bail!("POST {path} on {address}:{port}: {status}: {body}");
+    }
+    println!("  {status} in {} ms, text/plain:", sent.elapsed().as_millis());
+    for line in body.lines() {
+        println!("    {line}");
+    }
+    Ok(body.trim_end().to_owned())
 }
 
 /// Polls the OcrService and prints every change of the rollout until stable serves
@@ -752,6 +810,10 @@ fn print_next_steps(demo: &Demo, name: &str, namespace: &str, endpoint: &Endpoin
     println!("  kubectl get ocrs -n {namespace}");
     println!("  kubectl describe ocrs -n {namespace} {name}      # conditions, canary, last analysis, events");
     println!("  {ocr_cli} --endpoint {} {shown_image}", endpoint.url());
+    println!(
+        "  curl -F file=@{shown_image} -F task=document http://{}:{}/v1/ocr    # the HTTP API",
+        endpoint.address, endpoint.http_port
+    );
     println!("      (the address is pod {}; after a pod change find the new one with", endpoint.pod);
     println!("       kubectl get endpointslices -n {namespace} -l kubernetes.io/service-name={name})");
     println!(

@@ -52,9 +52,30 @@ pub(crate) struct OcrCall {
 /// A successful call's result.
 #[derive(Debug, Clone)]
 pub(crate) struct Served {
+    /// The image's result; for a multi-page document, its first page's.
     pub output: OcrOutput,
-    /// Answered from the result cache (its timings are then those of the original call).
+    /// Answered from the result cache (its timings are then those of the original call);
+    /// for a multi-page document, every page was.
     pub cached: bool,
+    /// Every page of a multi-page document, in order; empty for a single image.
+    pub pages: Vec<OcrOutput>,
+}
+
+impl Served {
+    /// The pages of the answer: every page of a document, or the one image.
+    pub(crate) fn every_page(&self) -> &[OcrOutput] {
+        if self.pages.is_empty() { std::slice::from_ref(&self.output) } else { &self.pages }
+    }
+
+    /// The whole document's text: each page's lines joined by newlines, pages separated
+    /// by a form feed on a line of its own (as pdftotext separates pages).
+    pub(crate) fn document_text(&self) -> String {
+        self.every_page()
+            .iter()
+            .map(|page| page.lines.iter().map(|line| line.text.as_str()).collect::<Vec<_>>().join("\n"))
+            .collect::<Vec<_>>()
+            .join("\n\u{c}\n")
+    }
 }
 
 /// A call's outcome and how long it took from receipt to answer.

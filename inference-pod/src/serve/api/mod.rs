@@ -6,8 +6,10 @@
 mod call;
 pub(crate) mod deadline;
 mod failure;
+mod response;
 mod service;
 
 pub(crate) use call::{CallOptions, OcrCall, Protocol, Served};
 pub(crate) use failure::{ApiError, Failure};
+pub(crate) use response::response_message;
 pub(crate) use service::{ApiLimits, OcrApi};

@@ -3,7 +3,6 @@
 //! from a failed call to a status.
 
 mod deadline;
-mod response;
 mod service;
 mod status;
 

@@ -14,10 +14,9 @@ use kube_ocr_proto::v1::{
 use tonic::{Request, Response, Status, Streaming};
 
 use super::deadline::parse_grpc_timeout;
-use super::response::recognize_response;
 use super::status::status_of;
 use crate::serve::api::deadline::request_deadline;
-use crate::serve::api::{ApiError, CallOptions, OcrApi, OcrCall, Protocol};
+use crate::serve::api::{ApiError, CallOptions, OcrApi, OcrCall, Protocol, response_message};
 use crate::serve::engine::OcrTask;
 
 /// Requests of one stream processed at the same time (responses keep request order).
@@ -76,7 +75,7 @@ async fn recognize_one(
     let answered = api.call(&call, received).await;
     let served = answered.result.map_err(|error| status_of(&error))?;
     let with_words = call.options.word_boxes;
-    Ok(recognize_response(call.request_id, api.model().clone(), served, with_words, answered.total))
+    Ok(response_message(call.request_id, api.model().clone(), served, with_words, answered.total))
 }
 
 fn deadline_of<T>(api: &OcrApi, request: &Request<T>) -> Instant {

@@ -15,11 +15,11 @@ use bytes::Bytes;
 use super::body::parse_body;
 use super::error::HttpError;
 use super::fields::{OcrFields, OutputFormat, RawFields, is_request_id};
-use super::hocr::{HocrLine, render_hocr};
+use super::hocr::{HocrLine, HocrPage, render_hocr};
 use super::response::OcrResponseBody;
 use super::{HttpApiState, REQUEST_ID_HEADER};
 use crate::serve::api::deadline::request_deadline;
-use crate::serve::api::{ApiError, Failure, OcrApi, OcrCall, Protocol, Served};
+use crate::serve::api::{ApiError, Failure, OcrApi, OcrCall, Protocol, Served, response_message};
 
 pub(super) async fn recognize(State(state): State<HttpApiState>, request: Request) -> Response {
     let received = Instant::now();
@@ -119,29 +119,36 @@ fn answer(
     let id = HeaderValue::from_str(&request_id).ok();
     let mut response = match format {
         OutputFormat::Json => {
-            axum::Json(OcrResponseBody::new(request_id, api.model(), served, with_words, total)).into_response()
+            let message = response_message(request_id, api.model().clone(), served, with_words, total);
+            axum::Json(OcrResponseBody::from_message(message, with_words)).into_response()
         }
         OutputFormat::Text => {
-            let mut text = served.output.lines.iter().map(|line| line.text.as_str()).collect::<Vec<_>>().join("\n");
+            let mut text = served.document_text();
             text.push('\n');
             ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
         }
         OutputFormat::Hocr => {
             let model = api.model();
             let system = format!("kube-ocr {} {}", model.name, model.version);
-            let output = &served.output;
-            let lines: Vec<HocrLine<'_>> = output
-                .lines
+            let pages: Vec<HocrPage<'_>> = served
+                .every_page()
                 .iter()
-                .map(|line| HocrLine {
-                    text: &line.text,
-                    confidence: line.confidence,
-                    quad: &line.quad,
-                    words: &line.words,
+                .map(|page| HocrPage {
+                    width: page.width,
+                    height: page.height,
+                    lines: page
+                        .lines
+                        .iter()
+                        .map(|line| HocrLine {
+                            text: &line.text,
+                            confidence: line.confidence,
+                            quad: &line.quad,
+                            words: &line.words,
+                        })
+                        .collect(),
                 })
                 .collect();
-            let html = render_hocr(&system, output.width, output.height, &lines);
-            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], render_hocr(&system, &pages)).into_response()
         }
     };
     *response.status_mut() = StatusCode::OK;

@@ -17,7 +17,7 @@ use utoipa::openapi::{
 use super::body::{FILE_PARTS, JsonOcrRequest, JsonOptions};
 use super::error::{ErrorBody, ErrorDetail, http_status};
 use super::fields::{FIELDS, FieldValue, MAX_REQUEST_ID_LEN};
-use super::response::{LineBody, ModelBody, OcrResponseBody, PointBody, TimingsBody, WordBody};
+use super::response::{LineBody, ModelBody, OcrResponseBody, PageBody, PointBody, TimingsBody, WordBody};
 use super::{OCR_PATH, REQUEST_ID_HEADER};
 use crate::serve::api::Failure;
 
@@ -43,6 +43,7 @@ pub(crate) fn document() -> OpenApi {
         .build();
     let components = ComponentsBuilder::new()
         .schema_from::<OcrResponseBody>()
+        .schema_from::<PageBody>()
         .schema_from::<LineBody>()
         .schema_from::<WordBody>()
         .schema_from::<PointBody>()

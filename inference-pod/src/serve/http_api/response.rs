@@ -1,13 +1,9 @@
 //! A served call as the HTTP API writes it: the JSON object (the fields of
 //! `kube_ocr.v1.RecognizeResponse` as proto3 JSON names them), plain text, or hOCR.
 
-use std::time::Duration;
-
-use kube_ocr_proto::v1::ModelRef;
+use kube_ocr_proto::v1::{Point, RecognizeResponse, TextLine};
 use serde::Serialize;
 use utoipa::ToSchema;
-
-use crate::serve::api::Served;
 
 /// The result of one OCR request.
 #[derive(Debug, Serialize, ToSchema)]
@@ -27,7 +23,28 @@ pub(crate) struct OcrResponseBody {
     pub page_rotation: u32,
     /// Answered from the result cache.
     pub cached: bool,
+    /// Summed over the pages of a multi-page document.
     pub timings: TimingsBody,
+    /// A document of several pages (a multi-page TIFF): every page, in order; the fields
+    /// above then describe its first page. Absent for a single image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<Vec<PageBody>>,
+    /// With `pages`: the whole text, pages separated by a line holding a form feed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document_text: Option<String>,
+}
+
+/// One page of a multi-page document.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PageBody {
+    /// 1-based.
+    pub page_number: u32,
+    pub image_width: u32,
+    pub image_height: u32,
+    pub page_rotation: u32,
+    pub lines: Vec<LineBody>,
+    pub text: String,
 }
 
 /// One recognised line.
@@ -84,58 +101,66 @@ pub(crate) struct TimingsBody {
     pub total_us: u64,
 }
 
-fn points(quad: &kube_ocr_vision::image::Quad) -> Vec<PointBody> {
-    quad.iter().map(|&(x, y)| PointBody { x, y }).collect()
-}
-
-fn micros(duration: Duration) -> u64 {
-    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
-}
-
 impl OcrResponseBody {
-    /// The body for a served call; `with_words` adds each line's words.
-    pub(crate) fn new(request_id: String, model: &ModelRef, served: Served, with_words: bool, total: Duration) -> Self {
-        let output = served.output;
-        let text = output.lines.iter().map(|line| line.text.as_str()).collect::<Vec<_>>().join("\n");
-        Self {
-            request_id,
-            text,
-            model: ModelBody {
-                name: model.name.clone(),
-                version: model.version.clone(),
-                variant: model.variant.clone(),
-            },
-            page_rotation: output.rotation.degrees(),
-            image_width: output.width,
-            image_height: output.height,
-            cached: served.cached,
-            timings: TimingsBody {
-                queue_us: micros(output.timings.queue),
-                preprocess_us: micros(output.timings.preprocess),
-                inference_us: micros(output.timings.inference),
-                postprocess_us: micros(output.timings.postprocess),
-                total_us: micros(total),
-            },
-            lines: output
-                .lines
+    /// The JSON of the gRPC answer `message`: the same content under proto3 JSON names;
+    /// `with_words` keeps each line's words.
+    pub(crate) fn from_message(message: RecognizeResponse, with_words: bool) -> Self {
+        let model = message.model.unwrap_or_default();
+        let timings = message.timings.unwrap_or_default();
+        let pages = (!message.pages.is_empty()).then(|| {
+            message
+                .pages
                 .into_iter()
-                .map(|line| LineBody {
-                    corners: points(&line.quad),
-                    words: with_words.then(|| {
-                        line.words
-                            .into_iter()
-                            .map(|word| WordBody {
-                                corners: points(&word.quad),
-                                text: word.text,
-                                confidence: word.confidence,
-                            })
-                            .collect()
-                    }),
-                    text: line.text,
-                    confidence: line.confidence,
-                    rotated_180: line.rotated_180,
+                .map(|page| PageBody {
+                    page_number: page.page_number,
+                    image_width: page.image_width,
+                    image_height: page.image_height,
+                    page_rotation: page.page_rotation,
+                    lines: line_bodies(page.lines, with_words),
+                    text: page.text,
                 })
-                .collect(),
+                .collect()
+        });
+        Self {
+            request_id: message.request_id,
+            lines: line_bodies(message.lines, with_words),
+            text: message.text,
+            model: ModelBody { name: model.name, version: model.version, variant: model.variant },
+            image_width: message.image_width,
+            image_height: message.image_height,
+            page_rotation: message.page_rotation,
+            cached: message.cached,
+            timings: TimingsBody {
+                queue_us: timings.queue_us,
+                preprocess_us: timings.preprocess_us,
+                inference_us: timings.inference_us,
+                postprocess_us: timings.postprocess_us,
+                total_us: timings.total_us,
+            },
+            document_text: pages.as_ref().map(|_| message.document_text),
+            pages,
         }
     }
+}
+
+fn points(points: Vec<Point>) -> Vec<PointBody> {
+    points.into_iter().map(|p| PointBody { x: p.x, y: p.y }).collect()
+}
+
+fn line_bodies(lines: Vec<TextLine>, with_words: bool) -> Vec<LineBody> {
+    lines
+        .into_iter()
+        .map(|line| LineBody {
+            words: with_words.then(|| {
+                line.words
+                    .into_iter()
+                    .map(|word| WordBody { corners: points(word.r#box), text: word.text, confidence: word.confidence })
+                    .collect()
+            }),
+            corners: points(line.r#box),
+            text: line.text,
+            confidence: line.confidence,
+            rotated_180: line.rotated_180,
+        })
+        .collect()
 }

@@ -16,6 +16,8 @@ pub(crate) struct AccessRecord<'a> {
     pub image_bytes: usize,
     pub width: u32,
     pub height: u32,
+    /// Pages read (1 for an image; 0 when the request failed).
+    pub pages: usize,
     pub lines: usize,
     pub cached: bool,
     pub code: &'a str,
@@ -35,6 +37,7 @@ pub(crate) fn log_access(record: &AccessRecord<'_>) {
         image_bytes = record.image_bytes,
         width = record.width,
         height = record.height,
+        pages = record.pages,
         lines = record.lines,
         cached = record.cached,
         code = record.code,
