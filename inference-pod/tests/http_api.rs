@@ -9,18 +9,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use base64::Engine as _;
-use common::{golden_image, http_get, http_request, ocr_client, serving_server, test_config};
+use common::{
+    api_tool, assert_valid_hocr, golden_image, http_get, http_request, ocr_client, preflight_allowed_origin,
+    serving_server, test_config,
+};
 use kube_ocr_inference::serve::CorsPolicy;
 use kube_ocr_proto::v1::{RecognizeOptions, RecognizeRequest, Task};
 
 const RECEIPT: &str = "documents/doc-receipt-02-clean.png";
-
-/// `<workspace>/.api-tools`, the venv `make setup` installs schemathesis and hocr-spec in.
-fn api_tool(name: &str) -> PathBuf {
-    let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.api-tools/bin").join(name);
-    assert!(tool.is_file(), "{} is missing: run `make setup` first", tool.display());
-    tool
-}
 
 fn multipart(fields: &[(&str, &str)], file: &[u8]) -> (String, Vec<u8>) {
     let boundary = "kube-ocr-test-boundary";
@@ -130,19 +126,7 @@ async fn http_answers_like_grpc_in_every_body_form_and_format() {
     assert!(hocr.header("content-type").unwrap().starts_with("text/html"));
     assert!(hocr.text().contains(">CITY</span> <span class=\"ocrx_word\""), "{}", hocr.text());
     assert_eq!(hocr.text().matches("class=\"ocr_line\"").count(), grpc_lines.len());
-    let hocr_file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(hocr_file.path(), &hocr.body).unwrap();
-    let validation = std::process::Command::new(api_tool("hocr-spec"))
-        .args(["--profile", "standard", "--parse-strict"])
-        .arg(hocr_file.path())
-        .output()
-        .unwrap();
-    assert!(
-        validation.status.success(),
-        "hocr-spec refused the hOCR:\n{}{}",
-        String::from_utf8_lossy(&validation.stdout),
-        String::from_utf8_lossy(&validation.stderr)
-    );
+    assert_valid_hocr(&hocr.body);
 
     // Word boxes on request: words that spell the line and lie inside its box, the same
     // on both APIs; hOCR has them always.
@@ -204,15 +188,7 @@ async fn http_answers_like_grpc_in_every_body_form_and_format() {
     assert_eq!(too_short.json()["error"]["code"], "DEADLINE_EXCEEDED");
 
     // No CORS headers unless configured.
-    let preflight = http_request(
-        http,
-        "OPTIONS",
-        "/v1/ocr",
-        &[("Origin", "https://app.example"), ("Access-Control-Request-Method", "POST")],
-        &[],
-    )
-    .await;
-    assert_eq!(preflight.header("access-control-allow-origin"), None);
+    assert_eq!(preflight_allowed_origin(http, "https://app.example").await, None);
 
     // Metrics count both APIs, by protocol and code.
     let (_, metrics) = http_get(server.http_addr, "/metrics").await;
@@ -299,23 +275,7 @@ async fn size_limits_answer_413_and_configured_origins_get_cors() {
     assert_eq!(pixels.status, 413, "{}", pixels.text());
     assert!(pixels.json()["error"]["message"].as_str().unwrap().contains("100000x100000"));
 
-    let preflight = http_request(
-        http,
-        "OPTIONS",
-        "/v1/ocr",
-        &[("Origin", "https://app.example"), ("Access-Control-Request-Method", "POST")],
-        &[],
-    )
-    .await;
-    assert_eq!(preflight.header("access-control-allow-origin"), Some("https://app.example"));
-    let other = http_request(
-        http,
-        "OPTIONS",
-        "/v1/ocr",
-        &[("Origin", "https://evil.example"), ("Access-Control-Request-Method", "POST")],
-        &[],
-    )
-    .await;
-    assert_eq!(other.header("access-control-allow-origin"), None);
+    assert_eq!(preflight_allowed_origin(http, "https://app.example").await.as_deref(), Some("https://app.example"));
+    assert_eq!(preflight_allowed_origin(http, "https://evil.example").await, None);
     server.shutdown().await.unwrap();
 }

@@ -216,3 +216,40 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// `<workspace>/.api-tools/bin/<name>`: the venv `make setup` installs schemathesis and
+/// hocr-spec in.
+#[allow(dead_code)]
+pub fn api_tool(name: &str) -> PathBuf {
+    let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.api-tools/bin").join(name);
+    assert!(tool.is_file(), "{} is missing: run `make setup` first", tool.display());
+    tool
+}
+
+/// Fails the test unless hocr-spec (a real hOCR 1.2 validator, strict parsing, standard
+/// profile) accepts `hocr`.
+#[allow(dead_code)]
+pub fn assert_valid_hocr(hocr: &[u8]) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), hocr).unwrap();
+    let check = std::process::Command::new(api_tool("hocr-spec"))
+        .args(["--profile", "standard", "--parse-strict"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "hocr-spec refused the hOCR:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// A CORS preflight of `POST /v1/ocr` from `origin`; the allowed origin it answers, if any.
+#[allow(dead_code)]
+pub async fn preflight_allowed_origin(addr: std::net::SocketAddr, origin: &str) -> Option<String> {
+    let reply =
+        http_request(addr, "OPTIONS", "/v1/ocr", &[("Origin", origin), ("Access-Control-Request-Method", "POST")], &[])
+            .await;
+    reply.header("access-control-allow-origin").map(str::to_owned)
+}
