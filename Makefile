@@ -182,6 +182,7 @@ lint: setup ## rustfmt check and clippy with warnings denied
 .PHONY: test
 test: setup lint monitoring-test docker-lint chart-test ## Everything CI runs: setup, lint, every test
 	cd golden/data && sha256sum --quiet --check MANIFEST.sha256
+	cd golden/documents && sha256sum --quiet --check MANIFEST.sha256
 	$(CARGO) test --workspace --locked
 
 # promtool check + unit tests of the alerts, the PrometheusRule drift check, metric names
@@ -225,6 +226,7 @@ BENCH_ENV := $(if $(filter 1,$(BENCH_SHORT)),$(BENCH_SHORT_ENV))
 .PHONY: bench-inference
 bench-inference: setup ## Inference benchmarks: overhead, documents and lines vs the Python peer, overload, memory; target/bench/report.md
 	$(BENCH_ENV) $(PYTHON) tools/bench/peer_rapidocr.py --golden golden/data --out target/bench --threads $(BENCH_THREADS)
+	$(CARGO) build --release --locked -p kube-ocr-pdf-render --bin ocr-pdf-render
 	$(BENCH_ENV) $(CARGO) run --release --locked -p kube-ocr-inference --example bench_server -- --threads $(BENCH_THREADS) \
 		--bundle models/ppocr-v4 --golden golden/data --peer target/bench --report target/bench/report.md
 	$(BENCH_ENV) $(CARGO) run --release --locked -p kube-ocr-inference --example bench_recognizer -- \
@@ -310,6 +312,7 @@ cluster-down: ## Stop the control plane `make cluster` started
 golden-set: $(VENV)/.complete ## Regenerate the default golden set (needs the fonts in golden/tools/fonts.txt)
 	bash tools/install-system-packages.sh $$(cat golden/tools/fonts.txt)
 	$(PYTHON) golden/tools/make_golden_set.py --out golden/data
+	$(PYTHON) golden/tools/make_document_set.py --out golden/documents
 
 .PHONY: clean-cache
 clean-cache: ## Remove this version's cached venv and models (other versions stay)

@@ -59,8 +59,9 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p kube-ocr-inference --bin ocr-inference-pod \
- && install -D -m 0755 target/release/ocr-inference-pod /out/bin/ocr-inference-pod
+    cargo build --release --locked -p kube-ocr-inference --bin ocr-inference-pod -p kube-ocr-pdf-render --bin ocr-pdf-render \
+ && install -D -m 0755 target/release/ocr-inference-pod /out/bin/ocr-inference-pod \
+ && install -D -m 0755 target/release/ocr-pdf-render /out/bin/ocr-pdf-render
 # Stage libtorch and the CUDA libraries under /out/libs at their absolute venv paths
 # (cp --parents), without headers and static archives. Fail if the binary's rpath does not
 # point there or a library does not resolve.
@@ -79,10 +80,13 @@ LABEL org.opencontainers.image.title="kube-ocr inference pod" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/libs/ /
 COPY --from=build /out/bin/ocr-inference-pod /usr/local/bin/ocr-inference-pod
+# The PDF renderer the server runs per PDF request, beside it (--pdf-renderer's default).
+COPY --from=build /out/bin/ocr-pdf-render /usr/local/bin/ocr-pdf-render
 COPY --from=bundle /out/models/ppocr-v4 /models/ppocr-v4
 # Every library resolves in this image too, and the binary starts (no GPU needed for --help).
 RUN if ldd /usr/local/bin/ocr-inference-pod | grep 'not found'; then exit 1; fi \
  && /usr/local/bin/ocr-inference-pod --help >/dev/null \
+ && /usr/local/bin/ocr-pdf-render --help >/dev/null \
  && groupadd --gid 65532 nonroot \
  && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin nonroot
 # The operator runs pods with a read-only root filesystem and an emptyDir at /tmp: caches

@@ -33,3 +33,11 @@ pub use report::render_text;
 pub fn default_set_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")
 }
+
+/// The document golden set checked into this crate's source tree (`golden/documents`):
+/// documents as users send them (PDFs with and without a text layer, a multi-page TIFF,
+/// turned pages, text on a transparent background). A path on the build machine, like
+/// [`default_set_dir`].
+pub fn document_set_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("documents")
+}

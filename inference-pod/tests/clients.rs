@@ -1,7 +1,8 @@
 //! The user-facing clients against the real server: `ocr-golden eval` (and the library
 //! under it) collects predictions and counts failures by status code; `ocr` reads an
-//! image or a folder. The binaries belong to the golden crate; `cargo test --workspace`
-//! builds them next to this test.
+//! image, a folder or a multi-page document, over gRPC and over the HTTP API. The
+//! binaries belong to the golden crate; `cargo test --workspace` builds them next to this
+//! test.
 
 mod common;
 
@@ -119,21 +120,96 @@ async fn ocr_reads_an_image_or_a_folder() {
     let stderr = String::from_utf8_lossy(&all.stderr);
     assert!(stderr.contains("broken.png: INVALID_ARGUMENT"), "{stderr}");
 
-    // A two-page TIFF: each page's text under its own heading.
-    let tiff_path = dir.path().join("two-pages.tiff");
+    server.shutdown().await.unwrap();
+}
+
+/// A two-page TIFF: the receipt, then the Chinese line.
+fn two_page_tiff(dir: &Path) -> PathBuf {
+    let path = dir.join("two-pages.tiff");
     let mut tiff = std::io::Cursor::new(Vec::new());
     let mut encoder = tiff::encoder::TiffEncoder::new(&mut tiff).unwrap();
     for file in ["receipt.png", "zh.png"] {
-        let page = image::open(dir.path().join(file)).unwrap().to_rgb8();
+        let page = image::open(dir.join(file)).unwrap().to_rgb8();
         encoder.write_image::<tiff::encoder::colortype::RGB8>(page.width(), page.height(), page.as_raw()).unwrap();
     }
-    std::fs::write(&tiff_path, tiff.into_inner()).unwrap();
-    let pages =
-        tokio::process::Command::new(&ocr).args(["--endpoint", &endpoint]).arg(&tiff_path).output().await.unwrap();
-    assert_eq!(pages.status.code(), Some(0), "{}", String::from_utf8_lossy(&pages.stderr));
-    let stdout = String::from_utf8_lossy(&pages.stdout);
-    let headings: Vec<&str> = stdout.lines().filter(|l| l.starts_with("-- page")).collect();
-    assert_eq!(headings, ["-- page 1 of 2 --", "-- page 2 of 2 --"], "{stdout}");
-    assert!(stdout.contains("CITY CAFE") && stdout.contains(ZH), "{stdout}");
+    std::fs::write(&path, tiff.into_inner()).unwrap();
+    path
+}
+
+/// `ocr ARGS PATH`: exit code, stdout, stderr.
+async fn run_ocr(args: &[&str], path: &Path) -> (Option<i32>, String, String) {
+    let output = tokio::process::Command::new(workspace_binary("ocr")).args(args).arg(path).output().await.unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code(), text(&output.stdout), text(&output.stderr))
+}
+
+fn page_headings(stdout: &str) -> Vec<&str> {
+    stdout.lines().filter(|l| l.starts_with("-- page")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ocr_reads_a_document_over_grpc_and_the_http_api() {
+    let server = serving().await;
+    let dir = golden_dir();
+    let tiff = two_page_tiff(dir.path());
+    let grpc_endpoint = format!("http://{}", server.grpc_addr);
+    let http_endpoint = format!("http://{}", server.http_api_addr);
+    let grpc = ["--endpoint", grpc_endpoint.as_str()];
+    let http = ["--api", "http", "--endpoint", http_endpoint.as_str()];
+
+    // gRPC (the RecognizeDocument stream): each page's text under its own heading.
+    let (code, over_grpc, stderr) = run_ocr(&grpc, &tiff).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(page_headings(&over_grpc), ["-- page 1 of 2 --", "-- page 2 of 2 --"], "{over_grpc}");
+    assert!(over_grpc.contains("CITY CAFE") && over_grpc.contains(ZH), "{over_grpc}");
+    assert_eq!(stderr, "", "no progress bar off a terminal");
+
+    // The HTTP API (POST /v1/ocr, image/tiff) prints the same.
+    let (code, over_http, stderr) = run_ocr(&http, &tiff).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(over_http, over_grpc);
+
+    // A page range, on both APIs: only the second page.
+    for api in [&grpc[..], &http[..]] {
+        let args = [api, &["--first-page", "2", "--last-page", "2"]].concat();
+        let (code, stdout, stderr) = run_ocr(&args, &tiff).await;
+        assert_eq!(code, Some(0), "{api:?}: {stderr}");
+        assert_eq!(page_headings(&stdout), ["-- page 2 of 2 --"], "{api:?}: {stdout}");
+        assert!(stdout.contains(ZH) && !stdout.contains("CITY CAFE"), "{api:?}: {stdout}");
+    }
+
+    // JSON, on both APIs: the same pages.
+    let mut documents = Vec::new();
+    for api in [&grpc[..], &http[..]] {
+        let (code, stdout, stderr) = run_ocr(&[api, &["--json"]].concat(), &tiff).await;
+        assert_eq!(code, Some(0), "{api:?}: {stderr}");
+        let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        let pages = json["pages"].as_array().unwrap();
+        assert_eq!(pages.iter().map(|p| p["page"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2], "{api:?}");
+        assert!(pages.iter().all(|p| p["textSource"] == "ocr" && p["lines"].as_array().is_some_and(|l| !l.is_empty())));
+        assert_eq!(json["documentPageCount"], 2);
+        let texts: Vec<String> = pages.iter().map(|p| p["text"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(json["documentText"].as_str().unwrap(), texts.join("\n\u{c}\n"), "{api:?}");
+        documents.push(texts);
+    }
+    assert_eq!(documents[0], documents[1], "both APIs read the same pages");
+
+    // A file the server cannot read: its 400 and message over HTTP, the same message as
+    // over gRPC; exit 1.
+    let broken = dir.path().join("broken.png");
+    let (code, _, grpc_error) = run_ocr(&grpc, &broken).await;
+    assert_eq!(code, Some(1));
+    let grpc_message = grpc_error
+        .trim()
+        .strip_prefix(&format!("{}: INVALID_ARGUMENT: ", broken.display()))
+        .unwrap_or_else(|| panic!("{grpc_error}"));
+    let (code, stdout, http_error) = run_ocr(&http, &broken).await;
+    assert_eq!((code, stdout.as_str()), (Some(1), ""), "{http_error}");
+    assert_eq!(http_error.trim(), format!("{}: INVALID_ARGUMENT (HTTP 400): {grpc_message}", broken.display()));
+    let empty = dir.path().join("empty.pdf");
+    std::fs::write(&empty, b"").unwrap();
+    let (code, _, http_error) = run_ocr(&http, &empty).await;
+    assert_eq!(code, Some(1));
+    assert!(http_error.starts_with(&format!("{}: INVALID_ARGUMENT (HTTP 400): ", empty.display())), "{http_error}");
     server.shutdown().await.unwrap();
 }

@@ -32,6 +32,10 @@ mod tests {
                 skip_orientation: true,
                 bypass_cache: false,
                 word_boxes: true,
+                first_page: 2,
+                last_page: 9,
+                pdf_dpi: 300,
+                pdf_text_layer: true,
             }),
         };
         let decoded = RecognizeRequest::decode(request.encode_to_vec().as_slice()).unwrap();
@@ -53,6 +57,7 @@ mod tests {
         assert!(set.contains("kube_ocr/v1/ocr.proto"));
         assert!(set.contains("kube_ocr.v1"));
         assert!(set.contains("RecognizeStream"));
+        assert!(set.contains("RecognizeDocument"));
     }
 
     #[test]

@@ -7,13 +7,15 @@
 //! fill, perspective crops); [`input`] (the detector, classifier and recogniser inputs as
 //! CHW arrays, page pre-resize and letterbox) and [`postprocess`] (DB boxes from the
 //! probability map, CTC decoding, the classifier's verdict); [`layout`] (reading order,
-//! recogniser batches by width, and the document path that ties them together).
+//! recogniser batches by width, and the document path that ties them together); [`pdf`]
+//! (PDF pages rendered to pixels within limits, and a born-digital page's own text).
 
 pub mod error;
 pub mod image;
 pub mod input;
 pub mod layout;
 pub mod params;
+pub mod pdf;
 pub mod postprocess;
 
 pub use error::VisionError;

@@ -36,6 +36,13 @@ pub fn server_config(bundle: &std::path::Path, threads: i32, max_batch_size: usi
         decode_limits: DecodeLimits::default(),
         max_image_bytes: 20 << 20,
         max_pages: 50,
+        // target/<profile>/examples/bench_server → target/<profile>/ocr-pdf-render (`make bench` builds it).
+        pdf: kube_ocr_inference::serve::PdfSettings::with_program(
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| Some(exe.parent()?.parent()?.join("ocr-pdf-render")))
+                .unwrap_or_else(|| "ocr-pdf-render".into()),
+        ),
         request_timeout: Duration::from_secs(120),
         cache_bytes: 0,
         self_test_dir: None,

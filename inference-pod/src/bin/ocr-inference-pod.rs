@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use kube_ocr_inference::model::{DeviceRequest, ModelOptions, Precision, bundle_path_from_uri};
-use kube_ocr_inference::serve::{BatcherConfig, CorsPolicy, DEFAULT_MAX_PRECISION_ACCURACY_DROP, ServerConfig, start};
+use kube_ocr_inference::serve::{
+    BatcherConfig, CorsPolicy, DEFAULT_MAX_PRECISION_ACCURACY_DROP, DEFAULT_PDF_DPI, PdfSettings, ServerConfig, start,
+};
 use kube_ocr_runtime::{LogFormat, Logging, ShutdownSignals, run_main};
 use kube_ocr_vision::image::DecodeLimits;
+use kube_ocr_vision::pdf::PdfLimits;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,10 +55,37 @@ struct Args {
     /// Largest image accepted, in bytes.
     #[arg(long, env = "OCR_MAX_IMAGE_BYTES", default_value_t = 20 << 20)]
     max_image_bytes: usize,
-    /// Most pages of a multi-page document (TIFF) per request; more are refused with
-    /// RESOURCE_EXHAUSTED (HTTP 413) before any page is decoded.
+    /// Most pages of a document (PDF, multi-page TIFF) read per request; more are refused
+    /// with RESOURCE_EXHAUSTED (HTTP 413) before any page is read: callers send a page
+    /// range (first_page, last_page).
     #[arg(long, env = "OCR_MAX_PAGES", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     max_pages: u32,
+    /// The PDF renderer run for each PDF request (default: ocr-pdf-render beside this binary).
+    #[arg(long, env = "OCR_PDF_RENDERER")]
+    pdf_renderer: Option<PathBuf>,
+    /// Resolution PDF pages are rendered at when the caller names none, in dots per inch.
+    #[arg(long, env = "OCR_PDF_DPI", default_value_t = DEFAULT_PDF_DPI)]
+    pdf_dpi: u32,
+    /// Lowest and highest resolution a caller may ask for (pdf_dpi).
+    #[arg(long, env = "OCR_PDF_MIN_DPI", default_value_t = 50)]
+    pdf_min_dpi: u32,
+    #[arg(long, env = "OCR_PDF_MAX_DPI", default_value_t = 600)]
+    pdf_max_dpi: u32,
+    /// Most pages a PDF or TIFF may have at all (a page-count bomb is refused whatever range is asked).
+    #[arg(long, env = "OCR_PDF_MAX_DOCUMENT_PAGES", default_value_t = 10_000)]
+    pdf_max_document_pages: usize,
+    /// Address-space limit of each PDF renderer process, in bytes.
+    #[arg(long, env = "OCR_PDF_MEMORY_LIMIT_BYTES", default_value_t = 2 << 30)]
+    pdf_memory_limit_bytes: u64,
+    /// CPU-time limit of each PDF renderer process, in seconds.
+    #[arg(long, env = "OCR_PDF_CPU_SECONDS", default_value_t = 60)]
+    pdf_cpu_seconds: u64,
+    /// Longest wait for a PDF renderer's next page before it is killed.
+    #[arg(long, env = "OCR_PDF_PAGE_TIMEOUT_SECS", default_value_t = 30.0)]
+    pdf_page_timeout_secs: f64,
+    /// PDF renderer processes at a time; more PDF requests wait (within their deadline).
+    #[arg(long, env = "OCR_PDF_MAX_RENDERERS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pdf_max_renderers: u32,
     /// Largest image accepted, in decoded pixels (width × height).
     #[arg(long, env = "OCR_MAX_IMAGE_PIXELS", default_value_t = DecodeLimits::default().max_pixels)]
     max_image_pixels: u64,
@@ -107,6 +137,32 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value).map_err(|_| anyhow::anyhow!("--{flag} must be a non-negative number of seconds"))
 }
 
+fn pdf_settings(args: &Args) -> anyhow::Result<PdfSettings> {
+    let program = match &args.pdf_renderer {
+        Some(program) => program.clone(),
+        None => std::env::current_exe()?.with_file_name("ocr-pdf-render"),
+    };
+    anyhow::ensure!(
+        args.pdf_min_dpi >= 1 && args.pdf_min_dpi <= args.pdf_dpi && args.pdf_dpi <= args.pdf_max_dpi,
+        "--pdf-min-dpi ({}) <= --pdf-dpi ({}) <= --pdf-max-dpi ({}) must hold, from 1 up",
+        args.pdf_min_dpi,
+        args.pdf_dpi,
+        args.pdf_max_dpi
+    );
+    let defaults = PdfSettings::with_program(program);
+    Ok(PdfSettings {
+        default_dpi: args.pdf_dpi,
+        min_dpi: args.pdf_min_dpi,
+        max_dpi: args.pdf_max_dpi,
+        limits: PdfLimits { max_document_pages: args.pdf_max_document_pages, ..defaults.limits },
+        memory_limit_bytes: args.pdf_memory_limit_bytes,
+        cpu_seconds: args.pdf_cpu_seconds,
+        page_timeout: seconds(args.pdf_page_timeout_secs, "pdf-page-timeout-secs")?,
+        max_renderers: args.pdf_max_renderers as usize,
+        ..defaults
+    })
+}
+
 fn config(args: &Args) -> anyhow::Result<ServerConfig> {
     Ok(ServerConfig {
         bundle_dir: bundle_path_from_uri(&args.bundle)?,
@@ -124,6 +180,7 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
         decode_limits: DecodeLimits { max_pixels: args.max_image_pixels, ..DecodeLimits::default() },
         max_image_bytes: args.max_image_bytes,
         max_pages: args.max_pages as usize,
+        pdf: pdf_settings(args)?,
         request_timeout: seconds(args.request_timeout_secs, "request-timeout-secs")?,
         cache_bytes: args.cache_bytes,
         self_test_dir: args.self_test_dir.clone(),

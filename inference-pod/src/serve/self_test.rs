@@ -14,7 +14,7 @@ use kube_ocr_golden::metrics::{Summary, score_text};
 
 use crate::model::{ModelOptions, Precision};
 use crate::serve::batcher::BatchObserver;
-use crate::serve::engine::{Engine, EngineConfig, OcrError, OcrOptions, OcrTask};
+use crate::serve::engine::{Engine, EngineConfig, OcrError, OcrOptions, OcrTask, PageImage};
 use crate::serve::error::ServeError;
 
 /// The default of `--max-precision-accuracy-drop`: half precision may lose at most 0.5
@@ -233,7 +233,7 @@ pub(crate) async fn run_self_test(
     for sample in samples {
         let deadline = Instant::now() + Duration::from_secs(300);
         let output = engine
-            .recognize(sample.image.clone(), sample.task, OcrOptions::default(), deadline)
+            .recognize(PageImage::Encoded(sample.image.clone()), sample.task, OcrOptions::default(), deadline)
             .await
             .map_err(|source| SelfTestError::ReadSample { sample: sample.id.clone(), source })?;
         let read = output.lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("\n");

@@ -27,6 +27,7 @@ use crate::serve::error::ServeError;
 use crate::serve::grpc::OcrGrpcService;
 use crate::serve::http::{HttpState, router};
 use crate::serve::http_api::{self, CorsPolicy, HttpApiState, max_body_bytes};
+use crate::serve::pdf::{PdfRenderer, PdfSettings};
 use crate::serve::running::RunningServer;
 use crate::serve::self_test::{
     SelfTestGate, SelfTestSample, builtin_samples, run_self_test_at_precision, samples_from_dir,
@@ -52,8 +53,10 @@ pub struct ServerConfig {
     pub batching: BatcherConfig,
     pub decode_limits: DecodeLimits,
     pub max_image_bytes: usize,
-    /// Most pages of a multi-page document (TIFF) per request.
+    /// Most pages of a document (PDF, multi-page TIFF) read per request.
     pub max_pages: usize,
+    /// How PDFs are rendered; its `limits.max_pages` is set from `max_pages`.
+    pub pdf: PdfSettings,
     pub request_timeout: Duration,
     pub cache_bytes: usize,
     /// Golden-set folder for the self-test; `None` = `<bundle>/selftest` if present, else
@@ -145,7 +148,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         max_image_bytes: config.max_image_bytes,
         max_pages: config.max_pages,
     };
-    let api = Arc::new(OcrApi::new(engine.clone(), cache.clone(), metrics.clone(), serving.clone(), limits));
+    let mut pdf = config.pdf.clone();
+    pdf.limits.max_pages = config.max_pages;
+    pdf.limits.max_page_pixels = config.decode_limits.max_pixels;
+    pdf.limits.max_side = config.decode_limits.max_side;
+    let pdf = Arc::new(PdfRenderer::new(pdf));
+    let api = Arc::new(OcrApi::new(engine.clone(), cache.clone(), metrics.clone(), serving.clone(), limits, pdf));
     let service = OcrGrpcService::new(api.clone());
     let http_api = http_api_router(api)?;
     let reflection = reflection_builder().build_v1().map_err(ServeError::BuildReflection)?;

@@ -9,6 +9,19 @@ pub fn bundle_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// `ocr-pdf-render` as cargo built it beside this test (`cargo test --workspace` builds
+/// it: its crate has integration tests).
+pub fn pdf_renderer() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let program = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps").join("ocr-pdf-render");
+    assert!(
+        program.is_file(),
+        "{} is missing: cargo build -p kube-ocr-pdf-render (cargo test --workspace builds it)",
+        program.display()
+    );
+    program
+}
+
 /// Server settings for in-process tests: loopback, ephemeral ports, short drain.
 #[allow(dead_code)]
 pub fn test_config(bundle: &str) -> kube_ocr_inference::serve::ServerConfig {
@@ -29,6 +42,7 @@ pub fn test_config(bundle: &str) -> kube_ocr_inference::serve::ServerConfig {
         decode_limits: kube_ocr_vision::image::DecodeLimits::default(),
         max_image_bytes: 8 << 20,
         max_pages: 50,
+        pdf: kube_ocr_inference::serve::PdfSettings::with_program(pdf_renderer()),
         request_timeout: Duration::from_secs(25),
         cache_bytes: 16 << 20,
         self_test_dir: None,
@@ -157,6 +171,25 @@ pub async fn ocr_client(
 #[allow(dead_code)]
 pub fn golden_image(file: &str) -> Vec<u8> {
     std::fs::read(kube_ocr_golden::default_set_dir().join(file)).unwrap()
+}
+
+/// The bytes of a file of the golden document set (golden/documents).
+#[allow(dead_code)]
+pub fn golden_document(file: &str) -> Vec<u8> {
+    std::fs::read(kube_ocr_golden::document_set_dir().join(file)).unwrap()
+}
+
+/// The per-page truth of a multi-page item of the golden document set.
+#[allow(dead_code)]
+pub fn golden_document_pages(id: &str) -> Vec<Vec<String>> {
+    let truth = std::fs::read_to_string(kube_ocr_golden::document_set_dir().join(kube_ocr_golden::TRUTH_FILE)).unwrap();
+    let item = truth
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|item| item["id"] == id)
+        .unwrap_or_else(|| panic!("{id} is not in the golden document set"));
+    serde_json::from_value(item["pages"].clone()).unwrap()
 }
 
 /// Starts the server and waits until its self-test has passed.

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kube_ocr_vision::image::PageRange;
+
 use super::failure::ApiError;
 use crate::serve::engine::{OcrOutput, OcrTask};
 
@@ -35,6 +37,12 @@ pub(crate) struct CallOptions {
     /// Return each line's words with their boxes (computed either way; only the answer
     /// changes, so it is not part of the cache key).
     pub word_boxes: bool,
+    /// The pages of a PDF or multi-page TIFF to read.
+    pub range: PageRange,
+    /// PDF: the resolution to render at; 0 = the server's default.
+    pub pdf_dpi: u32,
+    /// PDF: answer pages that have a text layer from it.
+    pub pdf_text_layer: bool,
 }
 
 /// A validated request: the protocol layer has its task and its bytes.
@@ -49,22 +57,39 @@ pub(crate) struct OcrCall {
     pub deadline: Instant,
 }
 
+/// One page of a document's answer.
+#[derive(Debug, Clone)]
+pub(crate) struct ServedPage {
+    /// 1-based, in the document as sent (a range starts where it starts).
+    pub number: u32,
+    pub output: OcrOutput,
+    /// Answered from the result cache.
+    pub cached: bool,
+}
+
 /// A successful call's result.
 #[derive(Debug, Clone)]
 pub(crate) struct Served {
-    /// The image's result; for a multi-page document, its first page's.
+    /// The image's result; for a document of pages, its first page read.
     pub output: OcrOutput,
     /// Answered from the result cache (its timings are then those of the original call);
-    /// for a multi-page document, every page was.
+    /// for a document, every page was.
     pub cached: bool,
-    /// Every page of a multi-page document, in order; empty for a single image.
-    pub pages: Vec<OcrOutput>,
+    /// Every page read of a PDF or multi-page TIFF, in order; empty for a single image.
+    pub pages: Vec<ServedPage>,
+    /// Pages in the document (1 for a single image).
+    pub document_page_count: u32,
 }
 
 impl Served {
-    /// The pages of the answer: every page of a document, or the one image.
-    pub(crate) fn every_page(&self) -> &[OcrOutput] {
-        if self.pages.is_empty() { std::slice::from_ref(&self.output) } else { &self.pages }
+    /// A single image's answer.
+    pub(crate) fn image(output: OcrOutput, cached: bool) -> Self {
+        Self { output, cached, pages: Vec::new(), document_page_count: 1 }
+    }
+
+    /// The pages of the answer: every page read of a document, or the one image.
+    pub(crate) fn every_page(&self) -> Vec<&OcrOutput> {
+        if self.pages.is_empty() { vec![&self.output] } else { self.pages.iter().map(|page| &page.output).collect() }
     }
 
     /// The whole document's text: each page's lines joined by newlines, pages separated
@@ -76,6 +101,15 @@ impl Served {
             .collect::<Vec<_>>()
             .join("\n\u{c}\n")
     }
+}
+
+/// What a streaming caller hears while its document is read.
+#[derive(Debug, Clone)]
+pub(crate) enum DocumentProgress {
+    /// The document is open: how many pages it has and how many will be read.
+    Planned { document_page_count: u32, pages_to_read: u32 },
+    /// One page, in page order.
+    Page(ServedPage),
 }
 
 /// A call's outcome and how long it took from receipt to answer.

@@ -4,11 +4,14 @@
 
 use std::time::Duration;
 
+use kube_ocr_vision::image::PageRangeError;
+use kube_ocr_vision::pdf::PdfError;
 use tonic::Code;
 
 use crate::serve::admission::AdmissionRefusal;
 use crate::serve::batcher::BatchError;
 use crate::serve::engine::OcrError;
+use crate::serve::pdf::RenderError;
 
 /// What a failed call means for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +64,40 @@ impl ApiError {
 impl From<&OcrError> for ApiError {
     fn from(error: &OcrError) -> Self {
         Self::new(failure_of(error), error.to_string())
+    }
+}
+
+impl From<&RenderError> for ApiError {
+    fn from(error: &RenderError) -> Self {
+        Self::new(render_failure(error), error.to_string())
+    }
+}
+
+impl From<&PageRangeError> for ApiError {
+    fn from(error: &PageRangeError) -> Self {
+        let failure = match error {
+            PageRangeError::TooManyPages { .. } => Failure::TooLarge,
+            PageRangeError::FirstAfterLast { .. } | PageRangeError::PastTheEnd { .. } => Failure::InvalidArgument,
+        };
+        Self::new(failure, error.to_string())
+    }
+}
+
+/// A document the caller can fix (damaged, encrypted, a range past its end) is theirs to
+/// fix; one over a size or cost limit is too large, like an image over the pixel limit;
+/// a renderer that cannot start or talks nonsense is the server's fault.
+fn render_failure(error: &RenderError) -> Failure {
+    match error {
+        RenderError::Document(PdfError::Range(range)) => ApiError::from(range).failure,
+        RenderError::Document(
+            PdfError::Encrypted | PdfError::Unreadable | PdfError::NoPages | PdfError::EmptyPage { .. },
+        ) => Failure::InvalidArgument,
+        RenderError::Document(PdfError::DocumentTooLong { .. } | PdfError::PageTooLarge { .. })
+        | RenderError::Died { .. }
+        | RenderError::PageTimedOut { .. } => Failure::TooLarge,
+        RenderError::Spawn { .. } | RenderError::ReadFrames(_) | RenderError::BadFrame(_) | RenderError::Unexpected => {
+            Failure::Internal
+        }
     }
 }
 
@@ -118,6 +155,32 @@ mod tests {
             (batch(BatchError::Stopped { stage: "detect" }), Failure::Unavailable),
             (batch(BatchError::Compute { stage: "recognize", source: Arc::new(compute) }), Failure::Internal),
             (OcrError::FindLines(VisionError::DetectBoxes { values: 1, width: 2, height: 2 }), Failure::Internal),
+        ];
+        for (error, failure) in cases {
+            let api = ApiError::from(&error);
+            assert_eq!(api.failure, failure, "{error}");
+            assert_eq!(api.message, error.to_string());
+        }
+    }
+
+    #[test]
+    fn pdf_failures_are_the_callers_to_fix_or_too_large() {
+        let range = |error| RenderError::Document(PdfError::Range(error));
+        let cases = [
+            (RenderError::Document(PdfError::Encrypted), Failure::InvalidArgument),
+            (RenderError::Document(PdfError::Unreadable), Failure::InvalidArgument),
+            (range(PageRangeError::PastTheEnd { first: 9, page_count: 2 }), Failure::InvalidArgument),
+            (range(PageRangeError::TooManyPages { selected: 90, max_pages: 50 }), Failure::TooLarge),
+            (
+                RenderError::Document(PdfError::DocumentTooLong { page_count: 1 << 20, max_pages: 10_000 }),
+                Failure::TooLarge,
+            ),
+            (
+                RenderError::Died { page: Some(1), memory_limit_bytes: 1 << 30, reason: "out of memory".into() },
+                Failure::TooLarge,
+            ),
+            (RenderError::PageTimedOut { page: 3, after: Duration::from_secs(30) }, Failure::TooLarge),
+            (RenderError::Unexpected, Failure::Internal),
         ];
         for (error, failure) in cases {
             let api = ApiError::from(&error);

@@ -9,7 +9,7 @@ mod failure;
 mod response;
 mod service;
 
-pub(crate) use call::{CallOptions, OcrCall, Protocol, Served};
+pub(crate) use call::{CallOptions, DocumentProgress, OcrCall, Protocol, Served, ServedPage};
 pub(crate) use failure::{ApiError, Failure};
-pub(crate) use response::response_message;
-pub(crate) use service::{ApiLimits, OcrApi};
+pub(crate) use response::{page_result, response_message, timings_message};
+pub(crate) use service::{ApiLimits, OcrApi, Progress};

@@ -6,8 +6,8 @@ use std::time::Duration;
 use kube_ocr_proto::v1::{ModelRef, PageResult, Point, RecognizeResponse, TextLine, Timings, Word};
 use kube_ocr_vision::image::Quad;
 
-use crate::serve::api::Served;
-use crate::serve::engine::{OcrLine, PhaseTimings};
+use crate::serve::api::{Served, ServedPage};
+use crate::serve::engine::{OcrLine, PhaseTimings, TextSource};
 
 fn points(quad: &Quad) -> Vec<Point> {
     quad.iter().map(|&(x, y)| Point { x, y }).collect()
@@ -51,7 +51,6 @@ pub(crate) fn response_message(
     with_words: bool,
     total: Duration,
 ) -> RecognizeResponse {
-    let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     let timings = served.every_page().iter().fold(PhaseTimings::default(), |sum, page| PhaseTimings {
         queue: sum.queue + page.timings.queue,
         preprocess: sum.preprocess + page.timings.preprocess,
@@ -59,19 +58,7 @@ pub(crate) fn response_message(
         postprocess: sum.postprocess + page.timings.postprocess,
         model_cost: sum.model_cost + page.timings.model_cost,
     });
-    let pages = served
-        .pages
-        .iter()
-        .enumerate()
-        .map(|(index, page)| PageResult {
-            page_number: u32::try_from(index + 1).unwrap_or(u32::MAX),
-            image_width: page.width,
-            image_height: page.height,
-            page_rotation: page.rotation.degrees(),
-            lines: text_lines(&page.lines, with_words),
-            text: joined(&page.lines),
-        })
-        .collect::<Vec<_>>();
+    let pages = served.pages.iter().map(|page| page_result(page, with_words)).collect::<Vec<_>>();
     let document_text = if pages.is_empty() { String::new() } else { served.document_text() };
     let output = &served.output;
     RecognizeResponse {
@@ -83,14 +70,40 @@ pub(crate) fn response_message(
         image_width: output.width,
         image_height: output.height,
         cached: served.cached,
-        timings: Some(Timings {
-            queue_us: micros(timings.queue),
-            preprocess_us: micros(timings.preprocess),
-            inference_us: micros(timings.inference),
-            postprocess_us: micros(timings.postprocess),
-            total_us: micros(total),
-        }),
+        timings: Some(timings_message(&timings, total)),
+        document_page_count: if pages.is_empty() { 0 } else { served.document_page_count },
         pages,
         document_text,
+    }
+}
+
+/// One page of a document as the API sends it (in a response, or alone on a stream).
+pub(crate) fn page_result(page: &ServedPage, with_words: bool) -> PageResult {
+    let output = &page.output;
+    PageResult {
+        page_number: page.number,
+        image_width: output.width,
+        image_height: output.height,
+        page_rotation: output.rotation.degrees(),
+        lines: text_lines(&output.lines, with_words),
+        text: joined(&output.lines),
+        text_source: match output.source {
+            TextSource::Ocr => kube_ocr_proto::v1::TextSource::Ocr,
+            TextSource::PdfTextLayer => kube_ocr_proto::v1::TextSource::PdfTextLayer,
+        }
+        .into(),
+        cached: page.cached,
+    }
+}
+
+/// Server-side time of a call (or a page), in microseconds.
+pub(crate) fn timings_message(timings: &PhaseTimings, total: Duration) -> Timings {
+    let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    Timings {
+        queue_us: micros(timings.queue),
+        preprocess_us: micros(timings.preprocess),
+        inference_us: micros(timings.inference),
+        postprocess_us: micros(timings.postprocess),
+        total_us: micros(total),
     }
 }

@@ -3,16 +3,23 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use kube_ocr_proto::contract::code_name;
 use kube_ocr_proto::v1::ModelRef;
 use kube_ocr_vision::image::{DocumentPages, PagesError, document_pages, tiff_page_bytes};
+use kube_ocr_vision::layout::PageRotation;
+use kube_ocr_vision::pdf::{PlannedPage, TextLayerLine, is_pdf};
+use kube_ocr_vision::postprocess::Word;
+use tokio::sync::mpsc;
 use tonic::Code;
 
-use super::call::{Answered, OcrCall, Protocol, Served};
+use super::call::{Answered, DocumentProgress, OcrCall, Protocol, Served, ServedPage};
 use super::failure::{ApiError, Failure};
 use crate::serve::cache::{CacheKey, ResultCache, image_sha256};
-use crate::serve::engine::{Engine, OcrOptions, OcrOutput, OcrTask, PhaseTimings};
+use crate::serve::engine::{Engine, OcrLine, OcrOptions, OcrOutput, OcrTask, PageImage, PhaseTimings, TextSource};
+use crate::serve::pdf::{PageContent, PdfRenderer, RenderJob};
 use crate::serve::serving_state::{Phase, ServingState};
 use crate::serve::telemetry::access_log::{AccessRecord, log_access};
 use crate::serve::telemetry::metrics::OcrMetrics;
@@ -37,11 +44,25 @@ fn pages_error(error: PagesError) -> ApiError {
         PagesError::TooManyPages { .. } => Failure::TooLarge,
         PagesError::BrokenChain { .. } => Failure::InvalidArgument,
     };
-    let message = match error {
-        PagesError::TooManyPages { .. } => format!("{error} (--max-pages)"),
-        PagesError::BrokenChain { .. } => error.to_string(),
-    };
-    ApiError::new(failure, message)
+    ApiError::new(failure, error.to_string())
+}
+
+/// Where a streaming call's progress goes; a caller that went away stops hearing it.
+#[derive(Debug)]
+pub(crate) struct Progress(mpsc::Sender<DocumentProgress>);
+
+impl Progress {
+    pub(crate) fn new(sender: mpsc::Sender<DocumentProgress>) -> Self {
+        Self(sender)
+    }
+
+    async fn planned(&self, document_page_count: u32, pages_to_read: u32) {
+        let _ = self.0.send(DocumentProgress::Planned { document_page_count, pages_to_read }).await;
+    }
+
+    async fn page(&self, page: &ServedPage) {
+        let _ = self.0.send(DocumentProgress::Page(page.clone())).await;
+    }
 }
 
 /// The engine with everything a served call needs around it. Shared by the gRPC and HTTP
@@ -53,6 +74,7 @@ pub(crate) struct OcrApi {
     metrics: Arc<OcrMetrics>,
     serving: ServingState,
     limits: ApiLimits,
+    pdf: Arc<PdfRenderer>,
     model: ModelRef,
 }
 
@@ -63,6 +85,7 @@ impl OcrApi {
         metrics: Arc<OcrMetrics>,
         serving: ServingState,
         limits: ApiLimits,
+        pdf: Arc<PdfRenderer>,
     ) -> Self {
         let manifest = &engine.bundle().manifest;
         let model = ModelRef {
@@ -70,7 +93,7 @@ impl OcrApi {
             version: manifest.version.clone(),
             variant: manifest.variant.clone(),
         };
-        Self { engine, cache, metrics, serving, limits, model }
+        Self { engine, cache, metrics, serving, limits, pdf, model }
     }
 
     pub(crate) fn model(&self) -> &ModelRef {
@@ -87,16 +110,27 @@ impl OcrApi {
 
     /// Runs `call`, counts it and logs it.
     pub(crate) async fn call(&self, call: &OcrCall, received: Instant) -> Answered {
+        self.call_with_progress(call, received, None).await
+    }
+
+    /// Runs `call` as [`Self::call`] does, telling `progress` of the plan and of each
+    /// page as it is read.
+    pub(crate) async fn call_with_progress(
+        &self,
+        call: &OcrCall,
+        received: Instant,
+        progress: Option<&Progress>,
+    ) -> Answered {
         self.metrics.request_started();
         let sha256 = image_sha256(&call.document);
-        let result = self.serve(call, &sha256).await;
+        let result = self.serve(call, &sha256, progress).await;
         let total = received.elapsed();
         let code = result.as_ref().map_or_else(|error| error.failure.code(), |_| Code::Ok);
         self.metrics.request_finished(call.protocol, call.task, code, total);
         if let Ok(served) = &result {
             for page in served.every_page() {
                 self.metrics.record_output(call.task, page.lines.len());
-                if !served.cached {
+                if !served.cached && page.source == TextSource::Ocr {
                     self.metrics.observe_phases(call.task, &page.timings);
                 }
             }
@@ -146,7 +180,7 @@ impl OcrApi {
         });
     }
 
-    async fn serve(&self, call: &OcrCall, sha256: &[u8; 32]) -> Result<Served, ApiError> {
+    async fn serve(&self, call: &OcrCall, sha256: &[u8; 32], progress: Option<&Progress>) -> Result<Served, ApiError> {
         let options = call.options;
         if !(0.0..=1.0).contains(&options.min_confidence) {
             return Err(ApiError::invalid_argument(format!(
@@ -170,12 +204,34 @@ impl OcrApi {
                 format!("the model is not ready ({})", self.serving.phase().describe()),
             ));
         }
-        match document_pages(&call.document, self.limits.max_pages).map_err(pages_error)? {
-            DocumentPages::Single => {
-                let (output, cached) = self.serve_image(call, call.document.clone(), sha256).await?;
-                Ok(Served { output, cached, pages: Vec::new() })
+        if is_pdf(&call.document) {
+            if call.task == OcrTask::Line {
+                return Err(ApiError::invalid_argument(
+                    "a LINE request reads one image; send a PDF as a DOCUMENT".to_owned(),
+                ));
             }
-            DocumentPages::Tiff(offsets) if call.task == OcrTask::Document => self.serve_pages(call, &offsets).await,
+            let deadline = call.deadline.into();
+            return tokio::time::timeout_at(deadline, self.serve_pdf(call, sha256, progress))
+                .await
+                .unwrap_or_else(|_| Err(deadline_passed()));
+        }
+        let max_document_pages = self.pdf.settings().limits.max_document_pages;
+        match document_pages(&call.document, max_document_pages).map_err(pages_error)? {
+            DocumentPages::Single => {
+                options.range.select(1, self.limits.max_pages).map_err(|error| ApiError::from(&error))?;
+                if let Some(progress) = progress {
+                    progress.planned(1, 1).await;
+                }
+                let image = PageImage::Encoded(call.document.clone());
+                let (output, cached) = self.serve_image(call, image, sha256).await?;
+                if let Some(progress) = progress {
+                    progress.page(&ServedPage { number: 1, output: output.clone(), cached }).await;
+                }
+                Ok(Served::image(output, cached))
+            }
+            DocumentPages::Tiff(offsets) if call.task == OcrTask::Document => {
+                self.serve_tiff(call, &offsets, progress).await
+            }
             DocumentPages::Tiff(offsets) => Err(ApiError::invalid_argument(format!(
                 "a LINE request reads one image; this TIFF has {} pages: send it as a DOCUMENT, or one page",
                 offsets.len()
@@ -183,36 +239,131 @@ impl OcrApi {
         }
     }
 
-    /// Every page of a multi-page TIFF, each as an image of its own (its own admission,
-    /// cache entry and batches shared with other requests), at most
-    /// [`PAGES_IN_FLIGHT`] at a time. The first page that fails fails the call.
-    async fn serve_pages(&self, call: &OcrCall, offsets: &[u32]) -> Result<Served, ApiError> {
-        // Named futures made up front: a closure building them trips the compiler's
-        // higher-ranked lifetime inference once the stream is awaited in a handler.
-        let pending: Vec<_> = (0..offsets.len()).map(|index| self.serve_page(call, offsets, index)).collect();
-        let results: Vec<Result<(OcrOutput, bool), ApiError>> =
-            futures::stream::iter(pending).buffered(PAGES_IN_FLIGHT).collect().await;
-        let pages = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-        let cached = pages.iter().all(|(_, cached)| *cached);
-        let pages: Vec<OcrOutput> = pages.into_iter().map(|(output, _)| output).collect();
-        Ok(Served { output: pages[0].clone(), cached, pages })
+    /// The selected pages of a multi-page TIFF, each as an image of its own.
+    async fn serve_tiff(
+        &self,
+        call: &OcrCall,
+        offsets: &[u32],
+        progress: Option<&Progress>,
+    ) -> Result<Served, ApiError> {
+        let selected =
+            call.options.range.select(offsets.len(), self.limits.max_pages).map_err(|error| ApiError::from(&error))?;
+        let document = call.document.clone();
+        let work = selected.map(move |index| {
+            let page: Arc<[u8]> = Arc::from(tiff_page_bytes(&document, offsets[index]));
+            let sha256 = image_sha256(&page);
+            Ok(PageWork::Image { number: index + 1, image: PageImage::Encoded(page), sha256 })
+        });
+        let work: Vec<_> = work.collect();
+        let pages_to_read = work.len();
+        self.serve_document(call, (offsets.len(), pages_to_read), futures::stream::iter(work).boxed(), progress).await
     }
 
-    /// Page `index` of a multi-page TIFF, its errors prefixed with the page.
-    async fn serve_page(&self, call: &OcrCall, offsets: &[u32], index: usize) -> Result<(OcrOutput, bool), ApiError> {
-        let page: Arc<[u8]> = Arc::from(tiff_page_bytes(&call.document, offsets[index]));
-        let sha256 = image_sha256(&page);
-        self.serve_image(call, page, &sha256).await.map_err(|error| ApiError {
-            message: format!("page {} of {}: {}", index + 1, offsets.len(), error.message),
-            ..error
+    /// The selected pages of a PDF as its renderer sends them: pixels through the
+    /// engine, or a page's own text when asked for and present.
+    async fn serve_pdf(
+        &self,
+        call: &OcrCall,
+        sha256: &[u8; 32],
+        progress: Option<&Progress>,
+    ) -> Result<Served, ApiError> {
+        let settings = self.pdf.settings();
+        let options = call.options;
+        let dpi = if options.pdf_dpi == 0 { settings.default_dpi } else { options.pdf_dpi };
+        if !(settings.min_dpi..=settings.max_dpi).contains(&dpi) {
+            return Err(ApiError::invalid_argument(format!(
+                "pdf_dpi must be between {} and {} (--pdf-min-dpi, --pdf-max-dpi), got {dpi}",
+                settings.min_dpi, settings.max_dpi
+            )));
+        }
+        let job = RenderJob { dpi, range: options.range, text_layer: options.pdf_text_layer };
+        let rendering = self.pdf.start(call.document.clone(), job).await.map_err(|error| ApiError::from(&error))?;
+        let counts = (rendering.page_count, rendering.pages.len());
+        let document_sha = *sha256;
+        let pages = futures::stream::unfold(rendering, |mut rendering| async move {
+            let page = rendering.next_page().await?;
+            Some((page, rendering))
         })
+        .map(move |rendered| {
+            let rendered = rendered.map_err(|error| ApiError::from(&error))?;
+            let number = rendered.page.number();
+            Ok(match rendered.content {
+                PageContent::Pixels(pixels) => PageWork::Image {
+                    number,
+                    image: PageImage::Pixels(Arc::new(pixels)),
+                    sha256: pdf_page_key(&document_sha, number, dpi),
+                },
+                PageContent::TextLayer(lines) => {
+                    PageWork::Answered { number, output: text_layer_output(&lines, rendered.page) }
+                }
+            })
+        })
+        .boxed();
+        self.serve_document(call, counts, pages, progress).await
+    }
+
+    /// Pages through the engine (`page_count` in the document, `pages_to_read` of them
+    /// coming), at most [`PAGES_IN_FLIGHT`] at a time, answered in page order; the first page that fails fails the call (a streaming caller keeps the
+    /// pages it was sent before).
+    async fn serve_document(
+        &self,
+        call: &OcrCall,
+        (page_count, pages_to_read): (usize, usize),
+        work: BoxStream<'_, Result<PageWork, ApiError>>,
+        progress: Option<&Progress>,
+    ) -> Result<Served, ApiError> {
+        if let Some(progress) = progress {
+            progress.planned(page_number(page_count), page_number(pages_to_read)).await;
+        }
+        let mut pages = Vec::new();
+        let mut served = work.map(|work| self.serve_work(call, work, page_count)).buffered(PAGES_IN_FLIGHT);
+        while let Some(page) = served.next().await {
+            let page = page?;
+            if let Some(progress) = progress {
+                progress.page(&page).await;
+            }
+            pages.push(page);
+        }
+        let Some(first) = pages.first() else {
+            return Err(ApiError::new(Failure::Internal, "the document yielded no page".to_owned()));
+        };
+        Ok(Served {
+            output: first.output.clone(),
+            cached: pages.iter().all(|page| page.cached),
+            document_page_count: u32::try_from(page_count).unwrap_or(u32::MAX),
+            pages,
+        })
+    }
+
+    /// One page of a document, its errors prefixed with the page.
+    fn serve_work<'a>(
+        &'a self,
+        call: &'a OcrCall,
+        work: Result<PageWork, ApiError>,
+        page_count: usize,
+    ) -> BoxFuture<'a, Result<ServedPage, ApiError>> {
+        async move {
+            match work? {
+                PageWork::Answered { number, output } => {
+                    Ok(ServedPage { number: page_number(number), output, cached: false })
+                }
+                PageWork::Image { number, image, sha256 } => {
+                    let (output, cached) = self.serve_image(call, image, &sha256).await.map_err(|error| ApiError {
+                        message: format!("page {number} of {page_count}: {}", error.message),
+                        ..error
+                    })?;
+                    Ok(ServedPage { number: page_number(number), output, cached })
+                }
+            }
+        }
+        .boxed()
     }
 
     /// One image through the cache and the engine; `true` when it came from the cache.
     async fn serve_image(
         &self,
         call: &OcrCall,
-        image: Arc<[u8]>,
+        image: PageImage,
         sha256: &[u8; 32],
     ) -> Result<(OcrOutput, bool), ApiError> {
         let options = call.options;
@@ -235,10 +386,7 @@ impl OcrApi {
                 Ok((output, false))
             }
             Ok(Err(error)) => Err(ApiError::from(&error)),
-            Err(_) => Err(ApiError::new(
-                Failure::DeadlineExceeded,
-                "the request did not finish before its deadline (the client's timeout or --request-timeout)",
-            )),
+            Err(_) => Err(deadline_passed()),
         }
     }
 
@@ -257,6 +405,63 @@ impl OcrApi {
                 self.model.variant
             ),
         )
+    }
+}
+
+fn deadline_passed() -> ApiError {
+    ApiError::new(
+        Failure::DeadlineExceeded,
+        "the request did not finish before its deadline (the client's timeout or --request-timeout)",
+    )
+}
+
+fn page_number(number: usize) -> u32 {
+    u32::try_from(number).unwrap_or(u32::MAX)
+}
+
+/// A page of a document on its way to the engine.
+enum PageWork {
+    /// Pixels or bytes to read; `sha256` keys its cache entry.
+    Image { number: usize, image: PageImage, sha256: [u8; 32] },
+    /// Already answered (a PDF page's text layer).
+    Answered { number: usize, output: OcrOutput },
+}
+
+/// The cache key of a rendered PDF page: the document, the page and the resolution
+/// (hashing the rendered pixels would cost more than looking them up saves).
+fn pdf_page_key(document_sha256: &[u8; 32], number: usize, dpi: u32) -> [u8; 32] {
+    let mut key = Vec::with_capacity(48);
+    key.extend_from_slice(document_sha256);
+    key.extend_from_slice(b"|pdf-page|");
+    key.extend_from_slice(&(number as u64).to_le_bytes());
+    key.extend_from_slice(&dpi.to_le_bytes());
+    image_sha256(&key)
+}
+
+/// A page answered from its text layer, in the shape of an OCR result: each line's box
+/// as a quad, confidence 1 (the text is what the page says it is).
+fn text_layer_output(lines: &[TextLayerLine], page: PlannedPage) -> OcrOutput {
+    let quad = |[left, top, right, bottom]: [f32; 4]| [(left, top), (right, top), (right, bottom), (left, bottom)];
+    OcrOutput {
+        lines: lines
+            .iter()
+            .map(|line| OcrLine {
+                text: line.text.clone(),
+                confidence: 1.0,
+                quad: quad(line.bbox),
+                rotated_180: false,
+                words: line
+                    .words
+                    .iter()
+                    .map(|word| Word { text: word.text.clone(), confidence: 1.0, quad: quad(word.bbox) })
+                    .collect(),
+            })
+            .collect(),
+        width: page.width,
+        height: page.height,
+        rotation: PageRotation::Upright,
+        timings: PhaseTimings::default(),
+        source: TextSource::PdfTextLayer,
     }
 }
 

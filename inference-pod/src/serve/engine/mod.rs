@@ -18,7 +18,7 @@ use kube_ocr_vision::postprocess::{LinePlacement, rotate_half_turn, should_rotat
 
 pub(crate) use error::OcrError;
 use page::UprightLines;
-pub(crate) use request::{OcrLine, OcrOptions, OcrOutput, OcrTask, PhaseTimings};
+pub(crate) use request::{OcrLine, OcrOptions, OcrOutput, OcrTask, PageImage, PhaseTimings, TextSource};
 
 use crate::model::{
     Bundle, ClassifierInput, ClassifierStage, ComputeDevice, DetectorStage, ModelError, ModelOptions, Recognizer,
@@ -150,7 +150,7 @@ impl Engine {
     /// the deadline passes is dropped before compute.
     pub(crate) async fn recognize(
         &self,
-        image: Arc<[u8]>,
+        image: PageImage,
         task: OcrTask,
         options: OcrOptions,
         deadline: Instant,
@@ -180,7 +180,7 @@ impl Engine {
 
     async fn run_pipeline(
         &self,
-        image: Arc<[u8]>,
+        image: PageImage,
         task: OcrTask,
         options: OcrOptions,
         deadline: Instant,
@@ -188,7 +188,10 @@ impl Engine {
         let mut timings = PhaseTimings::default();
         let limits = self.config.decode_limits;
         let started = Instant::now();
-        let page = Arc::new(blocking(move || decode_image(&image, limits)).await??);
+        let page = match image {
+            PageImage::Encoded(bytes) => Arc::new(blocking(move || decode_image(&bytes, limits)).await??),
+            PageImage::Pixels(pixels) => pixels,
+        };
         timings.preprocess += started.elapsed();
         let (width, height) = page.dimensions();
 
@@ -216,7 +219,7 @@ impl Engine {
         };
         let UprightLines { quads, crops, rotated, rotation, upright_size: (upright_width, upright_height) } = found;
         if crops.is_empty() {
-            return Ok(OcrOutput { lines: Vec::new(), width, height, rotation, timings });
+            return Ok(OcrOutput { lines: Vec::new(), width, height, rotation, timings, source: TextSource::Ocr });
         }
 
         let pending = self.recognizer.enqueue_all(crops, deadline)?;
@@ -258,7 +261,7 @@ impl Engine {
             })
             .filter(|line| line.confidence >= floor && (task == OcrTask::Line || !line.text.is_empty()))
             .collect();
-        Ok(OcrOutput { lines, width, height, rotation, timings })
+        Ok(OcrOutput { lines, width, height, rotation, timings, source: TextSource::Ocr })
     }
 
     /// Turns crops the classifier reads as upside down; returns the crops and which turned.

@@ -76,6 +76,26 @@ pub(crate) struct OcrOutput {
     /// How the page as sent was turned (boxes are in the page's coordinates as sent).
     pub rotation: PageRotation,
     pub timings: PhaseTimings,
+    /// Where the lines came from.
+    pub source: TextSource,
+}
+
+/// Where a page's lines came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum TextSource {
+    /// The models read the pixels.
+    #[default]
+    Ocr,
+    /// A PDF page's own text layer.
+    PdfTextLayer,
+}
+
+/// A page as the engine takes it: bytes still to decode (an image, a TIFF page), or
+/// pixels already there (a rendered PDF page).
+#[derive(Debug, Clone)]
+pub(crate) enum PageImage {
+    Encoded(std::sync::Arc<[u8]>),
+    Pixels(std::sync::Arc<image::RgbImage>),
 }
 
 impl CacheWeight for OcrOutput {

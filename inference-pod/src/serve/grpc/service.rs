@@ -8,16 +8,25 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use kube_ocr_proto::v1::ocr_server::Ocr;
 use kube_ocr_proto::v1::{
-    GetModelInfoRequest, ModelInfo, RecognizeError, RecognizeRequest, RecognizeResponse, RecognizeStreamResponse, Task,
-    recognize_stream_response,
+    GetModelInfoRequest, ModelInfo, RecognizeDocumentResponse, RecognizeError, RecognizeRequest, RecognizeResponse,
+    RecognizeStreamResponse, Task, recognize_stream_response,
 };
+use kube_ocr_vision::image::PageRange;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::deadline::parse_grpc_timeout;
 use super::status::status_of;
 use crate::serve::api::deadline::request_deadline;
-use crate::serve::api::{ApiError, CallOptions, OcrApi, OcrCall, Protocol, response_message};
+use crate::serve::api::{
+    ApiError, CallOptions, DocumentProgress, OcrApi, OcrCall, Progress, Protocol, page_result, response_message,
+    timings_message,
+};
 use crate::serve::engine::OcrTask;
+
+/// Pages of a `RecognizeDocument` call read ahead of a slow reader of the stream.
+const DOCUMENT_STREAM_BUFFER: usize = 4;
 
 /// Requests of one stream processed at the same time (responses keep request order).
 const STREAM_CONCURRENCY: usize = 8;
@@ -44,13 +53,8 @@ fn task_of(request: &RecognizeRequest) -> Result<OcrTask, ApiError> {
     }
 }
 
-/// Handles one request end to end: the call, its metrics and access log, the response.
-async fn recognize_one(
-    api: &OcrApi,
-    request: RecognizeRequest,
-    deadline: Instant,
-) -> Result<RecognizeResponse, Status> {
-    let received = Instant::now();
+/// The call a request asks for; a request without a task is counted, logged and refused.
+fn call_of(api: &OcrApi, request: RecognizeRequest, deadline: Instant, received: Instant) -> Result<OcrCall, Status> {
     let task = match task_of(&request) {
         Ok(task) => task,
         Err(error) => {
@@ -59,7 +63,7 @@ async fn recognize_one(
         }
     };
     let options = request.options.unwrap_or_default();
-    let call = OcrCall {
+    Ok(OcrCall {
         protocol: Protocol::Grpc,
         request_id: request.request_id,
         document: Arc::from(request.image),
@@ -69,9 +73,22 @@ async fn recognize_one(
             skip_orientation: options.skip_orientation,
             bypass_cache: options.bypass_cache,
             word_boxes: options.word_boxes,
+            range: PageRange { first: options.first_page, last: options.last_page },
+            pdf_dpi: options.pdf_dpi,
+            pdf_text_layer: options.pdf_text_layer,
         },
         deadline,
-    };
+    })
+}
+
+/// Handles one request end to end: the call, its metrics and access log, the response.
+async fn recognize_one(
+    api: &OcrApi,
+    request: RecognizeRequest,
+    deadline: Instant,
+) -> Result<RecognizeResponse, Status> {
+    let received = Instant::now();
+    let call = call_of(api, request, deadline, received)?;
     let answered = api.call(&call, received).await;
     let served = answered.result.map_err(|error| status_of(&error))?;
     let with_words = call.options.word_boxes;
@@ -85,6 +102,56 @@ fn deadline_of<T>(api: &OcrApi, request: &Request<T>) -> Instant {
 }
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<RecognizeStreamResponse, Status>> + Send>>;
+type DocumentStream = Pin<Box<dyn Stream<Item = Result<RecognizeDocumentResponse, Status>> + Send>>;
+
+/// The plan and then each page as `RecognizeDocument` messages; a failed call ends the
+/// stream with its status after the pages sent before it.
+fn document_messages(
+    call: &OcrCall,
+    api: &OcrApi,
+    events: mpsc::Receiver<DocumentProgress>,
+    finished: oneshot::Receiver<Result<(), Status>>,
+) -> DocumentStream {
+    let request_id = call.request_id.clone();
+    let model = api.model().clone();
+    let with_words = call.options.word_boxes;
+    let pages = ReceiverStream::new(events).scan((0, 0), move |plan, event| {
+        let message = match event {
+            DocumentProgress::Planned { document_page_count, pages_to_read } => {
+                *plan = (document_page_count, pages_to_read);
+                RecognizeDocumentResponse {
+                    request_id: request_id.clone(),
+                    model: Some(model.clone()),
+                    document_page_count,
+                    pages_to_read,
+                    page: None,
+                    timings: None,
+                }
+            }
+            DocumentProgress::Page(page) => {
+                let timings = &page.output.timings;
+                let spent = timings.queue + timings.preprocess + timings.inference + timings.postprocess;
+                RecognizeDocumentResponse {
+                    request_id: request_id.clone(),
+                    model: Some(model.clone()),
+                    document_page_count: plan.0,
+                    pages_to_read: plan.1,
+                    timings: Some(timings_message(timings, spent)),
+                    page: Some(page_result(&page, with_words)),
+                }
+            }
+        };
+        std::future::ready(Some(Ok(message)))
+    });
+    let end = futures::stream::once(finished).filter_map(|finished| {
+        std::future::ready(match finished {
+            Ok(Ok(())) => None,
+            Ok(Err(status)) => Some(Err(status)),
+            Err(_) => Some(Err(Status::internal("the document call ended without an answer"))),
+        })
+    });
+    Box::pin(pages.chain(end))
+}
 
 #[tonic::async_trait]
 impl Ocr for OcrGrpcService {
@@ -127,6 +194,29 @@ impl Ocr for OcrGrpcService {
             })
             .buffered(STREAM_CONCURRENCY);
         Ok(Response::new(Box::pin(responses)))
+    }
+
+    type RecognizeDocumentStream = DocumentStream;
+
+    /// One document, its pages streamed in order as they are read.
+    async fn recognize_document(
+        &self,
+        request: Request<RecognizeRequest>,
+    ) -> Result<Response<Self::RecognizeDocumentStream>, Status> {
+        let received = Instant::now();
+        let deadline = deadline_of(&self.api, &request);
+        let call = call_of(&self.api, request.into_inner(), deadline, received)?;
+        let (events, heard) = mpsc::channel(DOCUMENT_STREAM_BUFFER);
+        let (finish, finished) = oneshot::channel();
+        let messages = document_messages(&call, &self.api, heard, finished);
+        let api = self.api.clone();
+        tokio::spawn(async move {
+            let progress = Progress::new(events);
+            let answered = api.call_with_progress(&call, received, Some(&progress)).await;
+            drop(progress);
+            let _ = finish.send(answered.result.map(|_| ()).map_err(|error| status_of(&error)));
+        });
+        Ok(Response::new(messages))
     }
 
     async fn get_model_info(&self, _request: Request<GetModelInfoRequest>) -> Result<Response<ModelInfo>, Status> {

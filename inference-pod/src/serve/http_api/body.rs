@@ -62,6 +62,21 @@ pub(crate) struct JsonOptions {
     /// Add each line's words with their boxes.
     #[serde(alias = "word_boxes")]
     pub word_boxes: Option<bool>,
+    /// PDF or multi-page TIFF: the first page to read, 1-based.
+    #[serde(alias = "first_page")]
+    #[schema(minimum = 1)]
+    pub first_page: Option<u32>,
+    /// PDF or multi-page TIFF: the last page to read, inclusive.
+    #[serde(alias = "last_page")]
+    #[schema(minimum = 1)]
+    pub last_page: Option<u32>,
+    /// PDF: the resolution pages are rendered at, in dots per inch.
+    #[serde(alias = "pdf_dpi")]
+    #[schema(minimum = 1)]
+    pub pdf_dpi: Option<u32>,
+    /// PDF: answer a page that carries its own text from that text instead of OCR.
+    #[serde(alias = "pdf_text_layer")]
+    pub pdf_text_layer: Option<bool>,
 }
 
 /// Raw documents are sent with one of these media types (any `image/*`).
@@ -107,6 +122,10 @@ fn parse_json(body: &[u8]) -> Result<ParsedBody, HttpError> {
         request_id: request.request_id,
         format: request.format,
         timeout_ms: request.timeout_ms.map(|value| value.to_string()),
+        first_page: request.options.first_page.map(|value| value.to_string()),
+        last_page: request.options.last_page.map(|value| value.to_string()),
+        pdf_dpi: request.options.pdf_dpi.map(|value| value.to_string()),
+        pdf_text_layer: request.options.pdf_text_layer.map(|value| value.to_string()),
     };
     Ok(ParsedBody { document: Bytes::from(document), fields })
 }

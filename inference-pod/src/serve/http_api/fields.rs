@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use kube_ocr_vision::image::PageRange;
+
 use crate::serve::api::{ApiError, CallOptions};
 use crate::serve::engine::OcrTask;
 
@@ -44,7 +46,15 @@ pub(crate) struct RawFields {
     pub request_id: Option<String>,
     pub format: Option<String>,
     pub timeout_ms: Option<String>,
+    pub first_page: Option<String>,
+    pub last_page: Option<String>,
+    pub pdf_dpi: Option<String>,
+    pub pdf_text_layer: Option<String>,
 }
+
+/// The names of every field, for error messages.
+const FIELD_NAMES: &str = "task, min_confidence, skip_orientation, bypass_cache, word_boxes, request_id, format, \
+                           timeout_ms, first_page, last_page, pdf_dpi, pdf_text_layer";
 
 /// The type of a field's value, for the OpenAPI document.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,7 +75,7 @@ pub(crate) struct FieldDoc {
 }
 
 /// Every field [`RawFields`] takes (a test checks both agree).
-pub(crate) const FIELDS: [FieldDoc; 8] = [
+pub(crate) const FIELDS: [FieldDoc; 12] = [
     FieldDoc {
         name: "task",
         value: FieldValue::OneOf(&["document", "line", "TASK_DOCUMENT", "TASK_LINE"]),
@@ -106,16 +116,33 @@ pub(crate) const FIELDS: [FieldDoc; 8] = [
         value: FieldValue::PositiveInteger,
         description: "The caller's deadline in milliseconds; the server's --request-timeout-secs still applies. A request that cannot finish in time is refused at once (504, or 429 with Retry-After when the server is busy).",
     },
+    FieldDoc {
+        name: "first_page",
+        value: FieldValue::PositiveInteger,
+        description: "PDF or multi-page TIFF: the first page to read, 1-based (default: the first).",
+    },
+    FieldDoc {
+        name: "last_page",
+        value: FieldValue::PositiveInteger,
+        description: "PDF or multi-page TIFF: the last page to read, inclusive (default: the last; past the end reads to the end).",
+    },
+    FieldDoc {
+        name: "pdf_dpi",
+        value: FieldValue::PositiveInteger,
+        description: "PDF: the resolution pages are rendered at, in dots per inch (default: the server's --pdf-dpi; outside --pdf-min-dpi..--pdf-max-dpi is a 400).",
+    },
+    FieldDoc {
+        name: "pdf_text_layer",
+        value: FieldValue::Flag,
+        description: "PDF: answer a page that carries its own text (a born-digital page) from that text instead of OCR (`text_source`; default false).",
+    },
 ];
 
 impl RawFields {
     /// The query string's fields.
     pub(crate) fn from_query(query: Option<&str>) -> Result<Self, ApiError> {
         serde_urlencoded::from_str(query.unwrap_or("")).map_err(|error| {
-            ApiError::invalid_argument(format!(
-                "the query string does not parse: {error} (fields: task, min_confidence, skip_orientation, \
-                 bypass_cache, word_boxes, request_id, format, timeout_ms)"
-            ))
+            ApiError::invalid_argument(format!("the query string does not parse: {error} (fields: {FIELD_NAMES})"))
         })
     }
 
@@ -130,10 +157,13 @@ impl RawFields {
             "request_id" => &mut self.request_id,
             "format" => &mut self.format,
             "timeout_ms" => &mut self.timeout_ms,
+            "first_page" => &mut self.first_page,
+            "last_page" => &mut self.last_page,
+            "pdf_dpi" => &mut self.pdf_dpi,
+            "pdf_text_layer" => &mut self.pdf_text_layer,
             other => {
                 return Err(ApiError::invalid_argument(format!(
-                    "unknown form field {other:?} (fields: file, task, min_confidence, skip_orientation, bypass_cache, \
-                     word_boxes, request_id, format, timeout_ms)"
+                    "unknown form field {other:?} (fields: file, {FIELD_NAMES})"
                 )));
             }
         };
@@ -152,6 +182,10 @@ impl RawFields {
             (&mut self.request_id, other.request_id, "request_id"),
             (&mut self.format, other.format, "format"),
             (&mut self.timeout_ms, other.timeout_ms, "timeout_ms"),
+            (&mut self.first_page, other.first_page, "first_page"),
+            (&mut self.last_page, other.last_page, "last_page"),
+            (&mut self.pdf_dpi, other.pdf_dpi, "pdf_dpi"),
+            (&mut self.pdf_text_layer, other.pdf_text_layer, "pdf_text_layer"),
         ];
         for (slot, value, name) in pairs {
             if let Some(value) = value {
@@ -170,6 +204,12 @@ impl RawFields {
                 skip_orientation: parse_flag("skip_orientation", self.skip_orientation.as_deref())?,
                 bypass_cache: parse_flag("bypass_cache", self.bypass_cache.as_deref())?,
                 word_boxes: parse_flag("word_boxes", self.word_boxes.as_deref())?,
+                range: PageRange {
+                    first: parse_count("first_page", self.first_page.as_deref())?,
+                    last: parse_count("last_page", self.last_page.as_deref())?,
+                },
+                pdf_dpi: parse_count("pdf_dpi", self.pdf_dpi.as_deref())?,
+                pdf_text_layer: parse_flag("pdf_text_layer", self.pdf_text_layer.as_deref())?,
             },
             request_id: self.request_id.map(parse_request_id).transpose()?,
             format: self.format.as_deref().map(OutputFormat::parse).transpose()?.unwrap_or_default(),
@@ -225,6 +265,18 @@ fn parse_flag(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
+/// A whole number from 1 up (a page number, a resolution); absent is 0, "not given".
+fn parse_count(name: &str, value: Option<&str>) -> Result<u32, ApiError> {
+    match value.map(|value| value.trim().parse::<u32>()) {
+        None => Ok(0),
+        Some(Ok(count)) if count > 0 => Ok(count),
+        Some(_) => Err(ApiError::invalid_argument(format!(
+            "{name} must be a whole number from 1 up, got {:?}",
+            value.unwrap_or_default()
+        ))),
+    }
+}
+
 /// Longest request id accepted (it is echoed in a header and logged).
 pub(crate) const MAX_REQUEST_ID_LEN: usize = 128;
 
@@ -260,7 +312,8 @@ mod tests {
     #[test]
     fn query_fields_parse_into_a_call() {
         let fields = RawFields::from_query(Some(
-            "task=LINE&min_confidence=0.5&skip_orientation=true&bypass_cache=1&word_boxes=true&request_id=r-1&format=hocr&timeout_ms=1500",
+            "task=LINE&min_confidence=0.5&skip_orientation=true&bypass_cache=1&word_boxes=true&request_id=r-1&format=hocr&timeout_ms=1500\
+             &first_page=2&last_page=5&pdf_dpi=300&pdf_text_layer=true",
         ))
         .unwrap()
         .parse()
@@ -268,7 +321,15 @@ mod tests {
         assert_eq!(fields.task, Some(OcrTask::Line));
         assert_eq!(
             fields.options,
-            CallOptions { min_confidence: 0.5, skip_orientation: true, bypass_cache: true, word_boxes: true }
+            CallOptions {
+                min_confidence: 0.5,
+                skip_orientation: true,
+                bypass_cache: true,
+                word_boxes: true,
+                range: PageRange { first: 2, last: 5 },
+                pdf_dpi: 300,
+                pdf_text_layer: true,
+            }
         );
         assert_eq!(fields.request_id.as_deref(), Some("r-1"));
         assert_eq!(fields.format, OutputFormat::Hocr);
@@ -294,6 +355,10 @@ mod tests {
             ("format=pdf", "format must be json, text or hocr"),
             ("timeout_ms=0", "timeout_ms must be a whole number"),
             ("timeout_ms=-5", "timeout_ms must be a whole number"),
+            ("first_page=0", "first_page must be a whole number from 1 up"),
+            ("last_page=two", "last_page must be a whole number from 1 up"),
+            ("pdf_dpi=-72", "pdf_dpi must be a whole number from 1 up"),
+            ("pdf_text_layer=maybe", "pdf_text_layer must be true or false"),
             ("request_id=a%0Ab", "request_id must be 1 to 128 printable ASCII characters"),
             ("request_id=", "request_id must be 1 to 128"),
             ("lang=en", "the query string does not parse: unknown field `lang`"),

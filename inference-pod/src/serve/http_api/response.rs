@@ -25,13 +25,16 @@ pub(crate) struct OcrResponseBody {
     pub cached: bool,
     /// Summed over the pages of a multi-page document.
     pub timings: TimingsBody,
-    /// A document of several pages (a multi-page TIFF): every page, in order; the fields
-    /// above then describe its first page. Absent for a single image.
+    /// A document of pages (a PDF, a multi-page TIFF): every page read, in order; the
+    /// fields above then describe its first page read. Absent for a single image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pages: Option<Vec<PageBody>>,
     /// With `pages`: the whole text, pages separated by a line holding a form feed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document_text: Option<String>,
+    /// With `pages`: how many pages the document has (`first_page`/`last_page` may read fewer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document_page_count: Option<u32>,
 }
 
 /// One page of a multi-page document.
@@ -45,6 +48,12 @@ pub(crate) struct PageBody {
     pub page_rotation: u32,
     pub lines: Vec<LineBody>,
     pub text: String,
+    /// Where the lines came from: `TEXT_SOURCE_OCR`, or `TEXT_SOURCE_PDF_TEXT_LAYER` (the
+    /// PDF page's own text, asked for with `pdf_text_layer`).
+    #[schema(example = "TEXT_SOURCE_OCR")]
+    pub text_source: &'static str,
+    /// Answered from the result cache.
+    pub cached: bool,
 }
 
 /// One recognised line.
@@ -116,6 +125,8 @@ impl OcrResponseBody {
                     image_width: page.image_width,
                     image_height: page.image_height,
                     page_rotation: page.page_rotation,
+                    text_source: page.text_source().as_str_name(),
+                    cached: page.cached,
                     lines: line_bodies(page.lines, with_words),
                     text: page.text,
                 })
@@ -138,6 +149,7 @@ impl OcrResponseBody {
                 total_us: timings.total_us,
             },
             document_text: pages.as_ref().map(|_| message.document_text),
+            document_page_count: pages.as_ref().map(|_| message.document_page_count),
             pages,
         }
     }
