@@ -58,6 +58,11 @@ HADOLINT := $(HADOLINT_VENV)/bin/hadolint
 API_TOOLS_REQUIREMENTS := tools/api-check/requirements.txt
 API_TOOLS_VENV := $(CACHE)/api-tools-$(shell sha256sum $(API_TOOLS_REQUIREMENTS) | cut -c1-12)
 
+# pypdfium2 for the PDF peer of `make bench` (tools/bench/peer_pdf.py), likewise apart.
+BENCH_TOOLS_REQUIREMENTS := tools/bench/requirements.txt
+BENCH_TOOLS_VENV := $(CACHE)/bench-tools-$(shell sha256sum $(BENCH_TOOLS_REQUIREMENTS) | cut -c1-12)
+BENCH_PDF_DPIS ?= 100 150 200 300
+
 # kubeconform for `make chart-test`, built from the Go module pinned in tools/kubeconform/.
 KUBECONFORM_VERSION := $(shell awk '$$1 == "github.com/yannh/kubeconform" { print $$2; exit }' tools/kubeconform/go.mod)
 KUBECONFORM := $(CACHE)/kubeconform-$(KUBECONFORM_VERSION)/bin/kubeconform
@@ -109,6 +114,13 @@ $(API_TOOLS_VENV)/.complete:
 	rm -rf $(API_TOOLS_VENV)
 	$(HOST_PYTHON) -m venv $(API_TOOLS_VENV)
 	$(API_TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(API_TOOLS_REQUIREMENTS)
+	touch $@
+
+$(BENCH_TOOLS_VENV)/.complete:
+	@echo "bench: installing pypdfium2 into $(BENCH_TOOLS_VENV)"
+	rm -rf $(BENCH_TOOLS_VENV)
+	$(HOST_PYTHON) -m venv $(BENCH_TOOLS_VENV)
+	$(BENCH_TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(BENCH_TOOLS_REQUIREMENTS)
 	touch $@
 
 $(HADOLINT_VENV)/.complete:
@@ -224,11 +236,14 @@ BENCH_SHORT_ENV := OCR_BENCH_SECONDS=3 OCR_BENCH_ROUNDS=1 OCR_BENCH_OVERLOAD_SEC
 BENCH_ENV := $(if $(filter 1,$(BENCH_SHORT)),$(BENCH_SHORT_ENV))
 
 .PHONY: bench-inference
-bench-inference: setup ## Inference benchmarks: overhead, documents and lines vs the Python peer, overload, memory; target/bench/report.md
+bench-inference: setup $(BENCH_TOOLS_VENV)/.complete ## Inference benchmarks: overhead, documents, PDFs and lines vs the Python peer, overload, memory; target/bench/report.md
 	$(BENCH_ENV) $(PYTHON) tools/bench/peer_rapidocr.py --golden golden/data --out target/bench --threads $(BENCH_THREADS)
+	$(BENCH_ENV) $(PYTHON) tools/bench/peer_pdf.py --documents golden/documents --out target/bench --threads $(BENCH_THREADS) \
+		$(foreach dpi,$(BENCH_PDF_DPIS),--dpi $(dpi)) --site-packages $$(echo $(BENCH_TOOLS_VENV)/lib/python3*/site-packages)
 	$(CARGO) build --release --locked -p kube-ocr-pdf-render --bin ocr-pdf-render
 	$(BENCH_ENV) $(CARGO) run --release --locked -p kube-ocr-inference --example bench_server -- --threads $(BENCH_THREADS) \
-		--bundle models/ppocr-v4 --golden golden/data --peer target/bench --report target/bench/report.md
+		--bundle models/ppocr-v4 --golden golden/data --documents golden/documents --peer target/bench \
+		--report target/bench/report.md
 	$(BENCH_ENV) $(CARGO) run --release --locked -p kube-ocr-inference --example bench_recognizer -- \
 		--bundle models/ppocr-v4 --golden golden/data --report target/bench/recognizer.md
 
@@ -262,18 +277,21 @@ bench-operator: k8s-binaries target-dir ## Operator benchmark: reconcile BENCH_O
 	$(CARGO) run --release --locked -p kube-ocr-e2e --example operator_bench -- \
 		--count $(BENCH_OCRSERVICES) --report target/bench/operator.md
 
-# libFuzzer on image bytes through decode and pre-processing (fuzz/, docs/development.md).
+# libFuzzer on untrusted bytes (fuzz/, docs/development.md): FUZZ_TARGET is decode_preprocess
+# (images through decode and pre-processing), pdf_document (PDFs through open, plan, render
+# and text layer) or http_body (HTTP requests through body parsing and field checks).
 # Needs the nightly toolchain and `cargo install cargo-fuzz --locked`; not part of `make test`.
-# New inputs land in fuzz/corpus/decode_preprocess/ (ignored but for the seed-* files), a
+# New inputs land in fuzz/corpus/$(FUZZ_TARGET)/ (ignored but for the seed-* files), a
 # failing one in fuzz/artifacts/. Its own target dir: the sanitizer flags rebuild everything.
+FUZZ_TARGET ?= decode_preprocess
 FUZZ_SECONDS ?= 300
 FUZZ_FLAGS ?=
 FUZZ_TARGET_DIR ?= $(CACHE)/fuzz-target
 
 .PHONY: fuzz
-fuzz: ## Fuzz image decoding + pre-processing for FUZZ_SECONDS (default 300)
+fuzz: ## Fuzz FUZZ_TARGET (decode_preprocess, pdf_document, http_body) for FUZZ_SECONDS (default 300)
 	@command -v cargo-fuzz >/dev/null || { echo "fuzz: needs cargo-fuzz: cargo install cargo-fuzz --locked"; exit 1; }
-	CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) $(CARGO) +nightly fuzz run --debug-assertions decode_preprocess -- \
+	CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) $(CARGO) +nightly fuzz run --debug-assertions $(FUZZ_TARGET) -- \
 		-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $(FUZZ_FLAGS)
 
 # The demo (docs/quickstart.md): its own local control plane and node agent in the
@@ -282,7 +300,8 @@ fuzz: ## Fuzz image decoding + pre-processing for FUZZ_SECONDS (default 300)
 # a new `make demo` starts from scratch; `make demo-down` stops it. Dev-profile binaries:
 # the node agent runs ocr-inference-pod and ocr-operator from $(CARGO_TARGET_DIR)/debug.
 DEMO_DIR ?= $(CURDIR)/target/kube-ocr/demo
-DEMO_BINS := -p kube-ocr-inference --bin ocr-inference-pod -p kube-ocr-operator --bin ocr-operator \
+DEMO_BINS := -p kube-ocr-inference --bin ocr-inference-pod -p kube-ocr-pdf-render --bin ocr-pdf-render \
+	-p kube-ocr-operator --bin ocr-operator \
 	-p kube-ocr-golden --bin ocr -p kube-ocr-e2e --bin kube-ocr-demo
 
 .PHONY: demo

@@ -194,6 +194,32 @@ async fn ocr_reads_a_document_over_grpc_and_the_http_api() {
     }
     assert_eq!(documents[0], documents[1], "both APIs read the same pages");
 
+    // PDFs: a born-digital one from its own text, and the first page of a scanned one
+    // rendered at 150 dpi; both APIs print the same.
+    let documents = kube_ocr_golden::document_set_dir().join("multipage");
+    let born_digital = documents.join("pdf-born-digital.pdf");
+    let scanned = documents.join("pdf-scanned.pdf");
+    let mut pdf_texts = Vec::new();
+    for (pdf, flags) in [
+        (&born_digital, &["--pdf-text-layer"][..]),
+        (&scanned, &["--first-page", "1", "--last-page", "1", "--pdf-dpi", "150"]),
+    ] {
+        let mut printed = Vec::new();
+        for api in [&grpc[..], &http[..]] {
+            let (code, stdout, stderr) = run_ocr(&[api, flags].concat(), pdf).await;
+            assert_eq!(code, Some(0), "{api:?} {flags:?}: {stderr}");
+            // (Spaces aside: OCR of a 150 dpi page may join words.)
+            assert!(stdout.replace(' ', "").contains("ACMETradingLtd."), "{api:?} {flags:?}: {stdout}");
+            printed.push(stdout);
+        }
+        assert_eq!(printed[0], printed[1], "{flags:?}");
+        pdf_texts.push(printed.swap_remove(0));
+    }
+    let headings = page_headings(&pdf_texts[0]);
+    assert!(headings.len() >= 2 && headings.iter().all(|h| h.ends_with("(PDF text layer) --")), "{}", pdf_texts[0]);
+    let headings = page_headings(&pdf_texts[1]);
+    assert!(headings.len() == 1 && headings[0].starts_with("-- page 1 of "), "{}", pdf_texts[1]);
+
     // A file the server cannot read: its 400 and message over HTTP, the same message as
     // over gRPC; exit 1.
     let broken = dir.path().join("broken.png");

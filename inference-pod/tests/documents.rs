@@ -1,5 +1,5 @@
 //! Documents of several pages (a multi-page TIFF) through both APIs: one result per page,
-//! each page read as it is read alone, the document's text, the page limit, and hOCR with
+//! each page read as it is read alone, the document's text, the page limit and page ranges, and hOCR with
 //! a page per page that a real hOCR validator accepts.
 
 mod common;
@@ -84,11 +84,20 @@ async fn a_multi_page_tiff_is_read_page_by_page_on_both_apis() {
     let too_many = grpc.recognize(document(four.clone(), Task::Document)).await.unwrap_err();
     assert_eq!(too_many.code(), Code::ResourceExhausted);
     assert!(
-        too_many.message().contains("more than 3 pages") && too_many.message().contains("--max-pages"),
+        too_many.message().contains("reads 4 pages") && too_many.message().contains("at most 3 per request"),
         "{}",
         too_many.message()
     );
-    assert_eq!(post("/v1/ocr?task=document", four).await.status, 413);
+    assert!(too_many.message().contains("first_page, last_page"), "{}", too_many.message());
+    assert_eq!(post("/v1/ocr?task=document", four.clone()).await.status, 413);
+    // A range within the limit reads those pages, numbered as in the document.
+    let mut last_three = document(four, Task::Document);
+    last_three.options = Some(RecognizeOptions { first_page: 2, bypass_cache: true, ..Default::default() });
+    let ranged = grpc.recognize(last_three).await.unwrap().into_inner();
+    let numbers: Vec<u32> = ranged.pages.iter().map(|page| page.page_number).collect();
+    assert_eq!(numbers, [2, 3, 4]);
+    assert_eq!(ranged.document_page_count, 4);
+    assert_eq!(ranged.pages[2].text, alone[0], "page 4 is the first page again");
     let as_line = grpc.recognize(document(tiff, Task::Line)).await.unwrap_err();
     assert_eq!(as_line.code(), Code::InvalidArgument);
     assert!(as_line.message().contains("this TIFF has 3 pages"), "{}", as_line.message());

@@ -3,7 +3,8 @@
 //!
 //! 1. overhead at concurrency 1: server round trip vs the same work in process, and the
 //!    HTTP API vs gRPC on the same lines;
-//! 2. documents: pages/s at concurrency 4 and 16 vs the peer, CER side by side;
+//! 2. documents: pages/s at concurrency 4 and 16 vs the peer, CER side by side; 2b. PDF
+//!    pages/s by resolution vs the peer's PDFium + rapidocr (`tools/bench/peer_pdf.py`);
 //! 3. lines: lines/s at concurrency 32 vs the peer's recogniser and our best raw loop,
 //!    batching on and off;
 //! 4. overload: open-loop DOCUMENT arrivals at 4× capacity with deadlines;
@@ -23,6 +24,7 @@ mod lines;
 mod memory;
 mod overhead;
 mod overload;
+mod pdf;
 mod peer;
 mod report;
 mod stats;
@@ -48,6 +50,12 @@ struct Args {
     bundle: PathBuf,
     #[arg(long, env = "OCR_GOLDEN_SET")]
     golden: PathBuf,
+    /// The golden document set, whose PDFs figure 2b sends.
+    #[arg(long, env = "OCR_GOLDEN_DOCUMENTS")]
+    documents: PathBuf,
+    /// Resolutions of figure 2b (the peer ran the same ones).
+    #[arg(long, env = "OCR_BENCH_PDF_DPIS", value_delimiter = ',', default_value = "100,150,200,300")]
+    pdf_dpis: Vec<u32>,
     /// Folder with the peer's peer-timing.json and answers.
     #[arg(long, env = "OCR_BENCH_PEER")]
     peer: PathBuf,
@@ -128,6 +136,15 @@ async fn main() -> anyhow::Result<()> {
     progress("2. documents at concurrency 4 and 16");
     let document_runs = documents::measure(&serving, &set, &documents, &[4, 16], seconds * 2).await?;
     documents::write(&mut report, &document_runs, &peer, documents.len())?;
+
+    let pdfs = Arc::new(pdf::golden_pdfs(&args.documents)?);
+    let peer_pdf = pdf::PeerPdf::load(&args.peer)?;
+    let mut pdf_runs = Vec::new();
+    for &dpi in &args.pdf_dpis {
+        progress(&format!("2b. PDF pages at {dpi} dpi, concurrency {}", pdf::CONCURRENCY));
+        pdf_runs.push(pdf::measure(&serving, &pdfs, dpi, seconds * 2).await?);
+    }
+    pdf::write(&mut report, &pdf_runs, &peer_pdf, &pdfs)?;
 
     progress("3. lines at concurrency 32");
     let batched = lines::server_rate(&serving, &lines, seconds).await?;

@@ -187,8 +187,9 @@ pub fn start_detached(dir: &Path, k8s_bin: &Path, bin_dir: &Path, timeout: Durat
     }
 }
 
-/// The binaries the node agent runs for the workspace images.
-pub const IMAGE_BINARIES: [&str; 2] = ["ocr-inference-pod", "ocr-operator"];
+/// The binaries the node agent runs for the workspace images (the inference pod finds
+/// its PDF renderer beside itself, as in its image).
+pub const IMAGE_BINARIES: [&str; 3] = ["ocr-inference-pod", "ocr-pdf-render", "ocr-operator"];
 
 /// Hard-links (or, across file systems, copies) the image binaries of `bin_dir` into
 /// `images`, replacing what was there: the demo's "images" then stay as they were built

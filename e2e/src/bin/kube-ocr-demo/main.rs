@@ -277,7 +277,7 @@ impl Demo {
         for binary in background::IMAGE_BINARIES {
             if !bin_dir.join(binary).is_file() {
                 bail!(
-                    "{} is missing: build it first (`make demo` does: cargo build -p kube-ocr-inference -p kube-ocr-operator)",
+                    "{} is missing: build it first (`make demo` does: cargo build -p kube-ocr-inference -p kube-ocr-pdf-render -p kube-ocr-operator)",
                     bin_dir.join(binary).display()
                 );
             }

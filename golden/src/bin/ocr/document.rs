@@ -59,11 +59,12 @@ impl StreamedDocument {
     }
 
     /// The pages as `Recognize` answers them: the top-level fields are the first page's,
-    /// `pages` and `document_text` carry every page. A document of one page reads like a
-    /// single image (no `pages`), as `Recognize` answers it.
-    pub fn into_response(self) -> RecognizeResponse {
+    /// `pages` and `document_text` carry every page. Unless `paged` (a PDF, whose answer
+    /// always has pages), a document of one page reads like a single image (no `pages`),
+    /// as `Recognize` answers a TIFF of one page.
+    pub fn into_response(self, paged: bool) -> RecognizeResponse {
         let first = self.pages.first().cloned().unwrap_or_default();
-        let single = self.document_page_count <= 1 && self.pages.len() == 1;
+        let single = !paged && self.document_page_count <= 1 && self.pages.len() == 1;
         let document_text = self.pages.iter().map(|page| page.text.as_str()).collect::<Vec<_>>().join("\n\u{c}\n");
         RecognizeResponse {
             request_id: self.request_id,
@@ -123,7 +124,7 @@ mod tests {
         document.add(page(2, "two"));
         document.add(page(3, "three"));
         assert!(document.is_complete());
-        let response = document.into_response();
+        let response = document.into_response(false);
         assert_eq!(response.text, "two");
         assert_eq!((response.image_width, response.page_rotation, response.document_page_count), (200, 90, 5));
         assert_eq!(response.pages.iter().map(|p| p.page_number).collect::<Vec<_>>(), [2, 3]);
@@ -134,10 +135,12 @@ mod tests {
     }
 
     #[test]
-    fn a_one_page_document_reads_like_an_image() {
+    fn a_one_page_tiff_reads_like_an_image_and_a_pdf_keeps_its_page() {
         let mut document = StreamedDocument::start(head(1, 1));
         document.add(page(1, "only"));
-        let response = document.into_response();
+        let pdf = document.clone().into_response(true);
+        assert_eq!((pdf.pages.len(), pdf.document_text.as_str(), pdf.document_page_count), (1, "only", 1));
+        let response = document.into_response(false);
         assert!(response.pages.is_empty() && response.document_text.is_empty());
         assert_eq!((response.text.as_str(), response.lines.len()), ("only", 1));
     }
@@ -150,6 +153,6 @@ mod tests {
         let mut document = StreamedDocument::start(first);
         assert_eq!(document.received(), 1);
         document.add(page(2, "two"));
-        assert_eq!(document.into_response().pages.len(), 2);
+        assert_eq!(document.into_response(false).pages.len(), 2);
     }
 }

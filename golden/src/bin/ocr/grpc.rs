@@ -15,7 +15,7 @@ use tonic::{Code, Status};
 
 use crate::cli::RequestSettings;
 use crate::document::StreamedDocument;
-use crate::input::Input;
+use crate::input::{Format, Input};
 use crate::progress::Progress;
 use crate::target::{Failed, GRACE, with_causes};
 
@@ -48,7 +48,8 @@ impl GrpcTarget {
         progress: &Progress,
     ) -> Result<RecognizeResponse, Failed> {
         if self.streams && settings.task == Task::Document && input.format.may_have_pages() {
-            match self.stream(request(input, settings), settings.timeout, progress).await {
+            let paged = input.format == Format::Pdf;
+            match self.stream(request(input, settings), paged, settings.timeout, progress).await {
                 Some(answer) => return answer,
                 None => self.streams = false,
             }
@@ -67,9 +68,11 @@ impl GrpcTarget {
     }
 
     /// The document's pages as they arrive; `None` when the server has no such call.
+    /// `paged`: the answer has `pages` even for one page (a PDF, as `Recognize` answers it).
     async fn stream(
         &mut self,
         message: RecognizeRequest,
+        paged: bool,
         timeout: Duration,
         progress: &Progress,
     ) -> Option<Result<RecognizeResponse, Failed>> {
@@ -116,9 +119,9 @@ impl GrpcTarget {
             })
         });
         Some(match failure {
-            None => Ok(document.into_response()),
+            None => Ok(document.into_response(paged)),
             Some(reason) => {
-                let partial = (document.received() > 0).then(|| document.into_response());
+                let partial = (document.received() > 0).then(|| document.into_response(paged));
                 Err(Failed { reason, partial })
             }
         })

@@ -1,9 +1,11 @@
 //! The one place where a failed call becomes an HTTP response: the status mirrors the
 //! gRPC code (400, 413, 429 with Retry-After, 503, 504, 500), the body is JSON with the
-//! same message the gRPC API gives.
+//! same message the gRPC API gives. A request that cannot be read ([`RequestError`]) is
+//! answered 400 or 415 here too, with its message as it is.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use kube_ocr_http_request::{RequestError, RequestErrorKind};
 use kube_ocr_proto::contract::code_name;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -28,6 +30,18 @@ impl HttpError {
 impl From<ApiError> for HttpError {
     fn from(error: ApiError) -> Self {
         Self { status: http_status(error.failure), error }
+    }
+}
+
+/// A body or a field this API cannot read: 415 for a Content-Type it does not take, else
+/// 400; both INVALID_ARGUMENT on the gRPC side of the counts.
+impl From<RequestError> for HttpError {
+    fn from(error: RequestError) -> Self {
+        let message = error.to_string();
+        match error.kind() {
+            RequestErrorKind::InvalidArgument => ApiError::invalid_argument(message).into(),
+            RequestErrorKind::UnsupportedMediaType => Self::unsupported_media_type(message),
+        }
     }
 }
 
@@ -129,6 +143,19 @@ mod tests {
                 assert!(is_server_fault(code_name(failure.code())), "{failure:?}");
             }
         }
+    }
+
+    #[test]
+    fn an_unreadable_request_is_a_400_or_a_415_with_its_message() {
+        let media = HttpError::from(RequestError::NoContentType);
+        assert_eq!(media.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(media.error.failure, Failure::InvalidArgument);
+        assert_eq!(media.error.message, RequestError::NoContentType.to_string());
+        let field = RequestError::Count { field: "pdf_dpi", value: "0".into() };
+        let message = field.to_string();
+        let field = HttpError::from(field);
+        assert_eq!(field.status, StatusCode::BAD_REQUEST);
+        assert_eq!(field.error, ApiError::invalid_argument(message));
     }
 
     #[tokio::test]

@@ -12,9 +12,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::body::parse_body;
+use kube_ocr_http_request::{OutputFormat, RawFields, is_request_id, parse_body};
+
 use super::error::HttpError;
-use super::fields::{OcrFields, OutputFormat, RawFields, is_request_id};
+use super::fields::OcrFields;
 use super::hocr::{HocrLine, HocrPage, render_hocr};
 use super::response::OcrResponseBody;
 use super::{HttpApiState, REQUEST_ID_HEADER};
@@ -65,7 +66,7 @@ async fn gather(parts: &axum::http::request::Parts, body: Bytes) -> Result<(Byte
     let content_type = parts.headers.get(header::CONTENT_TYPE).map(|value| value.to_str().unwrap_or("(not text)"));
     let parsed = parse_body(content_type, body).await?;
     let fields = query.merge(parsed.fields)?.parse()?;
-    Ok((parsed.document, fields))
+    Ok((parsed.document, fields.into()))
 }
 
 /// The whole body, refused with 413 when it is (or declares to be) over the limit.

@@ -1,9 +1,9 @@
 //! The HTTP/JSON API on its own port: `POST /v1/ocr` (the document as the raw body,
 //! multipart/form-data, or JSON with base64) and `GET /openapi.json`. It answers like the
 //! gRPC API because both go through the same [`OcrApi`]; this module only reads the body
-//! and writes the response.
+//! and writes the response. What the body and the fields say is read and checked by the
+//! pure [`kube_ocr_http_request`] (fuzzed on its own); [`error`] maps its refusals.
 
-mod body;
 mod error;
 mod fields;
 mod handler;

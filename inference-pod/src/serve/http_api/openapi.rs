@@ -4,6 +4,7 @@
 //! checked-in copy (docs/openapi.json) is compared with it by a test.
 
 use axum::response::{IntoResponse, Response};
+use kube_ocr_http_request::{FIELDS, FILE_PARTS, FieldValue, JsonOcrRequest, JsonOptions, MAX_REQUEST_ID_LEN};
 use utoipa::ToSchema;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -14,9 +15,7 @@ use utoipa::openapi::{
     PathsBuilder, Ref, RefOr, Required, Schema,
 };
 
-use super::body::{FILE_PARTS, JsonOcrRequest, JsonOptions};
 use super::error::{ErrorBody, ErrorDetail, http_status};
-use super::fields::{FIELDS, FieldValue, MAX_REQUEST_ID_LEN};
 use super::response::{LineBody, ModelBody, OcrResponseBody, PageBody, PointBody, TimingsBody, WordBody};
 use super::{OCR_PATH, REQUEST_ID_HEADER};
 use crate::serve::api::Failure;

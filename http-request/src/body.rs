@@ -8,16 +8,15 @@ use bytes::Bytes;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::error::HttpError;
-use super::fields::RawFields;
-use crate::serve::api::ApiError;
+use crate::error::RequestError;
+use crate::fields::RawFields;
 
 /// Names the document part of a multipart body may have.
-pub(crate) const FILE_PARTS: [&str; 3] = ["file", "image", "document"];
+pub const FILE_PARTS: [&str; 3] = ["file", "image", "document"];
 
 /// The document and the fields the body carried.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ParsedBody {
+pub struct ParsedBody {
     pub document: Bytes,
     pub fields: RawFields,
 }
@@ -27,7 +26,7 @@ pub(crate) struct ParsedBody {
 /// `format` and `timeoutMs`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct JsonOcrRequest {
+pub struct JsonOcrRequest {
     /// The document's bytes in base64 (standard or URL-safe alphabet, padding optional).
     #[serde(alias = "document")]
     pub image: String,
@@ -49,7 +48,7 @@ pub(crate) struct JsonOcrRequest {
 /// `kube_ocr.v1.RecognizeOptions`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct JsonOptions {
+pub struct JsonOptions {
     /// Leave out lines below this confidence, 0 to 1.
     #[serde(alias = "min_confidence")]
     pub min_confidence: Option<f32>,
@@ -85,34 +84,28 @@ fn is_document_type(media_type: &str) -> bool {
 }
 
 /// Splits `body` into the document and its fields by `content_type`.
-pub(crate) async fn parse_body(content_type: Option<&str>, body: Bytes) -> Result<ParsedBody, HttpError> {
+///
+/// Async only because multer's parser is: it reads `body`, already in memory, and never
+/// waits, so any executor runs it (`futures::executor::block_on` will do).
+pub async fn parse_body(content_type: Option<&str>, body: Bytes) -> Result<ParsedBody, RequestError> {
     let Some(content_type) = content_type else {
-        return Err(unsupported("no Content-Type"));
+        return Err(RequestError::NoContentType);
     };
     let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match media_type.as_str() {
         "application/json" => parse_json(&body),
         "multipart/form-data" => parse_multipart(content_type, body).await,
         raw if is_document_type(raw) => Ok(ParsedBody { document: body, fields: RawFields::default() }),
-        _ => Err(unsupported(&format!("Content-Type {media_type}"))),
+        _ => Err(RequestError::ContentType { media_type }),
     }
 }
 
-fn unsupported(what: &str) -> HttpError {
-    HttpError::unsupported_media_type(format!(
-        "{what}: send the document as the body with Content-Type image/* or application/pdf (curl --data-binary \
-         @page.png -H 'Content-Type: image/png'), as multipart/form-data with a `file` part (curl -F file=@page.png), \
-         or as application/json with the bytes in base64 in `image`"
-    ))
-}
-
-fn parse_json(body: &[u8]) -> Result<ParsedBody, HttpError> {
-    let request: JsonOcrRequest = serde_json::from_slice(body)
-        .map_err(|error| ApiError::invalid_argument(format!("the JSON body does not parse: {error}")))?;
+fn parse_json(body: &[u8]) -> Result<ParsedBody, RequestError> {
+    let request: JsonOcrRequest = serde_json::from_slice(body).map_err(RequestError::JsonBody)?;
     let document = base64_engine()
         .decode(request.image.trim())
         .or_else(|_| url_safe_base64_engine().decode(request.image.trim()))
-        .map_err(|error| ApiError::invalid_argument(format!("image is not base64: {error}")))?;
+        .map_err(RequestError::JsonImage)?;
     let fields = RawFields {
         task: request.task,
         min_confidence: request.options.min_confidence.map(|value| value.to_string()),
@@ -144,46 +137,34 @@ fn url_safe_base64_engine() -> GeneralPurpose {
     )
 }
 
-async fn parse_multipart(content_type: &str, body: Bytes) -> Result<ParsedBody, HttpError> {
-    let boundary = multer::parse_boundary(content_type).map_err(|error| {
-        ApiError::invalid_argument(format!("multipart/form-data without a usable boundary: {error}"))
-    })?;
+async fn parse_multipart(content_type: &str, body: Bytes) -> Result<ParsedBody, RequestError> {
+    let boundary = multer::parse_boundary(content_type).map_err(RequestError::MultipartBoundary)?;
     let whole = futures::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
     let mut multipart = multer::Multipart::new(whole, boundary);
-    let malformed =
-        |error: multer::Error| ApiError::invalid_argument(format!("the multipart body does not parse: {error}"));
     let mut document = None;
     let mut fields = RawFields::default();
-    while let Some(part) = multipart.next_field().await.map_err(malformed)? {
+    while let Some(part) = multipart.next_field().await.map_err(RequestError::MultipartBody)? {
         let name = part.name().unwrap_or("").to_owned();
         if FILE_PARTS.contains(&name.as_str()) {
             if document.is_some() {
-                return Err(ApiError::invalid_argument(
-                    "the multipart body has more than one file part; send one document per request",
-                )
-                .into());
+                return Err(RequestError::MultipartSecondFile);
             }
-            document = Some(part.bytes().await.map_err(malformed)?);
+            document = Some(part.bytes().await.map_err(RequestError::MultipartBody)?);
         } else {
-            let value = part.text().await.map_err(malformed)?;
+            let value = part.text().await.map_err(RequestError::MultipartBody)?;
             fields.set(&name, value)?;
         }
     }
-    let document = document.ok_or_else(|| {
-        ApiError::invalid_argument(
-            "the multipart body has no file part: send the document as `file` (curl -F file=@page.png)",
-        )
-    })?;
+    let document = document.ok_or(RequestError::MultipartNoFile)?;
     Ok(ParsedBody { document, fields })
 }
 
 #[cfg(test)]
 mod tests {
-    use axum::http::StatusCode;
-
     use super::*;
+    use crate::{RequestErrorKind, Task};
 
-    fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedBody, HttpError> {
+    fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedBody, RequestError> {
         futures::executor::block_on(parse_body(content_type, Bytes::copy_from_slice(body)))
     }
 
@@ -232,15 +213,15 @@ mod tests {
     #[test]
     fn multipart_mistakes_are_explained() {
         let (content_type, body) = multipart(&[("task", None, b"line")]);
-        assert!(parse(Some(&content_type), &body).unwrap_err().error.message.contains("no file part"));
+        assert!(parse(Some(&content_type), &body).unwrap_err().to_string().contains("no file part"));
         let (content_type, body) = multipart(&[("file", Some("a.png"), b"a"), ("image", Some("b.png"), b"b")]);
-        assert!(parse(Some(&content_type), &body).unwrap_err().error.message.contains("more than one file part"));
+        assert!(parse(Some(&content_type), &body).unwrap_err().to_string().contains("more than one file part"));
         let (content_type, body) = multipart(&[("file", Some("a.png"), b"a"), ("lang", None, b"en")]);
-        assert!(parse(Some(&content_type), &body).unwrap_err().error.message.contains("unknown form field \"lang\""));
+        assert!(parse(Some(&content_type), &body).unwrap_err().to_string().contains("unknown form field \"lang\""));
         let error = parse(Some("multipart/form-data"), b"x").unwrap_err();
-        assert!(error.error.message.contains("boundary"), "{}", error.error.message);
+        assert!(error.to_string().contains("boundary"), "{error}");
         let error = parse(Some("multipart/form-data; boundary=b"), b"garbage without boundaries").unwrap_err();
-        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert_eq!(error.kind(), RequestErrorKind::InvalidArgument);
     }
 
     #[test]
@@ -252,7 +233,7 @@ mod tests {
         .unwrap();
         assert_eq!(parsed.document.as_ref(), b"\x89PNG\r\n\x1a\n");
         let fields = parsed.fields.parse().unwrap();
-        assert_eq!(fields.task, Some(crate::serve::engine::OcrTask::Line));
+        assert_eq!(fields.task, Some(Task::Line));
         assert_eq!(fields.request_id.as_deref(), Some("r-9"));
         assert!(fields.options.skip_orientation);
         assert_eq!(fields.options.min_confidence, 0.5);
@@ -271,8 +252,8 @@ mod tests {
         ];
         for (body, expected) in cases {
             let error = parse(Some("application/json"), body).unwrap_err();
-            assert_eq!(error.status, StatusCode::BAD_REQUEST);
-            assert!(error.error.message.contains(expected), "{}", error.error.message);
+            assert_eq!(error.kind(), RequestErrorKind::InvalidArgument);
+            assert!(error.to_string().contains(expected), "{error}");
         }
     }
 
@@ -280,8 +261,8 @@ mod tests {
     fn other_content_types_are_unsupported_media() {
         for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
             let error = parse(content_type, b"x").unwrap_err();
-            assert_eq!(error.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type:?}");
-            assert!(error.error.message.contains("curl -F file=@page.png"), "{}", error.error.message);
+            assert_eq!(error.kind(), RequestErrorKind::UnsupportedMediaType, "{content_type:?}");
+            assert!(error.to_string().contains("curl -F file=@page.png"), "{error}");
         }
     }
 }
