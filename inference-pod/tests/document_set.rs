@@ -43,10 +43,7 @@ async fn the_document_set_reads_as_well_as_its_upright_single_pages() {
         let upright = accuracy[format!("{group}-clean").as_str()];
         for turn in ["rot90", "rot180", "rot270"] {
             let turned = accuracy[format!("{group}-{turn}").as_str()];
-            assert!(
-                turned >= upright - ROTATION_TOLERANCE,
-                "{group} {turn}: {turned:.4} against {upright:.4} upright"
-            );
+            assert!(turned >= upright - ROTATION_TOLERANCE, "{group} {turn}: {turned:.4} against {upright:.4} upright");
         }
     }
     for id in ["pdf-scanned", "tiff-multipage", "pdf-born-digital"] {

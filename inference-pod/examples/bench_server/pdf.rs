@@ -112,7 +112,12 @@ fn micro_cer(pages: impl Iterator<Item = (String, String)>) -> f64 {
 
 /// [`CONCURRENCY`] callers sending the PDFs in turn at `dpi` for at least `window`, and
 /// until every PDF has an answer.
-pub async fn measure(serving: &Serving, pdfs: &Arc<Vec<GoldenPdf>>, dpi: u32, window: Duration) -> anyhow::Result<PdfRun> {
+pub async fn measure(
+    serving: &Serving,
+    pdfs: &Arc<Vec<GoldenPdf>>,
+    dpi: u32,
+    window: Duration,
+) -> anyhow::Result<PdfRun> {
     let next = Arc::new(AtomicUsize::new(0));
     let tally = Arc::new(Mutex::new((0usize, Vec::new(), vec![None; pdfs.len()], 0usize)));
     let started = Instant::now();
@@ -156,7 +161,10 @@ pub async fn measure(serving: &Serving, pdfs: &Arc<Vec<GoldenPdf>>, dpi: u32, wi
         Arc::into_inner(tally).expect("callers done").into_inner().unwrap_or_else(PoisonError::into_inner);
     let scored = pdfs.iter().zip(&reads).flat_map(|(pdf, read)| {
         let read: Vec<String> = read.clone().unwrap_or_default();
-        pdf.pages.iter().enumerate().map(move |(index, truth)| (truth.join("\n"), read.get(index).cloned().unwrap_or_default()))
+        pdf.pages
+            .iter()
+            .enumerate()
+            .map(move |(index, truth)| (truth.join("\n"), read.get(index).cloned().unwrap_or_default()))
     });
     Ok(PdfRun { dpi, pages, elapsed, latencies, cer: micro_cer(scored), failed })
 }
@@ -190,7 +198,8 @@ pub fn write(report: &mut Report, runs: &[PdfRun], peer: &PeerPdf, pdfs: &[Golde
                 let render = peer_run.render_seconds.iter().sum::<f64>() / peer_run.round_seconds.iter().sum::<f64>();
                 let scored = pdfs.iter().flat_map(|pdf| {
                     pdf.pages.iter().enumerate().map(|(index, truth)| {
-                        let read = peer_run.reads.get(&format!("{}#{}", pdf.id, index + 1)).cloned().unwrap_or_default();
+                        let read =
+                            peer_run.reads.get(&format!("{}#{}", pdf.id, index + 1)).cloned().unwrap_or_default();
                         (truth.join("\n"), read.join("\n"))
                     })
                 });
