@@ -18,7 +18,8 @@ use kube_ocr_vision::image::PageRange;
 use kube_ocr_vision::pdf::{PageRenderer, PdfDocument, PdfLimits, page_text};
 use libfuzzer_sys::fuzz_target;
 
-const LIMITS: PdfLimits = PdfLimits { max_pages: 4, max_document_pages: 1000, max_page_pixels: 2_000_000, max_side: 2048 };
+const LIMITS: PdfLimits =
+    PdfLimits { max_pages: 4, max_document_pages: 1000, max_page_pixels: 2_000_000, max_side: 2048 };
 
 /// The first pages, up to `max_pages` (a longer range would be refused whole).
 const RANGE: PageRange = PageRange { first: 1, last: 4 };

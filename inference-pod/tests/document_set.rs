@@ -17,7 +17,12 @@ const ROTATION_TOLERANCE: f64 = 0.02;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_document_set_reads_as_well_as_its_upright_single_pages() {
     let set = GoldenSet::load(kube_ocr_golden::document_set_dir()).unwrap();
-    let server = serving_server(test_config("ppocr-v4")).await;
+    // Whole documents on a loaded machine can take longer than the default 25 s.
+    let config = kube_ocr_inference::serve::ServerConfig {
+        request_timeout: std::time::Duration::from_secs(120),
+        ..test_config("ppocr-v4")
+    };
+    let server = serving_server(config).await;
     let mut grpc = ocr_client(server.grpc_addr).await;
     let mut predictions = Predictions::new();
     for item in &set.items {

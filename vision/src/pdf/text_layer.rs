@@ -120,12 +120,31 @@ pub fn group_glyphs(glyphs: &[TextGlyph]) -> Vec<TextLayerLine> {
         let line = lines.last_mut().expect("a line was just pushed or continued");
         line.push(glyph, blank);
     }
-    let mut lines: Vec<TextLayerLine> = lines.into_iter().filter_map(LineBuilder::finish).collect();
-    lines.sort_by(|a, b| {
-        let same_band = vertical_overlap(&a.bbox, &b.bbox) > 0.5;
-        if same_band { a.bbox[0].total_cmp(&b.bbox[0]) } else { a.bbox[1].total_cmp(&b.bbox[1]) }
-    });
-    lines
+    reading_order(lines.into_iter().filter_map(LineBuilder::finish).collect())
+}
+
+/// Lines top to bottom in bands, each band left to right. Taken from the top down, a line
+/// joins the band being built when it shares more than half of the shorter height with the
+/// band's first (topmost) line, else it starts the next band. (Comparing two lines at a
+/// time, "the same band? then by x, else by y", is no order: a line may share one
+/// neighbour's band and that neighbour the next's while the first and the last do not,
+/// and the sort may then panic.)
+fn reading_order(mut lines: Vec<TextLayerLine>) -> Vec<TextLayerLine> {
+    lines.sort_by(|a, b| a.bbox[1].total_cmp(&b.bbox[1]));
+    let mut bands: Vec<Vec<TextLayerLine>> = Vec::new();
+    for line in lines {
+        match bands.last_mut() {
+            Some(band) if vertical_overlap(&band[0].bbox, &line.bbox) > 0.5 => band.push(line),
+            _ => bands.push(vec![line]),
+        }
+    }
+    bands
+        .into_iter()
+        .flat_map(|mut band| {
+            band.sort_by(|a, b| a.bbox[0].total_cmp(&b.bbox[0]));
+            band
+        })
+        .collect()
 }
 
 /// The share of the shorter box's height that two boxes have in common vertically.
@@ -227,6 +246,53 @@ mod tests {
         let mut glyphs = set("left", 10.0, 20.0);
         glyphs.extend(set("column", 400.0, 20.0));
         assert_eq!(group_glyphs(&glyphs).len(), 2);
+    }
+
+    /// The `pdf_document` fuzz target found a page whose text layer made the sort panic
+    /// ("does not correctly implement a total order"); these 21 lines do it without a PDF.
+    /// Their bands overlap in chains (a line shares more than half its height with the
+    /// next, not with the one after), so the old pairwise "same band? by x : by y"
+    /// comparison was no order at all.
+    #[test]
+    fn chained_bands_still_sort() {
+        let boxes: [PixelBox; 21] = [
+            [580.0, 32.0, 586.0, 42.0],
+            [640.0, 14.0, 646.0, 20.0],
+            [820.0, 26.0, 826.0, 34.0],
+            [0.0, 26.0, 6.0, 42.0],
+            [200.0, 32.0, 206.0, 38.0],
+            [320.0, 34.0, 326.0, 40.0],
+            [780.0, 38.0, 786.0, 44.0],
+            [440.0, 4.0, 446.0, 16.0],
+            [860.0, 10.0, 866.0, 14.0],
+            [680.0, 76.0, 686.0, 94.0],
+            [580.0, 70.0, 586.0, 74.0],
+            [320.0, 62.0, 326.0, 72.0],
+            [20.0, 42.0, 26.0, 60.0],
+            [380.0, 38.0, 386.0, 56.0],
+            [120.0, 74.0, 126.0, 80.0],
+            [360.0, 58.0, 366.0, 64.0],
+            [0.0, 6.0, 6.0, 16.0],
+            [380.0, 56.0, 386.0, 66.0],
+            [380.0, 46.0, 386.0, 60.0],
+            [760.0, 56.0, 766.0, 64.0],
+            [940.0, 44.0, 946.0, 60.0],
+        ];
+        let glyphs: Vec<TextGlyph> = boxes.iter().map(|&bbox| TextGlyph { text: "x".into(), bbox }).collect();
+        let lines = group_glyphs(&glyphs);
+        let glyph_count: usize = lines.iter().map(|line| line.text.chars().filter(|c| *c == 'x').count()).sum();
+        assert_eq!(glyph_count, boxes.len());
+    }
+
+    /// Three lines where a shares c's band and c shares b's, but a and b are apart: c and
+    /// a make the first band (the topmost line's), read left to right, then b.
+    #[test]
+    fn a_line_joins_the_band_of_its_topmost_line() {
+        let mut glyphs = set("a", 100.0, 0.0);
+        glyphs.extend(set("b", 0.0, 6.0));
+        glyphs.extend(set("c", 50.0, 3.0));
+        let texts: Vec<String> = group_glyphs(&glyphs).into_iter().map(|line| line.text).collect();
+        assert_eq!(texts, ["c", "a", "b"]);
     }
 
     #[test]
