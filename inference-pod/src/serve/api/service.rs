@@ -248,15 +248,15 @@ impl OcrApi {
     ) -> Result<Served, ApiError> {
         let selected =
             call.options.range.select(offsets.len(), self.limits.max_pages).map_err(|error| ApiError::from(&error))?;
+        let pages_to_read = selected.clone().count();
         let document = call.document.clone();
-        let work = selected.map(move |index| {
+        // Lazily: each page is a copy of the file, made only when its turn comes.
+        let work = futures::stream::iter(selected).map(move |index| {
             let page: Arc<[u8]> = Arc::from(tiff_page_bytes(&document, offsets[index]));
             let sha256 = image_sha256(&page);
             Ok(PageWork::Image { number: index + 1, image: PageImage::Encoded(page), sha256 })
         });
-        let work: Vec<_> = work.collect();
-        let pages_to_read = work.len();
-        self.serve_document(call, (offsets.len(), pages_to_read), futures::stream::iter(work).boxed(), progress).await
+        self.serve_document(call, (offsets.len(), pages_to_read), work.boxed(), progress).await
     }
 
     /// The selected pages of a PDF as its renderer sends them: pixels through the
