@@ -152,8 +152,10 @@ pod-network:
 	@bash tools/local-pod-network.sh
 
 .PHONY: system-packages
+# protoc for the gRPC build; redis-server (and redis-cli) for the shared result cache's
+# tests, started per test by test-servers/.
 system-packages:
-	@bash tools/install-system-packages.sh protobuf-compiler
+	@bash tools/install-system-packages.sh protobuf-compiler redis-server
 
 # The cache paths carry a hash of their inputs, so these stamps depend on nothing by mtime:
 # a fresh clone's newer file times must not trigger a rebuild of an identical cache.

@@ -34,6 +34,21 @@ fn bundle_copy() -> tempfile::TempDir {
     dir
 }
 
+/// The content digest (part of the shared cache key) follows the files: one byte of one
+/// model file changes it, loading again does not.
+#[test]
+fn the_content_digest_tells_bundles_apart_by_their_bytes() {
+    let standard = Bundle::load(&common::bundle_dir("ppocr-v4")).unwrap();
+    let degraded = Bundle::load(&common::bundle_dir("ppocr-v4-degraded")).unwrap();
+    assert_ne!(standard.content_digest().unwrap(), degraded.content_digest().unwrap());
+    assert_eq!(standard.content_digest().unwrap(), standard.content_digest().unwrap());
+    let dir = bundle_copy();
+    let copy = Bundle::load(dir.path()).unwrap();
+    let before = copy.content_digest().unwrap();
+    fs::write(dir.path().join("cls.pt"), b"one byte changed").unwrap();
+    assert_ne!(copy.content_digest().unwrap(), before);
+}
+
 #[test]
 fn a_charset_from_another_model_is_refused() {
     let dir = bundle_copy();

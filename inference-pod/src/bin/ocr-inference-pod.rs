@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::Parser;
 use kube_ocr_inference::model::{DeviceRequest, ModelOptions, Precision, bundle_path_from_uri};
 use kube_ocr_inference::serve::{
-    BatcherConfig, CorsPolicy, DEFAULT_MAX_PRECISION_ACCURACY_DROP, DEFAULT_PDF_DPI, PdfSettings, ServerConfig, start,
+    BatcherConfig, CorsPolicy, DEFAULT_MAX_PRECISION_ACCURACY_DROP, DEFAULT_PDF_DPI, PdfSettings, ServerConfig,
+    SharedCacheSettings, start,
 };
 use kube_ocr_runtime::{LogFormat, Logging, ShutdownSignals, run_main};
 use kube_ocr_vision::image::DecodeLimits;
@@ -95,6 +96,34 @@ struct Args {
     /// Result cache size in bytes; 0 disables it.
     #[arg(long, env = "OCR_CACHE_BYTES", default_value_t = 64 << 20)]
     cache_bytes: usize,
+    /// Shared result cache behind the in-process one: `redis://host:port[/db]`, or
+    /// `rediss://` for TLS. Unset: no shared cache. A Redis that is down or slow is skipped
+    /// (counted in ocr_shared_cache_lookups_total), never an error.
+    #[arg(long, env = "OCR_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Redis ACL user (default: the URL's, else `default`).
+    #[arg(long, env = "OCR_REDIS_USERNAME", requires = "redis_url")]
+    redis_username: Option<String>,
+    /// Redis password (AUTH); best given through the environment, from a Secret.
+    #[arg(long, env = "OCR_REDIS_PASSWORD", hide_env_values = true, requires = "redis_url")]
+    redis_password: Option<String>,
+    /// PEM CA bundle that signed the Redis server's certificate (`rediss://`; default:
+    /// the system's roots).
+    #[arg(long, env = "OCR_REDIS_CA_FILE", requires = "redis_url")]
+    redis_ca_file: Option<PathBuf>,
+    /// Prefix of the shared cache's keys, to keep services sharing one Redis apart.
+    #[arg(long, env = "OCR_REDIS_KEY_PREFIX", default_value = "kube-ocr")]
+    redis_key_prefix: String,
+    /// How long a shared cache entry lives, in seconds.
+    #[arg(long, env = "OCR_SHARED_CACHE_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    shared_cache_ttl_secs: u64,
+    /// Longest a shared cache lookup or write may take, in milliseconds; a slower one is
+    /// skipped and counted as an error.
+    #[arg(long, env = "OCR_SHARED_CACHE_TIMEOUT_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    shared_cache_timeout_ms: u64,
+    /// Background writes to the shared cache in flight at most; more are dropped.
+    #[arg(long, env = "OCR_SHARED_CACHE_MAX_PENDING_WRITES", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    shared_cache_max_pending_writes: u32,
     /// Golden-set folder for the start-up self-test (default: <bundle>/selftest, else built in).
     #[arg(long, env = "OCR_SELF_TEST_DIR")]
     self_test_dir: Option<PathBuf>,
@@ -183,6 +212,16 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
         pdf: pdf_settings(args)?,
         request_timeout: seconds(args.request_timeout_secs, "request-timeout-secs")?,
         cache_bytes: args.cache_bytes,
+        shared_cache: args.redis_url.as_ref().map(|url| SharedCacheSettings {
+            url: url.clone(),
+            username: args.redis_username.clone(),
+            password: args.redis_password.clone(),
+            ca_file: args.redis_ca_file.clone(),
+            ttl: Duration::from_secs(args.shared_cache_ttl_secs),
+            timeout: Duration::from_millis(args.shared_cache_timeout_ms),
+            key_prefix: args.redis_key_prefix.clone(),
+            max_pending_writes: args.shared_cache_max_pending_writes as usize,
+        }),
         self_test_dir: args.self_test_dir.clone(),
         self_test_min_accuracy: args.self_test_min_accuracy,
         max_precision_accuracy_drop: args.max_precision_accuracy_drop,

@@ -43,6 +43,14 @@ pub enum ServeError {
     #[error("configuring CORS: {0}")]
     ConfigureCors(String),
 
+    /// The shared cache's flags do not describe a usable Redis client.
+    #[error("configuring the shared cache: {0}")]
+    ConfigureSharedCache(#[from] crate::serve::cache::SharedCacheError),
+
+    /// The bundle's files could not be read to fingerprint them for the cache key.
+    #[error("fingerprinting the model bundle: {0}")]
+    DigestBundle(crate::model::ModelError),
+
     /// A server task panicked.
     #[error("{what} server: {source}")]
     JoinServer { what: &'static str, source: JoinError },

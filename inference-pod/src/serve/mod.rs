@@ -21,6 +21,7 @@ mod startup;
 mod telemetry;
 
 pub use batcher::BatcherConfig;
+pub use cache::{SharedCacheError, SharedCacheSettings};
 pub use error::ServeError;
 pub use http_api::CorsPolicy;
 pub use http_api::openapi::document_json as openapi_json;

@@ -21,7 +21,7 @@ use crate::model::{
 };
 use crate::serve::api::{ApiLimits, OcrApi};
 use crate::serve::batcher::{BatchObserver, BatcherConfig};
-use crate::serve::cache::ResultCache;
+use crate::serve::cache::{ResultCache, ResultCaches, SharedCache, SharedCacheSettings, result_identity};
 use crate::serve::engine::{Engine, EngineConfig, OcrOutput, OcrTask};
 use crate::serve::error::ServeError;
 use crate::serve::grpc::OcrGrpcService;
@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub pdf: PdfSettings,
     pub request_timeout: Duration,
     pub cache_bytes: usize,
+    /// The shared (Redis) result cache behind the in-process one; `None` = none.
+    pub shared_cache: Option<SharedCacheSettings>,
     /// Golden-set folder for the self-test; `None` = `<bundle>/selftest` if present, else
     /// the samples built into the binary.
     pub self_test_dir: Option<PathBuf>,
@@ -110,6 +112,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         .await
         .map_err(ServeError::JoinModelLoader)?
         .map_err(ServeError::LoadModel)?;
+    let digest_bundle = bundle.clone();
+    let bundle_digest = tokio::task::spawn_blocking(move || digest_bundle.content_digest())
+        .await
+        .map_err(ServeError::JoinModelLoader)?
+        .map_err(ServeError::DigestBundle)?;
     // The OCR series are labelled with the model, so they are registered once it is known.
     let model = ModelIdentity { name: bundle.manifest.name.clone(), version: bundle.manifest.version.clone() };
     let mut registry = Registry::default();
@@ -142,7 +149,27 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     );
     serving.set(Phase::Starting { step: "self-test".into() }).await;
 
-    let cache = Arc::new(ResultCache::<OcrOutput>::new(config.cache_bytes));
+    let manifest = &engine.bundle().manifest;
+    let identity = result_identity(
+        (&manifest.name, &manifest.version, &manifest.variant),
+        &bundle_digest,
+        &config.model_options.precision.to_string(),
+        &device.to_string(),
+    );
+    let shared_cache = match config.shared_cache.clone() {
+        Some(settings) => {
+            tracing::info!(shared_cache = ?settings, "shared result cache configured");
+            let write_metrics = metrics.clone();
+            Some(SharedCache::new(settings, Arc::new(move |write| write_metrics.record_shared_write(write)))?)
+        }
+        None => None,
+    };
+    let cache = Arc::new(ResultCaches::new(
+        ResultCache::<OcrOutput>::new(config.cache_bytes),
+        shared_cache,
+        metrics.clone(),
+        identity,
+    ));
     let limits = ApiLimits {
         request_timeout: config.request_timeout,
         max_image_bytes: config.max_image_bytes,
@@ -290,7 +317,7 @@ fn batch_observer(metrics: Arc<OcrMetrics>) -> BatchObserver {
 
 fn scrape_refresh(
     engine: Arc<Engine>,
-    cache: Arc<ResultCache<OcrOutput>>,
+    cache: Arc<ResultCaches>,
     metrics: Arc<OcrMetrics>,
 ) -> Arc<dyn Fn() + Send + Sync> {
     Arc::new(move || {
@@ -302,8 +329,11 @@ fn scrape_refresh(
                 metrics.set_expected_latency(task, latency);
             }
         }
-        let (entries, bytes) = cache.usage();
+        let (entries, bytes) = cache.memory_usage();
         metrics.set_cache_usage(entries, bytes);
+        if let Some(available) = cache.shared_available() {
+            metrics.set_shared_cache_available(available);
+        }
     })
 }
 

@@ -45,6 +45,7 @@ pub fn test_config(bundle: &str) -> kube_ocr_inference::serve::ServerConfig {
         pdf: kube_ocr_inference::serve::PdfSettings::with_program(pdf_renderer()),
         request_timeout: Duration::from_secs(25),
         cache_bytes: 16 << 20,
+        shared_cache: None,
         self_test_dir: None,
         self_test_min_accuracy: None,
         max_precision_accuracy_drop: kube_ocr_inference::serve::DEFAULT_MAX_PRECISION_ACCURACY_DROP,

@@ -10,6 +10,8 @@ mod manifest;
 
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use crate::model::error::ModelError;
 use charset::output_classes;
 use manifest::{BUNDLE_API_VERSION, MANIFEST_FILE, parse_manifest};
@@ -54,6 +56,28 @@ impl Bundle {
         let charset_text = read(&root.join(&files.recognizer.charset))?;
         let classes = output_classes(&manifest.params.recognizer, &charset_text).map_err(invalid)?;
         Ok(Self { root: root.to_path_buf(), manifest, files, classes })
+    }
+
+    /// SHA-256 over the manifest and every file it names, in a fixed order: what the
+    /// bundle computes with, whatever its version string says (two bundles re-exported
+    /// under one version differ here). Reads the files once, at start.
+    pub fn content_digest(&self) -> Result<[u8; 32], ModelError> {
+        let mut hasher = Sha256::new();
+        let files = [
+            Path::new(MANIFEST_FILE),
+            &self.files.detector.file,
+            &self.files.classifier.file,
+            &self.files.recognizer.file,
+            &self.files.recognizer.charset,
+        ];
+        for file in files {
+            let path = self.path_of(file);
+            let bytes =
+                std::fs::read(&path).map_err(|source| ModelError::ReadBundleFile { path: path.clone(), source })?;
+            hasher.update((bytes.len() as u64).to_le_bytes());
+            hasher.update(&bytes);
+        }
+        Ok(hasher.finalize().into())
     }
 
     /// Absolute path of a file named in the manifest.

@@ -17,7 +17,7 @@ use tonic::Code;
 
 use super::call::{Answered, DocumentProgress, OcrCall, Protocol, Served, ServedPage};
 use super::failure::{ApiError, Failure};
-use crate::serve::cache::{CacheKey, ResultCache, image_sha256};
+use crate::serve::cache::{CacheKey, ResultCaches, image_sha256};
 use crate::serve::engine::{Engine, OcrLine, OcrOptions, OcrOutput, OcrTask, PageImage, PhaseTimings, TextSource};
 use crate::serve::pdf::{PageContent, PdfRenderer, RenderJob};
 use crate::serve::serving_state::{Phase, ServingState};
@@ -70,7 +70,7 @@ impl Progress {
 #[derive(Debug)]
 pub(crate) struct OcrApi {
     engine: Arc<Engine>,
-    cache: Arc<ResultCache<OcrOutput>>,
+    caches: Arc<ResultCaches>,
     metrics: Arc<OcrMetrics>,
     serving: ServingState,
     limits: ApiLimits,
@@ -81,7 +81,7 @@ pub(crate) struct OcrApi {
 impl OcrApi {
     pub(crate) fn new(
         engine: Arc<Engine>,
-        cache: Arc<ResultCache<OcrOutput>>,
+        caches: Arc<ResultCaches>,
         metrics: Arc<OcrMetrics>,
         serving: ServingState,
         limits: ApiLimits,
@@ -93,7 +93,7 @@ impl OcrApi {
             version: manifest.version.clone(),
             variant: manifest.variant.clone(),
         };
-        Self { engine, cache, metrics, serving, limits, pdf, model }
+        Self { engine, caches, metrics, serving, limits, pdf, model }
     }
 
     pub(crate) fn model(&self) -> &ModelRef {
@@ -368,21 +368,17 @@ impl OcrApi {
     ) -> Result<(OcrOutput, bool), ApiError> {
         let options = call.options;
         let key = self.cache_key(call, sha256);
-        if self.cache.is_enabled() && !options.bypass_cache {
-            let hit = self.cache.get(&key);
-            self.metrics.record_cache_lookup(hit.is_some());
-            if let Some(output) = hit {
-                return Ok((output, true));
-            }
+        if !options.bypass_cache
+            && let Some(output) = self.caches.lookup(&key).await
+        {
+            return Ok((output, true));
         }
         let ocr_options =
             OcrOptions { min_confidence: options.min_confidence, skip_orientation: options.skip_orientation };
         let work = self.engine.recognize(image, call.task, ocr_options, call.deadline);
         match tokio::time::timeout_at(call.deadline.into(), work).await {
             Ok(Ok(output)) => {
-                if self.cache.is_enabled() {
-                    self.cache.insert(key, output.clone());
-                }
+                self.caches.store(key, &output);
                 Ok((output, false))
             }
             Ok(Err(error)) => Err(ApiError::from(&error)),
@@ -390,21 +386,11 @@ impl OcrApi {
         }
     }
 
-    /// Binds the bytes, every option that changes the output, and the model.
+    /// Binds the bytes, every option that changes the output, and what computes it.
     fn cache_key(&self, call: &OcrCall, sha256: &[u8; 32]) -> CacheKey {
         let options = call.options;
-        CacheKey::new(
-            sha256,
-            &format!(
-                "{}|{}|{}|{}|{}|{}",
-                call.task.as_str(),
-                options.min_confidence,
-                options.skip_orientation,
-                self.model.name,
-                self.model.version,
-                self.model.variant
-            ),
-        )
+        let shape = format!("{}|{}|{}", call.task.as_str(), options.min_confidence, options.skip_orientation);
+        self.caches.key(sha256, &shape)
     }
 }
 

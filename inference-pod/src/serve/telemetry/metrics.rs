@@ -18,12 +18,15 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::model::Precision;
 use crate::serve::api::Protocol;
+use crate::serve::cache::{SharedLookup, SharedWrite};
 use crate::serve::engine::{OcrTask, PhaseTimings};
 
 /// Label of the request phase on `ocr_phase_duration`.
 const PHASE: &str = "phase";
 /// Label of the model stage (`detect`, `classify`, `recognize`) on batching series.
 const STAGE: &str = "stage";
+/// Label of a shared cache call's outcome.
+const RESULT: &str = "result";
 /// Label of the numeric precision (`fp32`, `fp16`, `bf16`) on self-test accuracy.
 const PRECISION: &str = "precision";
 
@@ -42,6 +45,12 @@ pub(crate) fn latency_buckets() -> impl Iterator<Item = f64> {
 
 fn latency_histogram() -> Histogram {
     Histogram::new(latency_buckets())
+}
+
+/// Shared cache round trips: 100 µs to ~0.8 s in doubling steps (a healthy Redis on the
+/// same network answers in well under a millisecond; the timeout is tens of them).
+fn shared_cache_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 14))
 }
 
 fn batch_size_histogram() -> Histogram {
@@ -75,6 +84,10 @@ pub(crate) struct OcrMetrics {
     cache_misses: Family<Labels<0>, Counter>,
     cache_bytes: Family<Labels<0>, Gauge>,
     cache_entries: Family<Labels<0>, Gauge>,
+    shared_lookups: Family<Labels<1>, Counter>,
+    shared_lookup_duration: HistogramFamily<0>,
+    shared_writes: Family<Labels<1>, Counter>,
+    shared_available: Family<Labels<0>, Gauge>,
     self_test_accuracy: Family<Labels<1>, Gauge<f64, AtomicU64>>,
     ready: Family<Labels<0>, Gauge>,
 }
@@ -103,6 +116,10 @@ impl OcrMetrics {
             cache_misses: Family::default(),
             cache_bytes: Family::default(),
             cache_entries: Family::default(),
+            shared_lookups: Family::default(),
+            shared_lookup_duration: Family::new_with_constructor(shared_cache_histogram),
+            shared_writes: Family::default(),
+            shared_available: Family::default(),
             self_test_accuracy: Family::default(),
             ready: Family::default(),
         };
@@ -148,6 +165,27 @@ impl OcrMetrics {
             metrics.cache_bytes.clone(),
         );
         registry.register("ocr_cache_entries", "Entries in the result cache", metrics.cache_entries.clone());
+        registry.register(
+            "ocr_shared_cache_lookups",
+            "Lookups in the shared (Redis) result cache after an in-memory miss: hit, miss, skipped (the cache kept failing and is rested), error (timeout, connection, an entry that does not decode)",
+            metrics.shared_lookups.clone(),
+        );
+        registry.register_with_unit(
+            "ocr_shared_cache_lookup_duration",
+            "Time a shared cache lookup took, whatever its outcome",
+            Unit::Seconds,
+            metrics.shared_lookup_duration.clone(),
+        );
+        registry.register(
+            "ocr_shared_cache_writes",
+            "Results written to the shared cache in the background: stored, skipped (the cache is rested, or too many writes are pending), error",
+            metrics.shared_writes.clone(),
+        );
+        registry.register(
+            "ocr_shared_cache_available",
+            "1 while the shared cache is being asked, 0 while it is skipped after failures; absent without one",
+            metrics.shared_available.clone(),
+        );
         registry.register(
             "ocr_selftest_accuracy",
             "Golden accuracy (1 - CER) of the start-up self-test, by precision: the served one, and fp32's when the pod serves another (the precision gate)",
@@ -218,6 +256,32 @@ impl OcrMetrics {
     pub(crate) fn record_cache_lookup(&self, hit: bool) {
         let counter = if hit { &self.cache_hits } else { &self.cache_misses };
         counter.get_or_create(&[]).inc();
+    }
+
+    pub(crate) fn record_shared_lookup(&self, lookup: &SharedLookup, duration: Duration) {
+        let result = match lookup {
+            SharedLookup::Hit(_) => "hit",
+            SharedLookup::Miss => "miss",
+            SharedLookup::Skipped => "skipped",
+            SharedLookup::Failed => "error",
+        };
+        self.shared_lookups.get_or_create(&[(RESULT, result)]).inc();
+        if !matches!(lookup, SharedLookup::Skipped) {
+            self.shared_lookup_duration.get_or_create(&[]).observe(duration.as_secs_f64());
+        }
+    }
+
+    pub(crate) fn record_shared_write(&self, write: SharedWrite) {
+        let result = match write {
+            SharedWrite::Stored => "stored",
+            SharedWrite::Skipped => "skipped",
+            SharedWrite::Failed => "error",
+        };
+        self.shared_writes.get_or_create(&[(RESULT, result)]).inc();
+    }
+
+    pub(crate) fn set_shared_cache_available(&self, available: bool) {
+        self.shared_available.get_or_create(&[]).set(i64::from(available));
     }
 
     pub(crate) fn set_cache_usage(&self, entries: usize, bytes: usize) {

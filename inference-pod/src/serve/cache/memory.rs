@@ -20,6 +20,10 @@ impl CacheKey {
         hasher.update(request_shape.as_bytes());
         Self(hasher.finalize().into())
     }
+
+    pub(crate) fn to_hex(&self) -> String {
+        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
 }
 
 /// sha256 of the image bytes, also logged (never the image itself).
