@@ -5,6 +5,7 @@
 //! `crdgen` and drift-tested.
 
 mod batching;
+mod cache;
 pub mod conditions;
 mod device;
 mod duration;
@@ -16,6 +17,7 @@ mod scaling;
 mod status;
 
 pub use batching::BatchingSpec;
+pub use cache::{CacheSpec, RedisCacheSpec, RedisSecretRef};
 pub use device::{DeviceKind, DeviceSpec};
 pub use duration::parse_duration;
 pub use model::{ModelSpec, Precision};

@@ -7,6 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use crate::batching::BatchingSpec;
+use crate::cache::CacheSpec;
 use crate::device::DeviceSpec;
 use crate::model::ModelSpec;
 use crate::rollout::RolloutSpec;
@@ -70,6 +71,9 @@ pub struct OcrServiceSpec {
     /// The dynamic batcher of each pod.
     #[serde(default)]
     pub batching: BatchingSpec,
+    /// The result cache shared by the pods (Redis).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub cache: CacheSpec,
     /// How long a pod may take to load the model, warm up and pass its golden self-test
     /// before it is restarted, in seconds (default 300; a few seconds on CPU, minutes on
     /// a cold GPU node).
@@ -86,6 +90,10 @@ pub struct OcrServiceSpec {
     /// Canary rollout of new revisions.
     #[serde(default)]
     pub rollout: RolloutSpec,
+}
+
+fn is_default(cache: &CacheSpec) -> bool {
+    *cache == CacheSpec::default()
 }
 
 fn default_startup_timeout() -> i32 {

@@ -273,6 +273,21 @@ pub fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
     }
 }
 
+/// One `GET` on its own connection: the status and the body (a pod's `/metrics`).
+pub async fn http_get(address: &str, port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect((address, port))).await??;
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {address}:{port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow::anyhow!("no header block"))?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
 /// One `POST` to the inference pod's HTTP API on its own connection (`Connection: close`):
 /// the status and the body. No proxy in between, as the other clients here dial pod IPs.
 pub async fn http_post(

@@ -12,6 +12,7 @@ mod pdb;
 mod pod;
 mod service;
 mod settings;
+mod shared_cache;
 mod stable_share;
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::owner::Owner;
 use super::settings::BuildSettings;
+use super::shared_cache::shared_cache_wiring;
 use crate::model_source::{FETCH_SCRIPT, MODEL_MOUNT_PATH, ModelSource};
 use crate::names::{
     FETCH_CONTAINER, GRPC_HEALTH_SERVICE, GRPC_PORT, HTTP_API_PORT, HTTP_API_PORT_NAME, HTTP_PORT, INFERENCE_CONTAINER,
@@ -43,10 +44,15 @@ pub fn pod_template(
         (MODEL_VERSION_ANNOTATION.to_owned(), spec.model.version.clone()),
     ]);
     let (volumes, model_mounts, init_containers) = model_volumes(model, settings);
+    let cache = shared_cache_wiring(owner, spec);
     let mut mounts = vec![json!({ "name": "tmp", "mountPath": "/tmp" })];
     mounts.extend(model_mounts);
+    mounts.extend(cache.mounts);
     let mut volumes = volumes;
     volumes.push(json!({ "name": "tmp", "emptyDir": {} }));
+    volumes.extend(cache.volumes);
+    let mut args = args(spec, model);
+    args.extend(cache.args);
     let mut tolerations: Vec<Value> = spec.tolerations.iter().map(|t| json!(t)).collect();
     if spec.device.kind == DeviceKind::Cuda {
         tolerations.push(json!({ "key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule" }));
@@ -71,7 +77,8 @@ pub fn pod_template(
             "containers": [{
                 "name": INFERENCE_CONTAINER,
                 "image": spec.image,
-                "args": args(spec, model),
+                "args": args,
+                "env": if cache.env.is_empty() { Value::Null } else { json!(cache.env) },
                 "ports": [
                     { "name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP" },
                     { "name": HTTP_API_PORT_NAME, "containerPort": HTTP_API_PORT, "protocol": "TCP" },
