@@ -48,6 +48,7 @@ REQUIRED_ALERTS = {
     "OcrLatencyP95High",
     "OcrErrorRateHigh",
     "OcrRollbackHappened",
+    "OcrSharedCacheUnavailable",
 }
 SEVERITIES = {"critical", "warning", "info"}
 # Metrics Prometheus itself writes for every target.
@@ -67,6 +68,8 @@ DASHBOARD_REQUIRED_METRICS = {
     "ocr_operator_canary_weight",
     "ocr_cache_hits_total",
     "ocr_cache_misses_total",
+    "ocr_shared_cache_lookups_total",  # shared cache hits, misses, skips, errors
+    "ocr_shared_cache_available",
     "ocr_pages_total",
     "ocr_lines_total",
 }
