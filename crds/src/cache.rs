@@ -20,10 +20,18 @@ pub struct CacheSpec {
 /// is down or slow is skipped (and counted), never an error.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.url.startsWith('redis://') || self.url.startsWith('rediss://')")
+        .message("cache.redis.url must start with redis:// or rediss:// (TLS)"),
+    validation = Rule::new("!self.url.contains('@')")
+        .message("cache.redis.url must not carry credentials: put the password in the Secret named by cache.redis.secretRef"),
+    validation = Rule::new("!has(self.secretRef) || !has(self.secretRef.caKey) || self.url.startsWith('rediss://')")
+        .message("cache.redis.secretRef.caKey applies to rediss:// (TLS) URLs only")
+)]
 pub struct RedisCacheSpec {
     /// `redis://host:port[/db]`, or `rediss://` for TLS, e.g.
     /// `redis://redis-master.cache.svc:6379`. Put credentials in `secretRef`, not here.
-    #[schemars(length(min = 10, max = 512), regex(pattern = r"^rediss?://[^@\s]+$"))]
+    #[schemars(length(min = 10, max = 512))]
     pub url: String,
     /// A Secret in the service's namespace with the key `password` (AUTH) and optionally
     /// `username` (an ACL user). Keys that are absent are not sent; a Secret that is

@@ -34,6 +34,21 @@ async fn invalid_specs_are_refused_at_admission_with_readable_messages() {
     let api: Api<OcrService> = s.api();
     let sum = "a".repeat(64);
     let table = [
+        (
+            "a cache URL that is not Redis",
+            json!({ "cache": { "redis": { "url": "http://cache:6379" } } }),
+            "must start with redis:// or rediss://",
+        ),
+        (
+            "a password in the cache URL",
+            json!({ "cache": { "redis": { "url": "redis://:hunter2@cache:6379" } } }),
+            "put the password in the Secret",
+        ),
+        (
+            "a CA for a plain-text Redis",
+            json!({ "cache": { "redis": { "url": "redis://cache:6379", "secretRef": { "name": "r", "caKey": "ca.crt" } } } }),
+            "rediss:// (TLS) URLs only",
+        ),
         ("steps not increasing", json!({ "rollout": { "steps": [50, 10, 100] } }), "strictly increasing"),
         ("steps repeated", json!({ "rollout": { "steps": [10, 10, 100] } }), "strictly increasing"),
         ("steps not ending at 100", json!({ "rollout": { "steps": [10, 50] } }), "must end at 100"),
