@@ -228,7 +228,7 @@ docker-lint: $(HADOLINT_VENV)/.complete ## hadolint and the project's rules on d
 .PHONY: bench
 BENCH_THREADS ?= 2
 BENCH_OCRSERVICES ?= 1000
-bench: setup bench-inference bench-operator ## Every benchmark; reports in target/bench/ (report.md, recognizer.md, operator.md)
+bench: setup bench-inference bench-operator ## Every benchmark; reports in target/bench/ (report.md, recognizer.md, shared-cache.md, operator.md)
 
 # The peer first, then every figure of docs/benchmarks.md in one run of bench_server (about a
 # quarter of an hour; run it on a quiet machine: the report records the load average), then
@@ -248,6 +248,8 @@ bench-inference: setup $(BENCH_TOOLS_VENV)/.complete ## Inference benchmarks: ov
 		--report target/bench/report.md
 	$(BENCH_ENV) $(CARGO) run --release --locked -p kube-ocr-inference --example bench_recognizer -- \
 		--bundle models/ppocr-v4 --golden golden/data --report target/bench/recognizer.md
+	$(BENCH_ENV) $(CARGO) run --release --locked -p kube-ocr-inference --example bench_shared_cache -- --threads $(BENCH_THREADS) \
+		--bundle models/ppocr-v4 --golden golden/data --report target/bench/shared-cache.md
 
 # Everything tools/gpu-check.sh needs, in one folder to carry to a machine with an NVIDIA
 # GPU, PyTorch 2.11 (cu130) in its python and no Rust: the release pod, the load client and

@@ -7,13 +7,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use kube_ocr_proto::v1::ocr_server::OcrServer;
 use kube_ocr_proto::v1::{FILE_DESCRIPTOR_SET, OCR_SERVICE_NAME};
 use kube_ocr_vision::image::DecodeLimits;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::model::{
     Bundle, ComputeDevice, DeviceRequest, ModelOptions, Precision, cuda_device_count, resolve_device,
@@ -192,7 +193,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     let (stop_grpc, stopped) = oneshot::channel::<()>();
     let (stop_http_api, http_api_stopped) = oneshot::channel::<()>();
     let http_api_task = tokio::spawn(async move {
-        axum::serve(http_api_listener, http_api)
+        axum::serve(http_api_listener.tap_io(no_delay), http_api)
             .with_graceful_shutdown(async {
                 let _ = http_api_stopped.await;
             })
@@ -205,7 +206,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
             .add_service(reflection)
             .add_service(reflection_v1alpha)
             .add_service(ocr)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async {
+            .serve_with_incoming_shutdown(TcpIncoming::from(grpc_listener).with_nodelay(Some(true)), async {
                 let _ = stopped.await;
             })
             .await
@@ -245,6 +246,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         drain_delay: config.drain_delay,
         shutdown_grace: config.shutdown_grace,
     })
+}
+
+/// Answers go out as soon as they are written. With Nagle's algorithm on, a response
+/// written in more than one piece (an answer with many lines: HTTP/2 headers, data and
+/// trailers) waits for the client's delayed ACK, about 40 ms on Linux, for its second
+/// piece; tonic sets this itself only on listeners it binds, and these are bound here.
+fn no_delay(stream: &mut tokio::net::TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "could not set TCP_NODELAY on an accepted connection");
+    }
 }
 
 /// Reflection over the OCR and health services. Served as `grpc.reflection.v1` and as
