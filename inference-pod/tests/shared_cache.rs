@@ -266,3 +266,27 @@ async fn entries_expire_after_their_ttl() {
     assert!(!recognize(&server, golden_image(LINE), Task::Line, RecognizeOptions::default()).await.cached);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_is_verified_against_the_given_ca() {
+    let redis = RedisServer::start_with(RedisOptions { tls: true, ..Default::default() })
+        .expect("redis-server starts with TLS (Debian's is built with it)");
+    let ca = redis.ca_file().unwrap().to_owned();
+    let trusted = SharedCacheSettings { ca_file: Some(ca), ..settings(redis.url(), "tls") };
+    let server = serving_server(config("ppocr-v4", trusted)).await;
+    recognize(&server, golden_image(LINE), Task::Line, RecognizeOptions::default()).await;
+    wait_for_stored(&server, 1.0).await;
+    assert!(recognize(&server, golden_image(LINE), Task::Line, RecognizeOptions::default()).await.cached);
+    server.shutdown().await.unwrap();
+
+    // The system's roots do not know this CA: the handshake fails, the request does not.
+    let untrusted = serving_server(config("ppocr-v4", settings(redis.url(), "tls-untrusted"))).await;
+    assert!(!recognize(&untrusted, golden_image(LINE), Task::Line, RecognizeOptions::default()).await.text.is_empty());
+    assert!(lookups(&metrics(&untrusted).await, "error") >= 1.0);
+    untrusted.shutdown().await.unwrap();
+
+    // A CA file that is not there is a configuration error, named at start.
+    let missing = SharedCacheSettings { ca_file: Some("/nonexistent/ca.crt".into()), ..settings(redis.url(), "x") };
+    let error = kube_ocr_inference::serve::start(config("ppocr-v4", missing)).await.err().expect("start fails");
+    assert!(error.to_string().contains("/nonexistent/ca.crt"), "{error}");
+}

@@ -18,6 +18,10 @@ pub enum TestServerError {
     ExitedWhileStarting { server: &'static str, status: String, log: PathBuf, log_tail: String },
     #[error("could not signal {server}: {source}")]
     Signal { server: &'static str, source: std::io::Error },
+    #[error("could not make {what}: {source}")]
+    Certificate { what: &'static str, source: rcgen::Error },
+    #[error("could not write {}: {source}", path.display())]
+    WriteFile { path: PathBuf, source: std::io::Error },
     #[error("`redis-cli {command}` failed: {reason}")]
     Cli { command: String, reason: String },
 }

@@ -7,6 +7,7 @@
 mod error;
 mod process;
 mod redis;
+mod tls;
 
 pub use error::TestServerError;
 pub use redis::{RedisOptions, RedisServer};

@@ -9,6 +9,7 @@ use tempfile::TempDir;
 
 use crate::TestServerError;
 use crate::process::{find_binary, free_port, log_tail, signal};
+use crate::tls::{self, TlsFiles};
 
 const SERVER: &str = "redis-server";
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,6 +19,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RedisOptions {
     /// `requirepass`: clients must AUTH with it.
     pub password: Option<String>,
+    /// Serve TLS only (`rediss://`), with a certificate for 127.0.0.1 from a CA of its own
+    /// ([`RedisServer::ca_file`]).
+    pub tls: bool,
     /// The `redis-server` binary; `None` = the one on `PATH`.
     pub binary: Option<PathBuf>,
 }
@@ -30,6 +34,7 @@ pub struct RedisServer {
     dir: TempDir,
     binary: PathBuf,
     options: RedisOptions,
+    tls: Option<TlsFiles>,
 }
 
 impl RedisServer {
@@ -44,7 +49,8 @@ impl RedisServer {
             .prefix("kube-ocr-redis-")
             .tempdir()
             .map_err(|source| TestServerError::CreateDirectory { server: SERVER, source })?;
-        let mut server = Self { child: None, port: 0, dir, binary, options };
+        let tls = if options.tls { Some(tls::generate(dir.path())?) } else { None };
+        let mut server = Self { child: None, port: 0, dir, binary, options, tls };
         // A port found free may be taken before redis binds it: try a few.
         let mut last_error = None;
         for _ in 0..3 {
@@ -57,10 +63,10 @@ impl RedisServer {
         Err(last_error.expect("three attempts were made"))
     }
 
-    /// `redis://[:password@]127.0.0.1:<port>`.
+    /// `redis[s]://[:password@]127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         match &self.options.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            Some(password) => format!("{}://:{password}@127.0.0.1:{}", self.scheme(), self.port),
             None => self.url_without_password(),
         }
     }
@@ -68,7 +74,16 @@ impl RedisServer {
     /// The address without credentials (what a client configured with a separate password
     /// is given).
     pub fn url_without_password(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.port)
+    }
+
+    /// The PEM CA that signed the server's certificate, with [`RedisOptions::tls`].
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().map(|files| files.ca.as_path())
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "rediss" } else { "redis" }
     }
 
     pub fn port(&self) -> u16 {
@@ -105,6 +120,9 @@ impl RedisServer {
         let command = args.join(" ");
         let mut cli = Command::new(self.binary.with_file_name("redis-cli"));
         cli.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--no-auth-warning"]);
+        if let Some(files) = &self.tls {
+            cli.arg("--tls").arg("--cacert").arg(&files.ca);
+        }
         if let Some(password) = &self.options.password {
             cli.args(["-a", password]);
         }
@@ -132,8 +150,19 @@ impl RedisServer {
 
     fn spawn_and_wait(&mut self) -> Result<(), TestServerError> {
         let mut command = Command::new(&self.binary);
+        command.args(["--bind", "127.0.0.1"]);
+        match &self.tls {
+            // TLS only: the plain port is closed, clients need no certificate of their own.
+            Some(files) => {
+                command.args(["--port", "0", "--tls-port", &self.port.to_string(), "--tls-auth-clients", "no"]);
+                command.arg("--tls-cert-file").arg(&files.cert).arg("--tls-key-file").arg(&files.key);
+                command.arg("--tls-ca-cert-file").arg(&files.ca);
+            }
+            None => {
+                command.args(["--port", &self.port.to_string()]);
+            }
+        }
         command
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             // No persistence: a restarted server is empty, as a lost cache is.
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -197,6 +226,16 @@ mod tests {
         assert_eq!(redis.cli(&["GET", "k"]).unwrap(), "", "a restarted server is empty");
         redis.kill();
         assert!(redis.cli(&["PING"]).is_err(), "a killed server refuses");
+    }
+
+    #[test]
+    fn tls_serves_rediss_only() {
+        let redis = RedisServer::start_with(RedisOptions { tls: true, ..Default::default() }).unwrap();
+        assert!(redis.url().starts_with("rediss://127.0.0.1:"));
+        assert_eq!(redis.cli(&["PING"]).unwrap(), "PONG", "redis-cli over TLS with the CA");
+        let plain = Command::new("redis-cli").args(["-p", &redis.port().to_string(), "PING"]).output().unwrap();
+        assert!(!String::from_utf8_lossy(&plain.stdout).contains("PONG"), "{plain:?}");
+        assert!(std::fs::read_to_string(redis.ca_file().unwrap()).unwrap().contains("BEGIN CERTIFICATE"));
     }
 
     #[test]

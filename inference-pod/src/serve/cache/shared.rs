@@ -131,6 +131,9 @@ impl SharedCache {
         }
         info = info.set_redis_settings(redis_settings);
         let build_error = |source| SharedCacheError::BuildClient { url: address.clone(), source };
+        // rediss:// needs a crypto provider; another part of the process may have installed
+        // one already, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = match &settings.ca_file {
             Some(path) => {
                 let root_cert = std::fs::read(path)
