@@ -287,6 +287,6 @@ async fn tls_is_verified_against_the_given_ca() {
 
     // A CA file that is not there is a configuration error, named at start.
     let missing = SharedCacheSettings { ca_file: Some("/nonexistent/ca.crt".into()), ..settings(redis.url(), "x") };
-    let error = kube_ocr_inference::serve::start(config("ppocr-v4", missing)).await.err().expect("start fails");
+    let error = kube_ocr_inference::serve::start(config("ppocr-v4", missing)).await.expect_err("start fails");
     assert!(error.to_string().contains("/nonexistent/ca.crt"), "{error}");
 }
