@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    assert_valid_hocr, golden_document, golden_document_pages, golden_image, http_request, ocr_client, serving_server,
-    test_config,
+    assert_valid_hocr, golden_document, golden_document_pages, golden_image, http_get, http_request,
+    metrics_once_at_least, ocr_client, serving_server, test_config,
 };
 use futures::StreamExt;
 use kube_ocr_golden::score_text;
@@ -157,6 +157,32 @@ async fn recognize_document_streams_the_plan_then_every_page_in_order() {
     server.shutdown().await.unwrap();
 }
 
+/// A caller that stops reading a document stream stops the work: the call ends CANCELLED
+/// at once (its renderer killed, its pages out of the queues) rather than reading every
+/// page for nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_stream_whose_caller_leaves_stops_its_work() {
+    let server = serving_server(config()).await;
+    let mut grpc = ocr_client(server.grpc_addr).await;
+    let mut stream =
+        grpc.recognize_document(request(golden_document(SCANNED), Default::default())).await.unwrap().into_inner();
+    let plan = stream.next().await.unwrap().unwrap();
+    assert_eq!(plan.pages_to_read, 3);
+    drop(stream);
+    let cancelled = "ocr_requests_total{model=\"ppocr-v4\",version=\"4.0.0\",task=\"document\",protocol=\"grpc\",code=\"CANCELLED\"}";
+    let metrics = metrics_once_at_least(server.http_addr, cancelled, 1.0, std::time::Duration::from_secs(20)).await;
+    assert!(metrics.contains(&format!("{cancelled} 1")), "the call must end CANCELLED:\n{metrics}");
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("ocr_pages_total") && l.contains("task=\"document\"") && l.ends_with(" 3")),
+        "the three pages must not all have been read:\n{metrics}"
+    );
+    // The server goes on serving.
+    grpc.recognize(request(golden_image(SOURCE_PAGES[0]), Default::default())).await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pdfs_over_a_limit_or_broken_are_refused_with_the_reason() {
     let config = ServerConfig {
@@ -231,6 +257,8 @@ async fn a_renderer_that_hits_its_memory_limit_or_is_missing_is_a_clear_error() 
     assert!(status.message().contains("went past the renderer's limits"), "{}", status.message());
     // The server is fine and serves the next image.
     grpc.recognize(request(golden_image(SOURCE_PAGES[0]), Default::default())).await.unwrap();
+    let (_, metrics) = http_get(server.http_addr, "/metrics").await;
+    assert_eq!(render_failures(&metrics, "limit"), 1.0, "{metrics}");
     server.shutdown().await.unwrap();
 
     let missing = PdfSettings::with_program("/nonexistent/ocr-pdf-render".into());
@@ -239,5 +267,19 @@ async fn a_renderer_that_hits_its_memory_limit_or_is_missing_is_a_clear_error() 
     let status = grpc.recognize(request(golden_document(SCANNED), Default::default())).await.unwrap_err();
     assert_eq!(status.code(), Code::Internal, "{status:?}");
     assert!(status.message().contains("/nonexistent/ocr-pdf-render"), "{}", status.message());
+    let (_, metrics) = http_get(server.http_addr, "/metrics").await;
+    assert_eq!(render_failures(&metrics, "spawn"), 1.0, "{metrics}");
+    assert_eq!(render_failures(&metrics, "limit"), 0.0, "{metrics}");
     server.shutdown().await.unwrap();
+}
+
+/// `ocr_pdf_render_failures_total` for `reason`.
+fn render_failures(metrics: &str, reason: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("ocr_pdf_render_failures_total") && line.contains(&format!("reason=\"{reason}\""))
+        })
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
 }

@@ -28,6 +28,9 @@ pub(crate) enum Failure {
     Unavailable,
     /// A fault of the server.
     Internal,
+    /// The caller went away before the answer (a document stream it stopped reading):
+    /// the work was stopped, nobody is told.
+    Cancelled,
 }
 
 impl Failure {
@@ -40,6 +43,7 @@ impl Failure {
             Self::DeadlineExceeded => Code::DeadlineExceeded,
             Self::Unavailable => Code::Unavailable,
             Self::Internal => Code::Internal,
+            Self::Cancelled => Code::Cancelled,
         }
     }
 }

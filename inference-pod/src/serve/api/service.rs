@@ -19,7 +19,7 @@ use super::call::{Answered, DocumentProgress, OcrCall, Protocol, Served, ServedP
 use super::failure::{ApiError, Failure};
 use crate::serve::cache::{CacheKey, ResultCaches, image_sha256};
 use crate::serve::engine::{Engine, OcrLine, OcrOptions, OcrOutput, OcrTask, PageImage, PhaseTimings, TextSource};
-use crate::serve::pdf::{PageContent, PdfRenderer, RenderJob};
+use crate::serve::pdf::{PageContent, PdfRenderer, RenderError, RenderJob};
 use crate::serve::serving_state::{Phase, ServingState};
 use crate::serve::telemetry::access_log::{AccessRecord, log_access};
 use crate::serve::telemetry::metrics::OcrMetrics;
@@ -62,6 +62,11 @@ impl Progress {
 
     async fn page(&self, page: &ServedPage) {
         let _ = self.0.send(DocumentProgress::Page(page.clone())).await;
+    }
+
+    /// Resolves once nobody listens any more (the caller dropped its stream).
+    async fn caller_gone(&self) {
+        self.0.closed().await;
     }
 }
 
@@ -123,7 +128,15 @@ impl OcrApi {
     ) -> Answered {
         self.metrics.request_started();
         let sha256 = image_sha256(&call.document);
-        let result = self.serve(call, &sha256, progress).await;
+        let result = match progress {
+            // A document stream's caller that goes away stops the work: its renderer is
+            // killed and its pages leave the queues, rather than finishing for nobody.
+            Some(progress) => tokio::select! {
+                result = self.serve(call, &sha256, Some(progress)) => result,
+                () = progress.caller_gone() => Err(ApiError::new(Failure::Cancelled, "the caller went away")),
+            },
+            None => self.serve(call, &sha256, None).await,
+        };
         let total = received.elapsed();
         let code = result.as_ref().map_or_else(|error| error.failure.code(), |_| Code::Ok);
         self.metrics.request_finished(call.protocol, call.task, code, total);
@@ -277,15 +290,24 @@ impl OcrApi {
             )));
         }
         let job = RenderJob { dpi, range: options.range, text_layer: options.pdf_text_layer };
-        let rendering = self.pdf.start(call.document.clone(), job).await.map_err(|error| ApiError::from(&error))?;
+        let metrics = self.metrics.clone();
+        let render_failed = move |error: RenderError| {
+            metrics.record_render_failure(&error);
+            ApiError::from(&error)
+        };
+        let rendering = self.pdf.start(call.document.clone(), job).await.map_err(&render_failed)?;
         let counts = (rendering.page_count, rendering.pages.len());
         let document_sha = *sha256;
-        let pages = futures::stream::unfold(rendering, |mut rendering| async move {
+        // The pages until the first failure: a renderer that died says so once, and is not
+        // asked again.
+        let pages = futures::stream::unfold(Some(rendering), |rendering| async move {
+            let mut rendering = rendering?;
             let page = rendering.next_page().await?;
-            Some((page, rendering))
+            let next = page.is_ok().then_some(rendering);
+            Some((page, next))
         })
         .map(move |rendered| {
-            let rendered = rendered.map_err(|error| ApiError::from(&error))?;
+            let rendered = rendered.map_err(&render_failed)?;
             let number = rendered.page.number();
             Ok(match rendered.content {
                 PageContent::Pixels(pixels) => PageWork::Image {

@@ -170,31 +170,16 @@ impl SharedCache {
             return SharedLookup::Skipped;
         }
         let mut connection = self.connection.clone();
-        let reply =
-            tokio::time::timeout(self.settings.timeout, connection.get::<_, Option<Vec<u8>>>(self.key(key))).await;
-        match reply {
-            Ok(Ok(Some(bytes))) => {
-                self.succeeded();
-                match codec::decode(&bytes) {
-                    Ok(output) => SharedLookup::Hit(output),
-                    Err(error) => {
-                        tracing::warn!(%error, "a shared cache entry does not decode; computing instead");
-                        SharedLookup::Failed
-                    }
+        match self.bounded(connection.get::<_, Option<Vec<u8>>>(self.key(key))).await {
+            Some(Some(bytes)) => match codec::decode(&bytes) {
+                Ok(output) => SharedLookup::Hit(output),
+                Err(error) => {
+                    tracing::warn!(%error, "a shared cache entry does not decode; computing instead");
+                    SharedLookup::Failed
                 }
-            }
-            Ok(Ok(None)) => {
-                self.succeeded();
-                SharedLookup::Miss
-            }
-            Ok(Err(error)) => {
-                self.failed(&error.to_string());
-                SharedLookup::Failed
-            }
-            Err(_) => {
-                self.failed(&format!("no answer within {:?}", self.settings.timeout));
-                SharedLookup::Failed
-            }
+            },
+            Some(None) => SharedLookup::Miss,
+            None => SharedLookup::Failed,
         }
     }
 
@@ -217,22 +202,31 @@ impl SharedCache {
             let options = SetOptions::default().with_expiration(SetExpiry::PX(ttl_ms));
             let mut connection = cache.connection.clone();
             let write = connection.set_options::<_, _, ()>(key, value, options);
-            let outcome = match tokio::time::timeout(cache.settings.timeout, write).await {
-                Ok(Ok(())) => {
-                    cache.succeeded();
-                    SharedWrite::Stored
-                }
-                Ok(Err(error)) => {
-                    cache.failed(&error.to_string());
-                    SharedWrite::Failed
-                }
-                Err(_) => {
-                    cache.failed(&format!("no answer within {:?}", cache.settings.timeout));
-                    SharedWrite::Failed
-                }
+            let outcome = match cache.bounded(write).await {
+                Some(()) => SharedWrite::Stored,
+                None => SharedWrite::Failed,
             };
             (cache.on_write)(outcome);
         });
+    }
+
+    /// One Redis call within the timeout; tells the breaker how it went. `None`: it
+    /// failed or did not answer in time (logged by [`Self::failed`]).
+    async fn bounded<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
+        match tokio::time::timeout(self.settings.timeout, call).await {
+            Ok(Ok(value)) => {
+                self.succeeded();
+                Some(value)
+            }
+            Ok(Err(error)) => {
+                self.failed(&error.to_string());
+                None
+            }
+            Err(_) => {
+                self.failed(&format!("no answer within {:?}", self.settings.timeout));
+                None
+            }
+        }
     }
 
     /// `<prefix>:result:v<format>:<hex of the key>`.

@@ -54,6 +54,8 @@ pub(crate) fn http_status(failure: Failure) -> StatusCode {
         Failure::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
         Failure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Failure::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        // Nobody reads it (the caller has gone); 499 is what proxies log for that.
+        Failure::Cancelled => StatusCode::from_u16(499).expect("499 is a valid status code"),
     }
 }
 
@@ -119,7 +121,7 @@ mod tests {
 
     use super::*;
 
-    const EVERY_FAILURE: [Failure; 7] = [
+    const EVERY_FAILURE: [Failure; 8] = [
         Failure::InvalidArgument,
         Failure::TooLarge,
         Failure::Busy { retry_after: None },
@@ -127,12 +129,13 @@ mod tests {
         Failure::DeadlineExceeded,
         Failure::Unavailable,
         Failure::Internal,
+        Failure::Cancelled,
     ];
 
     #[test]
     fn statuses_mirror_the_grpc_codes() {
         let statuses: Vec<u16> = EVERY_FAILURE.iter().map(|f| http_status(*f).as_u16()).collect();
-        assert_eq!(statuses, [400, 413, 429, 429, 504, 503, 500]);
+        assert_eq!(statuses, [400, 413, 429, 429, 504, 503, 500, 499]);
     }
 
     /// The canary analysis counts server faults by gRPC code; an HTTP 5xx must be one of them.

@@ -20,6 +20,7 @@ use crate::model::Precision;
 use crate::serve::api::Protocol;
 use crate::serve::cache::{SharedLookup, SharedWrite};
 use crate::serve::engine::{OcrTask, PhaseTimings};
+use crate::serve::pdf::RenderError;
 
 /// Label of the request phase on `ocr_phase_duration`.
 const PHASE: &str = "phase";
@@ -27,6 +28,8 @@ const PHASE: &str = "phase";
 const STAGE: &str = "stage";
 /// Label of a shared cache call's outcome.
 const RESULT: &str = "result";
+/// Label of why a PDF renderer failed.
+const REASON: &str = "reason";
 /// Label of the numeric precision (`fp32`, `fp16`, `bf16`) on self-test accuracy.
 const PRECISION: &str = "precision";
 
@@ -88,6 +91,7 @@ pub(crate) struct OcrMetrics {
     shared_lookup_duration: HistogramFamily<0>,
     shared_writes: Family<Labels<1>, Counter>,
     shared_available: Family<Labels<0>, Gauge>,
+    render_failures: Family<Labels<1>, Counter>,
     self_test_accuracy: Family<Labels<1>, Gauge<f64, AtomicU64>>,
     ready: Family<Labels<0>, Gauge>,
 }
@@ -120,6 +124,7 @@ impl OcrMetrics {
             shared_lookup_duration: Family::new_with_constructor(shared_cache_histogram),
             shared_writes: Family::default(),
             shared_available: Family::default(),
+            render_failures: Family::default(),
             self_test_accuracy: Family::default(),
             ready: Family::default(),
         };
@@ -185,6 +190,11 @@ impl OcrMetrics {
             "ocr_shared_cache_available",
             "1 while the shared cache is being asked, 0 while it is skipped after failures; absent without one",
             metrics.shared_available.clone(),
+        );
+        registry.register(
+            "ocr_pdf_render_failures",
+            "PDF requests the renderer process failed, by reason: limit (it went past its memory or CPU limit, or crashed), page_timeout (a page took longer than --pdf-page-timeout-secs), spawn (it could not start), protocol (its output was not understood); a PDF that is damaged or encrypted is the caller's and not counted",
+            metrics.render_failures.clone(),
         );
         registry.register(
             "ocr_selftest_accuracy",
@@ -282,6 +292,19 @@ impl OcrMetrics {
 
     pub(crate) fn set_shared_cache_available(&self, available: bool) {
         self.shared_available.get_or_create(&[]).set(i64::from(available));
+    }
+
+    /// A PDF's renderer failed; the document's own faults (damaged, encrypted, too many
+    /// pages) are not counted here.
+    pub(crate) fn record_render_failure(&self, error: &RenderError) {
+        let reason = match error {
+            RenderError::Document(_) => return,
+            RenderError::Died { .. } => "limit",
+            RenderError::PageTimedOut { .. } => "page_timeout",
+            RenderError::Spawn { .. } => "spawn",
+            RenderError::ReadFrames(_) | RenderError::BadFrame(_) | RenderError::Unexpected => "protocol",
+        };
+        self.render_failures.get_or_create(&[(REASON, reason)]).inc();
     }
 
     pub(crate) fn set_cache_usage(&self, entries: usize, bytes: usize) {
