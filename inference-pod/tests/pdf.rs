@@ -8,7 +8,7 @@ mod common;
 
 use common::{
     assert_valid_hocr, golden_document, golden_document_pages, golden_image, http_get, http_request,
-    metrics_once_at_least, ocr_client, serving_server, test_config,
+    labelled_metric_sum, metrics_once_at_least, ocr_client, serving_server, test_config,
 };
 use futures::StreamExt;
 use kube_ocr_golden::score_text;
@@ -275,11 +275,5 @@ async fn a_renderer_that_hits_its_memory_limit_or_is_missing_is_a_clear_error() 
 
 /// `ocr_pdf_render_failures_total` for `reason`.
 fn render_failures(metrics: &str, reason: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|line| {
-            line.starts_with("ocr_pdf_render_failures_total") && line.contains(&format!("reason=\"{reason}\""))
-        })
-        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
+    labelled_metric_sum(metrics, "ocr_pdf_render_failures_total", "reason", reason)
 }

@@ -7,7 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{golden_document, golden_image, http_get, metric_value, ocr_client, serving_server, test_config};
+use common::{
+    golden_document, golden_image, http_get, labelled_metric_sum, metric_value, ocr_client, serving_server, test_config,
+};
 use kube_ocr_inference::serve::{RunningServer, ServerConfig, SharedCacheSettings};
 use kube_ocr_proto::v1::{RecognizeOptions, RecognizeRequest, RecognizeResponse, Task};
 use kube_ocr_test_servers::{RedisOptions, RedisServer};
@@ -90,11 +92,7 @@ fn failures(metrics: &str) -> f64 {
 
 /// The sum of `name`'s samples labelled `result`.
 fn series(metrics: &str, name: &str, result: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|line| line.starts_with(name) && line.contains(&format!("result=\"{result}\"")))
-        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
+    labelled_metric_sum(metrics, name, "result", result)
 }
 
 /// Waits until `server` has stored `count` results in Redis (writes finish after the reply).

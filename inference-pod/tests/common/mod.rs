@@ -139,6 +139,17 @@ pub fn metric_value(metrics: &str, series_prefix: &str) -> f64 {
         .sum()
 }
 
+/// The sum of the samples of `series` (e.g. `ocr_requests_total`) carrying `label="value"`.
+#[allow(dead_code)]
+pub fn labelled_metric_sum(metrics: &str, series: &str, label: &str, value: &str) -> f64 {
+    let wanted = format!("{label}=\"{value}\"");
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(series) && line.contains(&wanted))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
 /// Scrapes `/metrics` until `series_prefix` sums to at least `at_least`, or `patience`
 /// passes; returns the last scrape. For counters a worker thread moves just after the
 /// reply the test waited for (an item dropped from a queue once the worker reaches it).
