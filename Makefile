@@ -6,6 +6,7 @@
 #   $(CACHE)/models-<hash of export inputs and golden set>  exported model bundles
 #   $(CACHE)/target-<hash of tools/requirements.txt>        the cargo target dir
 #   $(CACHE)/k8s-<version>/bin                               etcd, kube-apiserver, ..., helm
+#   $(CACHE)/seaweedfs-<version>/bin                         weed-s3tests, the tests' S3 server
 # The repo gets two ignored symlinks to them: .venv and models.
 
 SHELL := /bin/bash
@@ -66,6 +67,12 @@ BENCH_PDF_DPIS ?= 100 150 200 300
 # kubeconform for `make chart-test`, built from the Go module pinned in tools/kubeconform/.
 KUBECONFORM_VERSION := $(shell awk '$$1 == "github.com/yannh/kubeconform" { print $$2; exit }' tools/kubeconform/go.mod)
 KUBECONFORM := $(CACHE)/kubeconform-$(KUBECONFORM_VERSION)/bin/kubeconform
+# weed-s3tests, SeaweedFS's `weed` built with `-tags s3tests` (one lifecycle day is 10 s), the
+# S3-compatible server the tests start through test-servers/; built from the Go module pinned
+# in tools/seaweedfs/. SeaweedFS tags no module versions: the version is a pseudo-version,
+# and test-servers/src/s3.rs checks that it names the same one.
+SEAWEEDFS_VERSION := $(shell awk '$$1 == "github.com/seaweedfs/seaweedfs" { print $$2; exit }' tools/seaweedfs/go.mod)
+SEAWEEDFS_BIN := $(CACHE)/seaweedfs-$(SEAWEEDFS_VERSION)/bin
 # The Gateway API's CRDs (GRPCRoute and HTTPRoute for the gatewayAPI e2e scenario), from the Go module
 # pinned in tools/gateway-api/; e2e/src/toolchain.rs finds them there.
 GATEWAY_API_VERSION := $(shell awk '$$1 == "require" && $$2 == "sigs.k8s.io/gateway-api" { print $$3; exit }' tools/gateway-api/go.mod)
@@ -78,7 +85,8 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 .PHONY: setup
-setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries promtool kubeconform gateway-api-crds $(HADOLINT_VENV)/.complete $(API_TOOLS_VENV)/.complete pod-network target-dir ## Install everything the build, tests and demo need (idempotent)
+setup: ## Install everything the build, tests and demo need (idempotent)
+	@$(MAKE) -j$(SETUP_JOBS) --output-sync=target setup-prerequisites
 	@ln -sfn $(VENV) .venv
 	@ln -sfn $(MODELS) models
 	@ln -sfn $(API_TOOLS_VENV) .api-tools
@@ -87,7 +95,21 @@ setup: system-packages $(VENV)/.complete $(MODELS)/.complete k8s-binaries promto
 	@echo "setup: Kubernetes $(K8S_VERSION) binaries in $(K8S_BIN)"
 	@echo "setup: promtool $(PROMTOOL_VERSION) in $(PROMTOOL)"
 	@echo "setup: kubeconform $(KUBECONFORM_VERSION) in $(KUBECONFORM)"
+	@echo "setup: SeaweedFS $(SEAWEEDFS_VERSION) (weed-s3tests) in $(SEAWEEDFS_BIN)"
 	@echo "setup: Gateway API $(GATEWAY_API_VERSION) CRDs in $(GATEWAY_API_CRDS)"
+
+# setup's parts run side by side, in a make of their own with SETUP_JOBS jobs, so that on a
+# cold machine the Go builds (about 25 minutes of CPU on 2 cores, niced) overlap the torch
+# download and the model export instead of adding up. With --output-sync each part's output
+# is printed whole when it ends. The only order among them: the model export needs the venv,
+# and the two parts that may ask sudo for a password (Debian packages, the pod route) take
+# turns. Nothing here needs protoc (the cargo builds that do start after setup), and each
+# script locks its own output directory.
+SETUP_JOBS ?= 4
+.PHONY: setup-prerequisites
+setup-prerequisites: $(VENV)/.complete k8s-binaries seaweedfs $(MODELS)/.complete promtool system-packages \
+	kubeconform gateway-api-crds $(HADOLINT_VENV)/.complete $(API_TOOLS_VENV)/.complete pod-network target-dir
+pod-network: | system-packages
 
 # A cold build takes about 13 minutes on 2 cores; each binary is stamped and skipped after.
 .PHONY: k8s-binaries
@@ -103,6 +125,11 @@ promtool:
 .PHONY: kubeconform
 kubeconform:
 	@bash tools/build-kubeconform.sh $(dir $(KUBECONFORM))
+
+# weed-s3tests: a cold build takes about 5 minutes on 2 cores; stamped and skipped after.
+.PHONY: seaweedfs
+seaweedfs:
+	@bash tools/build-seaweedfs.sh $(SEAWEEDFS_BIN)
 
 # Gateway API CRDs: copied out of the module zip; stamped and skipped after.
 .PHONY: gateway-api-crds
@@ -153,9 +180,10 @@ pod-network:
 
 .PHONY: system-packages
 # protoc for the gRPC build; redis-server (and redis-cli) for the shared result cache's
-# tests, started per test by test-servers/.
+# tests, started per test by test-servers/; curl, whose --aws-sigv4 signs the requests of
+# test-servers/'s S3 harness.
 system-packages:
-	@bash tools/install-system-packages.sh protobuf-compiler redis-server
+	@bash tools/install-system-packages.sh protobuf-compiler redis-server curl
 
 # The cache paths carry a hash of their inputs, so these stamps depend on nothing by mtime:
 # a fresh clone's newer file times must not trigger a rebuild of an identical cache.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::batching::BatchingSpec;
 use crate::cache::CacheSpec;
 use crate::device::DeviceSpec;
+use crate::jobs::JobsSpec;
 use crate::model::ModelSpec;
 use crate::rollout::RolloutSpec;
 use crate::scaling::{AutoscalingSpec, ReplicasSpec};
@@ -36,6 +37,9 @@ use crate::status::OcrServiceStatus;
     ),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
         "OcrService names start with a letter (they name Services, which must be DNS-1035 labels)"
+    ),
+    validation = Rule::new("!has(self.spec.jobs) || (has(self.spec.cache) && has(self.spec.cache.redis))").message(
+        "spec.jobs needs spec.cache.redis: the job queue lives in that Redis"
     ),
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Lifecycle phase"}"#,
     printcolumn = r#"{"name":"Stable","type":"string","jsonPath":".status.stableVersion","description":"Model version of the stable revision"}"#,
@@ -74,6 +78,9 @@ pub struct OcrServiceSpec {
     /// The result cache shared by the pods (Redis).
     #[serde(default, skip_serializing_if = "is_default")]
     pub cache: CacheSpec,
+    /// Asynchronous document jobs (needs `cache.redis`, where their queue lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobsSpec>,
     /// How long a pod may take to load the model, warm up and pass its golden self-test
     /// before it is restarted, in seconds (default 300; a few seconds on CPU, minutes on
     /// a cold GPU node).

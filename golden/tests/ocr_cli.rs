@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use kube_ocr_proto::v1::ocr_server::{Ocr, OcrServer};
 use kube_ocr_proto::v1::{
-    GetModelInfoRequest, ModelInfo, PageResult, RecognizeDocumentResponse, RecognizeOptions, RecognizeRequest,
-    RecognizeResponse, RecognizeStreamResponse, TextLine, TextSource,
+    CancelJobRequest, GetJobRequest, GetJobResultRequest, GetModelInfoRequest, Job, JobResultChunk, ModelInfo,
+    PageResult, RecognizeDocumentResponse, RecognizeOptions, RecognizeRequest, RecognizeResponse,
+    RecognizeStreamResponse, SubmitJobRequest, TextLine, TextSource,
 };
 use tonic::codegen::tokio_stream::{self, Stream};
 use tonic::{Request, Response, Status, Streaming};
@@ -95,6 +96,27 @@ impl Ocr for StandIn {
         &self,
         _request: Request<Streaming<RecognizeRequest>>,
     ) -> Result<Response<ManyStream>, Status> {
+        Err(Status::unimplemented("not in the stand-in"))
+    }
+
+    async fn submit_job(&self, _request: Request<SubmitJobRequest>) -> Result<Response<Job>, Status> {
+        Err(Status::unimplemented("not in the stand-in"))
+    }
+
+    async fn get_job(&self, _request: Request<GetJobRequest>) -> Result<Response<Job>, Status> {
+        Err(Status::unimplemented("not in the stand-in"))
+    }
+
+    async fn cancel_job(&self, _request: Request<CancelJobRequest>) -> Result<Response<Job>, Status> {
+        Err(Status::unimplemented("not in the stand-in"))
+    }
+
+    type GetJobResultStream = Pin<Box<dyn Stream<Item = Result<JobResultChunk, Status>> + Send>>;
+
+    async fn get_job_result(
+        &self,
+        _request: Request<GetJobResultRequest>,
+    ) -> Result<Response<Self::GetJobResultStream>, Status> {
         Err(Status::unimplemented("not in the stand-in"))
     }
 

@@ -74,6 +74,7 @@ fn config(args: &Args, shared: Option<SharedCacheSettings>, memory_bytes: usize)
         request_timeout: Duration::from_secs(120),
         cache_bytes: memory_bytes,
         shared_cache: shared,
+        jobs: None,
         self_test_dir: None,
         self_test_min_accuracy: None,
         max_precision_accuracy_drop: DEFAULT_MAX_PRECISION_ACCURACY_DROP,

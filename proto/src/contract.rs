@@ -19,6 +19,15 @@ pub mod metrics {
     /// Gauge of items waiting for a batch, per model stage: the per-pod autoscaling metric.
     pub const QUEUE_DEPTH: &str = "ocr_queue_depth";
 
+    /// Gauge of the service's jobs waiting for a pod (the queue's lag): the job backlog
+    /// the operator's status and the autoscaler read.
+    pub const JOBS_QUEUED: &str = "ocr_jobs_queued";
+    /// Gauge of the age of the service's oldest unfinished job, in seconds (registered
+    /// under this name with the unit seconds; exposed as [`JOBS_OLDEST_AGE_SERIES`]).
+    pub const JOBS_OLDEST_AGE: &str = "ocr_jobs_oldest_age";
+    /// The exposed series of [`JOBS_OLDEST_AGE`].
+    pub const JOBS_OLDEST_AGE_SERIES: &str = "ocr_jobs_oldest_age_seconds";
+
     /// Every series the operator's canary analysis reads from a pod's `/metrics`.
     pub const READ_BY_OPERATOR: [&str; 2] = [REQUESTS_SERIES, REQUEST_DURATION_BUCKET_SERIES];
 }
@@ -45,17 +54,22 @@ pub mod protocols {
     pub const GRPC: &str = "grpc";
     /// The HTTP/JSON API (`POST /v1/ocr`).
     pub const HTTP: &str = "http";
+    /// An asynchronous document job, worked by a pod from the queue.
+    pub const JOB: &str = "job";
 }
 
 /// gRPC codes that mean the server failed, as opposed to the caller sending something
 /// wrong (INVALID_ARGUMENT, NOT_FOUND, ...). CANCELLED is the caller giving up.
-pub const SERVER_FAULT_CODES: [tonic::Code; 6] = [
+pub const SERVER_FAULT_CODES: [tonic::Code; 7] = [
     tonic::Code::Internal,
     tonic::Code::Unavailable,
     tonic::Code::DeadlineExceeded,
     tonic::Code::ResourceExhausted,
     tonic::Code::Unknown,
     tonic::Code::DataLoss,
+    // A pod asked for what it was not set up to serve (jobs without a bucket): the
+    // service's configuration, not the caller's request.
+    tonic::Code::Unimplemented,
 ];
 
 /// Whether a code name (as [`code_name`] spells it) is one of [`SERVER_FAULT_CODES`].

@@ -24,4 +24,6 @@ pub enum TestServerError {
     WriteFile { path: PathBuf, source: std::io::Error },
     #[error("`redis-cli {command}` failed: {reason}")]
     Cli { command: String, reason: String },
+    #[error("S3 request `{request}` failed: {reason}; the server's log ({}) ends with:\n{log_tail}", log.display())]
+    S3Request { request: String, reason: String, log: PathBuf, log_tail: String },
 }

@@ -46,6 +46,7 @@ pub fn server_config(bundle: &std::path::Path, threads: i32, max_batch_size: usi
         request_timeout: Duration::from_secs(120),
         cache_bytes: 0,
         shared_cache: None,
+        jobs: None,
         self_test_dir: None,
         self_test_min_accuracy: None,
         max_precision_accuracy_drop: kube_ocr_inference::serve::DEFAULT_MAX_PRECISION_ACCURACY_DROP,

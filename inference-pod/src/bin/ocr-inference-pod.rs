@@ -9,10 +9,11 @@ use std::time::Duration;
 use clap::Parser;
 use kube_ocr_inference::model::{DeviceRequest, ModelOptions, Precision, bundle_path_from_uri};
 use kube_ocr_inference::serve::{
-    BatcherConfig, CorsPolicy, DEFAULT_MAX_PRECISION_ACCURACY_DROP, DEFAULT_PDF_DPI, PdfSettings, ServerConfig,
-    SharedCacheSettings, start,
+    BatcherConfig, CorsPolicy, DEFAULT_MAX_PRECISION_ACCURACY_DROP, DEFAULT_PDF_DPI, JobSettings, PdfSettings,
+    ServerConfig, SharedCacheSettings, start,
 };
 use kube_ocr_runtime::{LogFormat, Logging, ShutdownSignals, run_main};
+use kube_ocr_s3::{Addressing, S3Settings};
 use kube_ocr_vision::image::DecodeLimits;
 use kube_ocr_vision::pdf::PdfLimits;
 
@@ -124,6 +125,71 @@ struct Args {
     /// Background writes to the shared cache in flight at most; more are dropped.
     #[arg(long, env = "OCR_SHARED_CACHE_MAX_PENDING_WRITES", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     shared_cache_max_pending_writes: u32,
+    /// Asynchronous document jobs: the bucket their uploads and results go to. Needs
+    /// --redis-url (the job queue lives there) and --jobs-s3-endpoint. Unset: the job
+    /// calls answer UNIMPLEMENTED (HTTP 501).
+    #[arg(long, env = "OCR_JOBS_BUCKET", requires_all = ["redis_url", "jobs_s3_endpoint"])]
+    jobs_bucket: Option<String>,
+    /// The S3-compatible server: `https://s3.eu-west-1.amazonaws.com`, `http://seaweedfs:8333`.
+    #[arg(long, env = "OCR_JOBS_S3_ENDPOINT")]
+    jobs_s3_endpoint: Option<String>,
+    /// The region requests are signed for.
+    #[arg(long, env = "OCR_JOBS_S3_REGION", default_value = "us-east-1")]
+    jobs_s3_region: String,
+    /// Access key id (best from a Secret, through the environment).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", default_value = "", hide_env_values = true)]
+    jobs_s3_access_key_id: String,
+    /// Secret access key (best from a Secret, through the environment).
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", default_value = "", hide_env_values = true)]
+    jobs_s3_secret_access_key: String,
+    /// Session token of temporary credentials.
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true)]
+    jobs_s3_session_token: Option<String>,
+    /// Name buckets in the host (`bucket.endpoint`) instead of the path (`endpoint/bucket`).
+    #[arg(long, env = "OCR_JOBS_S3_VIRTUAL_HOSTED")]
+    jobs_s3_virtual_hosted: bool,
+    /// PEM CA bundle trusted for an https endpoint beside the system's roots.
+    #[arg(long, env = "OCR_JOBS_S3_CA_FILE")]
+    jobs_s3_ca_file: Option<PathBuf>,
+    /// Longest one S3 call may take, in seconds.
+    #[arg(long, env = "OCR_JOBS_S3_TIMEOUT_SECS", default_value_t = 60.0)]
+    jobs_s3_timeout_secs: f64,
+    /// Key prefix of this service's objects in the bucket (the expiry rule's filter).
+    #[arg(long, env = "OCR_JOBS_PREFIX", default_value = "kube-ocr/jobs")]
+    jobs_prefix: String,
+    /// How long a job, its upload and its result live, in seconds (the bucket expires
+    /// objects in whole days, so S3 keeps them up to a day longer).
+    #[arg(long, env = "OCR_JOBS_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
+    jobs_ttl_secs: u64,
+    /// Jobs this pod works at a time.
+    #[arg(long, env = "OCR_JOBS_MAX_CONCURRENT", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs_max_concurrent: u32,
+    /// Pages of a job's document in the engine at a time (a synchronous document takes
+    /// 4): a synchronous call waits behind at most this many job pages per running job.
+    #[arg(long, env = "OCR_JOBS_PAGES_IN_FLIGHT", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs_pages_in_flight: u32,
+    /// A running job whose pod has not heartbeaten it for this many seconds is taken over
+    /// by another pod (its pod died or hung).
+    #[arg(long, env = "OCR_JOBS_CLAIM_AFTER_SECS", default_value_t = 60.0)]
+    jobs_claim_after_secs: f64,
+    /// Starts of one job before it fails (a document that kills every pod that reads it).
+    #[arg(long, env = "OCR_JOBS_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    jobs_max_attempts: u32,
+    /// Longest one job may run, in seconds.
+    #[arg(long, env = "OCR_JOBS_TIMEOUT_SECS", default_value_t = 3600.0)]
+    jobs_timeout_secs: f64,
+    /// The age past which an unfinished job breaks its objective, in seconds: exported as
+    /// ocr_jobs_slo_seconds for the OcrJobsOlderThanSlo alert.
+    #[arg(long, env = "OCR_JOBS_SLO_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    jobs_slo_secs: u64,
+    /// Set the bucket's expiry rule for --jobs-prefix at start (needs
+    /// s3:PutLifecycleConfiguration); false when the bucket's owner manages it.
+    #[arg(long, env = "OCR_JOBS_MANAGE_EXPIRY", default_value_t = true, action = clap::ArgAction::Set)]
+    jobs_manage_expiry: bool,
+    /// This pod's name in the job queue's consumer group (a random suffix keeps restarts
+    /// apart); default: the host name.
+    #[arg(long, env = "OCR_POD_NAME")]
+    pod_name: Option<String>,
     /// Golden-set folder for the start-up self-test (default: <bundle>/selftest, else built in).
     #[arg(long, env = "OCR_SELF_TEST_DIR")]
     self_test_dir: Option<PathBuf>,
@@ -222,6 +288,7 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
             key_prefix: args.redis_key_prefix.clone(),
             max_pending_writes: args.shared_cache_max_pending_writes as usize,
         }),
+        jobs: job_settings(args)?,
         self_test_dir: args.self_test_dir.clone(),
         self_test_min_accuracy: args.self_test_min_accuracy,
         max_precision_accuracy_drop: args.max_precision_accuracy_drop,
@@ -231,6 +298,46 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
         drain_delay: seconds(args.drain_delay_secs, "drain-delay-secs")?,
         shutdown_grace: seconds(args.shutdown_grace_secs, "shutdown-grace-secs")?,
     })
+}
+
+fn job_settings(args: &Args) -> anyhow::Result<Option<JobSettings>> {
+    let Some(bucket) = &args.jobs_bucket else {
+        return Ok(None);
+    };
+    let endpoint = args.jobs_s3_endpoint.as_deref().unwrap_or_default();
+    let endpoint =
+        endpoint.parse().map_err(|error| anyhow::anyhow!("--jobs-s3-endpoint {endpoint:?} is not a URL: {error}"))?;
+    let pod = args.pod_name.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_or_else(|_| "pod".to_owned(), |name| name.trim().to_owned())
+    });
+    // Unique per process: a restarted container keeps its pod's name, and must not be
+    // taken for the process that held its jobs before.
+    let nonce = std::process::id()
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |now| now.subsec_nanos());
+    Ok(Some(JobSettings {
+        s3: S3Settings {
+            endpoint,
+            region: args.jobs_s3_region.clone(),
+            access_key_id: args.jobs_s3_access_key_id.clone(),
+            secret_access_key: args.jobs_s3_secret_access_key.clone(),
+            session_token: args.jobs_s3_session_token.clone(),
+            addressing: if args.jobs_s3_virtual_hosted { Addressing::VirtualHosted } else { Addressing::Path },
+            ca_file: args.jobs_s3_ca_file.clone(),
+            timeout: seconds(args.jobs_s3_timeout_secs, "jobs-s3-timeout-secs")?,
+        },
+        bucket: bucket.clone(),
+        prefix: args.jobs_prefix.clone(),
+        ttl: Duration::from_secs(args.jobs_ttl_secs),
+        max_concurrent: args.jobs_max_concurrent as usize,
+        pages_in_flight: args.jobs_pages_in_flight as usize,
+        claim_after: seconds(args.jobs_claim_after_secs, "jobs-claim-after-secs")?,
+        max_attempts: args.jobs_max_attempts,
+        job_timeout: seconds(args.jobs_timeout_secs, "jobs-timeout-secs")?,
+        slo: Duration::from_secs(args.jobs_slo_secs),
+        consumer: format!("{pod}-{nonce:08x}"),
+        manage_expiry: args.jobs_manage_expiry,
+    }))
 }
 
 async fn run(args: Args, shutdown: ShutdownSignals) -> anyhow::Result<()> {

@@ -47,6 +47,14 @@ pub enum ServeError {
     #[error("configuring the shared cache: {0}")]
     ConfigureSharedCache(#[from] crate::serve::cache::SharedCacheError),
 
+    /// `--jobs-bucket` without `--redis-url`: the job queue lives in that Redis.
+    #[error("jobs need a Redis for their queue: set --redis-url (it also turns the shared result cache on)")]
+    JobsWithoutRedis,
+
+    /// The job flags do not describe a usable queue or bucket client.
+    #[error("configuring jobs: {0}")]
+    ConfigureJobs(#[from] crate::serve::jobs::JobError),
+
     /// The bundle's files could not be read to fingerprint them for the cache key.
     #[error("fingerprinting the model bundle: {0}")]
     DigestBundle(crate::model::ModelError),

@@ -7,6 +7,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::serve::error::ServeError;
+use crate::serve::jobs::WorkerHandle;
 use crate::serve::serving_state::{Phase, ServingState};
 
 /// A started pod. `shutdown` drains it; dropping it without shutdown aborts the tasks.
@@ -24,6 +25,9 @@ pub struct RunningServer {
     pub(crate) http_api_task: JoinHandle<Result<(), ServeError>>,
     pub(crate) http_task: JoinHandle<()>,
     pub(crate) startup_task: JoinHandle<()>,
+    /// Works document jobs; stopped first on shutdown so its jobs go back to the queue
+    /// for the other pods while this one drains.
+    pub(crate) jobs_worker: Option<WorkerHandle>,
     pub(crate) drain_delay: Duration,
     pub(crate) shutdown_grace: Duration,
 }
@@ -35,6 +39,9 @@ impl RunningServer {
         self.startup_task.abort();
         self.serving.set(Phase::Draining).await;
         tracing::info!(drain_delay_ms = self.drain_delay.as_millis() as u64, "draining: NOT_SERVING");
+        if let Some(worker) = self.jobs_worker.take() {
+            worker.stop(self.shutdown_grace).await;
+        }
         tokio::time::sleep(self.drain_delay).await;
         for stop in [self.stop_grpc.take(), self.stop_http_api.take()].into_iter().flatten() {
             let _ = stop.send(());

@@ -22,12 +22,13 @@ use crate::model::{
 };
 use crate::serve::api::{ApiLimits, OcrApi};
 use crate::serve::batcher::{BatchObserver, BatcherConfig};
-use crate::serve::cache::{ResultCache, ResultCaches, SharedCache, SharedCacheSettings, result_identity};
+use crate::serve::cache::{ResultCache, ResultCaches, SharedCache, SharedCacheSettings, redis_client, result_identity};
 use crate::serve::engine::{Engine, EngineConfig, OcrOutput, OcrTask};
 use crate::serve::error::ServeError;
 use crate::serve::grpc::OcrGrpcService;
 use crate::serve::http::{HttpState, router};
 use crate::serve::http_api::{self, CorsPolicy, HttpApiState, max_body_bytes};
+use crate::serve::jobs::{JobSettings, Jobs, start_worker};
 use crate::serve::pdf::{PdfRenderer, PdfSettings};
 use crate::serve::running::RunningServer;
 use crate::serve::self_test::{
@@ -35,6 +36,7 @@ use crate::serve::self_test::{
 };
 use crate::serve::serving_state::{Phase, ServingState};
 use crate::serve::telemetry::gpu::{GpuCollector, GpuMonitor};
+use crate::serve::telemetry::job_metrics::JobMetrics;
 use crate::serve::telemetry::metrics::{ModelIdentity, OcrMetrics};
 use crate::serve::telemetry::process::ProcessCollector;
 
@@ -62,6 +64,9 @@ pub struct ServerConfig {
     pub cache_bytes: usize,
     /// The shared (Redis) result cache behind the in-process one; `None` = none.
     pub shared_cache: Option<SharedCacheSettings>,
+    /// Asynchronous document jobs (queue in the shared cache's Redis, documents and
+    /// results in a bucket); `None` = the job calls answer UNIMPLEMENTED.
+    pub jobs: Option<JobSettings>,
     /// Golden-set folder for the self-test; `None` = `<bundle>/selftest` if present, else
     /// the samples built into the binary.
     pub self_test_dir: Option<PathBuf>,
@@ -85,6 +90,10 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
 }
 
+/// Least time the job queue's Redis calls get (the shared cache's own timeout is tuned
+/// for the request path and may be shorter).
+const JOB_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Binds the three ports, loads the bundle, starts serving gRPC (NOT_SERVING) and HTTP, then
 /// runs the self-test in the background and flips to SERVING when it passes.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
@@ -94,8 +103,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     let grpc_addr = local_addr(&grpc_listener, "gRPC", config.listen_host, config.grpc_port)?;
     let http_api_addr = local_addr(&http_api_listener, "HTTP API", config.listen_host, config.http_api_port)?;
     let http_addr = local_addr(&http_listener, "HTTP", config.listen_host, config.http_port)?;
-    let http_api_router = |api| {
-        let state = HttpApiState { api, max_body_bytes: max_body_bytes(config.max_image_bytes) };
+    let http_api_router = |api, jobs| {
+        let state = HttpApiState { api, jobs, max_body_bytes: max_body_bytes(config.max_image_bytes) };
         http_api::router(state, &config.cors).map_err(ServeError::ConfigureCors)
     };
 
@@ -182,8 +191,22 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     pdf.limits.max_side = config.decode_limits.max_side;
     let pdf = Arc::new(PdfRenderer::new(pdf));
     let api = Arc::new(OcrApi::new(engine.clone(), cache.clone(), metrics.clone(), serving.clone(), limits, pdf));
-    let service = OcrGrpcService::new(api.clone());
-    let http_api = http_api_router(api)?;
+    let jobs = match (&config.jobs, &config.shared_cache) {
+        (None, _) => None,
+        (Some(_), None) => return Err(ServeError::JobsWithoutRedis),
+        (Some(settings), Some(redis)) => {
+            tracing::info!(jobs = ?settings, "document jobs configured");
+            let job_metrics = Arc::new(JobMetrics::register(&mut registry));
+            let client = redis_client(redis)?;
+            // Job calls are not on a request's hot path: give Redis more than the cache's
+            // few tens of milliseconds before calling it down.
+            let timeout = redis.timeout.max(JOB_REDIS_TIMEOUT);
+            Some(Arc::new(Jobs::new(settings.clone(), client, &redis.key_prefix, timeout, api.clone(), job_metrics)?))
+        }
+    };
+    let service = OcrGrpcService::new(api.clone(), jobs.clone());
+    let http_api = http_api_router(api, jobs.clone())?;
+    let jobs_worker = jobs.map(start_worker);
     let reflection = reflection_builder().build_v1().map_err(ServeError::BuildReflection)?;
     let reflection_v1alpha = reflection_builder().build_v1alpha().map_err(ServeError::BuildReflection)?;
     // Images up to the limit are refused by the handler with RESOURCE_EXHAUSTED and a
@@ -243,6 +266,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         http_api_task,
         http_task,
         startup_task,
+        jobs_worker,
         drain_delay: config.drain_delay,
         shutdown_grace: config.shutdown_grace,
     })

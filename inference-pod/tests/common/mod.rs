@@ -46,6 +46,7 @@ pub fn test_config(bundle: &str) -> kube_ocr_inference::serve::ServerConfig {
         request_timeout: Duration::from_secs(25),
         cache_bytes: 16 << 20,
         shared_cache: None,
+        jobs: None,
         self_test_dir: None,
         self_test_min_accuracy: None,
         max_precision_accuracy_drop: kube_ocr_inference::serve::DEFAULT_MAX_PRECISION_ACCURACY_DROP,
@@ -297,4 +298,109 @@ pub async fn preflight_allowed_origin(addr: std::net::SocketAddr, origin: &str) 
         http_request(addr, "OPTIONS", "/v1/ocr", &[("Origin", origin), ("Access-Control-Request-Method", "POST")], &[])
             .await;
     reply.header("access-control-allow-origin").map(str::to_owned)
+}
+
+/// The word page N of [`numbered_pages_pdf`] carries: `NUMBERED_PAGE_WORDS[N % 5]`.
+#[allow(dead_code)]
+pub const NUMBERED_PAGE_WORDS: [&str; 5] = ["invoice", "receipt", "letter", "notice", "form"];
+
+/// A PDF of `count` small pages, page N drawing the line `Page N <word>` in Helvetica, so
+/// that every page reads differently and a test can tell which page an answer is.
+#[allow(dead_code)]
+pub fn numbered_pages_pdf(count: usize) -> Vec<u8> {
+    const WORDS: [&str; 5] = NUMBERED_PAGE_WORDS;
+    // Objects: 1 catalog, 2 pages, 3 font, then per page its page and its content.
+    let mut objects: Vec<String> = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        String::new(),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_owned(),
+    ];
+    let mut kids = Vec::new();
+    for page in 1..=count {
+        let content = format!("BT /F1 30 Tf 20 30 Td (Page {page} {}) Tj ET", WORDS[page % WORDS.len()]);
+        let page_object = objects.len() + 1;
+        kids.push(format!("{page_object} 0 R"));
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 420 90] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+            page_object + 1
+        ));
+        objects.push(format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()));
+    }
+    objects[1] = format!("<< /Type /Pages /Kids [{}] /Count {count} >>", kids.join(" "));
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    let mut offsets = Vec::new();
+    for (index, object) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", index + 1).as_bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes(),
+    );
+    pdf
+}
+
+/// The `ocr-inference-pod` binary running as a pod would, on free loopback ports; killed
+/// (SIGKILL) on drop.
+#[allow(dead_code)]
+pub struct PodProcess {
+    pub child: tokio::process::Child,
+    pub grpc: std::net::SocketAddr,
+    pub http_api: std::net::SocketAddr,
+    pub http: std::net::SocketAddr,
+    pub log: std::path::PathBuf,
+}
+
+#[allow(dead_code)]
+impl PodProcess {
+    /// Starts the binary with the standard bundle and `args`, and waits until it serves.
+    pub async fn start(args: &[String], log_dir: &std::path::Path, name: &str) -> Self {
+        let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (grpc, http_api, http) = (free_port(), free_port(), free_port());
+        let log = log_dir.join(format!("{name}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ocr-inference-pod"))
+            .arg("--bundle")
+            .arg(bundle_dir("ppocr-v4").canonicalize().unwrap())
+            .args([
+                "--device",
+                "cpu",
+                "--listen-host",
+                "127.0.0.1",
+                "--drain-delay-secs",
+                "0.2",
+                "--torch-threads",
+                "1",
+            ])
+            .args(["--grpc-port", &grpc.to_string(), "--http-api-port", &http_api.to_string()])
+            .args(["--http-port", &http.to_string(), "--pod-name", name])
+            .arg("--pdf-renderer")
+            .arg(pdf_renderer())
+            .args(args)
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let address = |port: u16| -> std::net::SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
+        let pod = Self { child, grpc: address(grpc), http_api: address(http_api), http: address(http), log };
+        let started = std::time::Instant::now();
+        loop {
+            // The port opens before the model is loaded: probe the connection first.
+            if tokio::net::TcpStream::connect(pod.http).await.is_ok() && http_get(pod.http, "/readyz").await.0 == 200 {
+                return pod;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(180), "{name} did not become ready");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SIGKILL: the pod dies mid-work, as on an OOM kill or a lost node.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
 }

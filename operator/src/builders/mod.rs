@@ -7,6 +7,7 @@ mod deployment;
 mod desired;
 mod fingerprint;
 mod hpa;
+mod jobs;
 mod owner;
 mod pdb;
 mod pod;
@@ -16,6 +17,7 @@ mod shared_cache;
 mod stable_share;
 #[cfg(test)]
 pub(crate) mod test_support;
+mod wiring;
 
 pub use deployment::deployment;
 pub use desired::{DesiredState, desired_state};

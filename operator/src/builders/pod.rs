@@ -8,6 +8,7 @@ use kube_ocr_crds::{DeviceKind, OcrServiceSpec};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::jobs::jobs_wiring;
 use super::owner::Owner;
 use super::settings::BuildSettings;
 use super::shared_cache::shared_cache_wiring;
@@ -44,7 +45,8 @@ pub fn pod_template(
         (MODEL_VERSION_ANNOTATION.to_owned(), spec.model.version.clone()),
     ]);
     let (volumes, model_mounts, init_containers) = model_volumes(model, settings);
-    let cache = shared_cache_wiring(owner, spec);
+    let mut cache = shared_cache_wiring(owner, spec);
+    cache.extend(jobs_wiring(owner, spec));
     let mut mounts = vec![json!({ "name": "tmp", "mountPath": "/tmp" })];
     mounts.extend(model_mounts);
     mounts.extend(cache.mounts);

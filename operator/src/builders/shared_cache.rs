@@ -3,30 +3,22 @@
 //! which `kubectl describe` shows), and the CA as a read-only file.
 
 use kube_ocr_crds::{OcrServiceSpec, RedisCacheSpec};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::owner::Owner;
+use super::wiring::ContainerWiring;
 
 /// Where the CA key of the Secret is mounted.
 const CA_DIR: &str = "/etc/kube-ocr/redis";
 const CA_FILE: &str = "ca.crt";
 const CA_VOLUME: &str = "redis-ca";
 
-/// What the shared cache adds to the inference container and the pod.
-#[derive(Debug, Default, PartialEq)]
-pub(super) struct SharedCacheWiring {
-    pub args: Vec<String>,
-    pub env: Vec<Value>,
-    pub volumes: Vec<Value>,
-    pub mounts: Vec<Value>,
-}
-
-pub(super) fn shared_cache_wiring(owner: &Owner, spec: &OcrServiceSpec) -> SharedCacheWiring {
+pub(super) fn shared_cache_wiring(owner: &Owner, spec: &OcrServiceSpec) -> ContainerWiring {
     let Some(redis) = &spec.cache.redis else {
-        return SharedCacheWiring::default();
+        return ContainerWiring::default();
     };
     let RedisCacheSpec { url, secret_ref, ttl_seconds, timeout_ms } = redis;
-    let mut wiring = SharedCacheWiring {
+    let mut wiring = ContainerWiring {
         args: vec![
             format!("--redis-url={url}"),
             // Both tracks share the prefix: the server's key binds what computes the answer.
@@ -34,7 +26,7 @@ pub(super) fn shared_cache_wiring(owner: &Owner, spec: &OcrServiceSpec) -> Share
             format!("--shared-cache-ttl-secs={ttl_seconds}"),
             format!("--shared-cache-timeout-ms={timeout_ms}"),
         ],
-        ..SharedCacheWiring::default()
+        ..ContainerWiring::default()
     };
     let Some(secret) = secret_ref else {
         return wiring;
@@ -60,17 +52,19 @@ pub(super) fn shared_cache_wiring(owner: &Owner, spec: &OcrServiceSpec) -> Share
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::super::test_support::ocr_service;
     use super::*;
 
-    fn wiring(spec: Value) -> SharedCacheWiring {
+    fn wiring(spec: Value) -> ContainerWiring {
         let ocr = ocr_service(spec);
         shared_cache_wiring(&Owner::of(&ocr).unwrap(), &ocr.spec)
     }
 
     #[test]
     fn no_cache_spec_adds_nothing() {
-        assert_eq!(wiring(json!({})), SharedCacheWiring::default());
+        assert_eq!(wiring(json!({})), ContainerWiring::default());
     }
 
     #[test]

@@ -14,6 +14,8 @@ use crate::serve::engine::{OcrOutput, OcrTask};
 pub(crate) enum Protocol {
     Grpc,
     Http,
+    /// A document job, worked from the queue.
+    Job,
 }
 
 impl Protocol {
@@ -21,12 +23,13 @@ impl Protocol {
         match self {
             Self::Grpc => kube_ocr_proto::contract::protocols::GRPC,
             Self::Http => kube_ocr_proto::contract::protocols::HTTP,
+            Self::Job => kube_ocr_proto::contract::protocols::JOB,
         }
     }
 }
 
-/// The caller's options, as both APIs spell them.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// The caller's options, as both APIs spell them (and a job's record stores them).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CallOptions {
     /// Lines below this confidence are left out (0 to 1).
     pub min_confidence: f32,
@@ -55,6 +58,9 @@ pub(crate) struct OcrCall {
     pub options: CallOptions,
     /// When the answer is due (see [`super::deadline::request_deadline`]).
     pub deadline: Instant,
+    /// Pages of a multi-page document in the engine at a time: a job takes fewer than a
+    /// synchronous call, so that a synchronous call never waits behind many job pages.
+    pub pages_in_flight: usize,
 }
 
 /// One page of a document's answer.

@@ -31,6 +31,15 @@ pub(crate) enum Failure {
     /// The caller went away before the answer (a document stream it stopped reading):
     /// the work was stopped, nobody is told.
     Cancelled,
+    /// What the call names does not exist (a job id, an s3:// document), or expired.
+    NotFound,
+    /// The pod's credentials may not read what the call names (an s3:// document).
+    PermissionDenied,
+    /// The thing named is not in a state that allows this (the result of an unfinished
+    /// job, cancelling a finished one).
+    FailedPrecondition,
+    /// The pod was not started with what this call needs (jobs without a bucket).
+    Unimplemented,
 }
 
 impl Failure {
@@ -44,6 +53,10 @@ impl Failure {
             Self::Unavailable => Code::Unavailable,
             Self::Internal => Code::Internal,
             Self::Cancelled => Code::Cancelled,
+            Self::NotFound => Code::NotFound,
+            Self::PermissionDenied => Code::PermissionDenied,
+            Self::FailedPrecondition => Code::FailedPrecondition,
+            Self::Unimplemented => Code::Unimplemented,
         }
     }
 }

@@ -12,4 +12,4 @@ mod service;
 pub(crate) use call::{CallOptions, DocumentProgress, OcrCall, Protocol, Served, ServedPage};
 pub(crate) use failure::{ApiError, Failure};
 pub(crate) use response::{page_result, response_message, timings_message};
-pub(crate) use service::{ApiLimits, OcrApi, Progress};
+pub(crate) use service::{ApiLimits, OcrApi, PAGES_IN_FLIGHT, Progress};

@@ -15,7 +15,7 @@ use kube_ocr_vision::postprocess::Word;
 use tokio::sync::mpsc;
 use tonic::Code;
 
-use super::call::{Answered, DocumentProgress, OcrCall, Protocol, Served, ServedPage};
+use super::call::{Answered, CallOptions, DocumentProgress, OcrCall, Protocol, Served, ServedPage};
 use super::failure::{ApiError, Failure};
 use crate::serve::cache::{CacheKey, ResultCaches, image_sha256};
 use crate::serve::engine::{Engine, OcrLine, OcrOptions, OcrOutput, OcrTask, PageImage, PhaseTimings, TextSource};
@@ -24,10 +24,10 @@ use crate::serve::serving_state::{Phase, ServingState};
 use crate::serve::telemetry::access_log::{AccessRecord, log_access};
 use crate::serve::telemetry::metrics::OcrMetrics;
 
-/// Pages of one multi-page document that go through the engine at a time: enough to
-/// fill the detector's batches, few enough that one long document does not hold every
-/// queue slot.
-const PAGES_IN_FLIGHT: usize = 4;
+/// Pages of one synchronous multi-page document that go through the engine at a time:
+/// enough to fill the detector's batches, few enough that one long document does not
+/// hold every queue slot.
+pub(crate) const PAGES_IN_FLIGHT: usize = 4;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ApiLimits {
@@ -113,6 +113,11 @@ impl OcrApi {
         self.limits
     }
 
+    /// Whether the pod serves now (not starting, failed or draining).
+    pub(crate) fn is_serving(&self) -> bool {
+        self.serving.phase().is_serving()
+    }
+
     /// Runs `call`, counts it and logs it.
     pub(crate) async fn call(&self, call: &OcrCall, received: Instant) -> Answered {
         self.call_with_progress(call, received, None).await
@@ -195,22 +200,7 @@ impl OcrApi {
 
     async fn serve(&self, call: &OcrCall, sha256: &[u8; 32], progress: Option<&Progress>) -> Result<Served, ApiError> {
         let options = call.options;
-        if !(0.0..=1.0).contains(&options.min_confidence) {
-            return Err(ApiError::invalid_argument(format!(
-                "min_confidence must be between 0 and 1, got {}",
-                options.min_confidence
-            )));
-        }
-        if call.document.len() > self.limits.max_image_bytes {
-            return Err(ApiError::new(
-                Failure::TooLarge,
-                format!(
-                    "the image is {} bytes; this server accepts at most {} (--max-image-bytes)",
-                    call.document.len(),
-                    self.limits.max_image_bytes
-                ),
-            ));
-        }
+        self.check_call(&call.document, call.task, &options)?;
         if let Phase::Starting { .. } | Phase::Failed { .. } = self.serving.phase() {
             return Err(ApiError::new(
                 Failure::Unavailable,
@@ -218,11 +208,6 @@ impl OcrApi {
             ));
         }
         if is_pdf(&call.document) {
-            if call.task == OcrTask::Line {
-                return Err(ApiError::invalid_argument(
-                    "a LINE request reads one image; send a PDF as a DOCUMENT".to_owned(),
-                ));
-            }
             let deadline = call.deadline.into();
             return tokio::time::timeout_at(deadline, self.serve_pdf(call, sha256, progress))
                 .await
@@ -250,6 +235,47 @@ impl OcrApi {
                 offsets.len()
             ))),
         }
+    }
+
+    /// What can be checked of a call without reading the document: its options, its size,
+    /// and a PDF's task and resolution. A job's submit is refused on the same grounds.
+    pub(crate) fn check_call(&self, document: &[u8], task: OcrTask, options: &CallOptions) -> Result<(), ApiError> {
+        if !(0.0..=1.0).contains(&options.min_confidence) {
+            return Err(ApiError::invalid_argument(format!(
+                "min_confidence must be between 0 and 1, got {}",
+                options.min_confidence
+            )));
+        }
+        if document.len() > self.limits.max_image_bytes {
+            return Err(ApiError::new(
+                Failure::TooLarge,
+                format!(
+                    "the image is {} bytes; this server accepts at most {} (--max-image-bytes)",
+                    document.len(),
+                    self.limits.max_image_bytes
+                ),
+            ));
+        }
+        if is_pdf(document) {
+            if task == OcrTask::Line {
+                return Err(ApiError::invalid_argument("a LINE request reads one image; send a PDF as a DOCUMENT"));
+            }
+            self.pdf_dpi(options.pdf_dpi)?;
+        }
+        Ok(())
+    }
+
+    /// The resolution a PDF is rendered at: the caller's, else the server's default.
+    fn pdf_dpi(&self, asked: u32) -> Result<u32, ApiError> {
+        let settings = self.pdf.settings();
+        let dpi = if asked == 0 { settings.default_dpi } else { asked };
+        if !(settings.min_dpi..=settings.max_dpi).contains(&dpi) {
+            return Err(ApiError::invalid_argument(format!(
+                "pdf_dpi must be between {} and {} (--pdf-min-dpi, --pdf-max-dpi), got {dpi}",
+                settings.min_dpi, settings.max_dpi
+            )));
+        }
+        Ok(dpi)
     }
 
     /// The selected pages of a multi-page TIFF, each as an image of its own.
@@ -280,15 +306,8 @@ impl OcrApi {
         sha256: &[u8; 32],
         progress: Option<&Progress>,
     ) -> Result<Served, ApiError> {
-        let settings = self.pdf.settings();
         let options = call.options;
-        let dpi = if options.pdf_dpi == 0 { settings.default_dpi } else { options.pdf_dpi };
-        if !(settings.min_dpi..=settings.max_dpi).contains(&dpi) {
-            return Err(ApiError::invalid_argument(format!(
-                "pdf_dpi must be between {} and {} (--pdf-min-dpi, --pdf-max-dpi), got {dpi}",
-                settings.min_dpi, settings.max_dpi
-            )));
-        }
+        let dpi = self.pdf_dpi(options.pdf_dpi)?;
         let job = RenderJob { dpi, range: options.range, text_layer: options.pdf_text_layer };
         let metrics = self.metrics.clone();
         let render_failed = move |error: RenderError| {
@@ -325,7 +344,7 @@ impl OcrApi {
     }
 
     /// Pages through the engine (`page_count` in the document, `pages_to_read` of them
-    /// coming), at most [`PAGES_IN_FLIGHT`] at a time, answered in page order; the first page that fails fails the call (a streaming caller keeps the
+    /// coming), at most `call.pages_in_flight` at a time, answered in page order; the first page that fails fails the call (a streaming caller keeps the
     /// pages it was sent before).
     async fn serve_document(
         &self,
@@ -338,7 +357,7 @@ impl OcrApi {
             progress.planned(page_number(page_count), page_number(pages_to_read)).await;
         }
         let mut pages = Vec::new();
-        let mut served = work.map(|work| self.serve_work(call, work, page_count)).buffered(PAGES_IN_FLIGHT);
+        let mut served = work.map(|work| self.serve_work(call, work, page_count)).buffered(call.pages_in_flight.max(1));
         while let Some(page) = served.next().await {
             let page = page?;
             if let Some(progress) = progress {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub(crate) use memory::{CacheKey, CacheWeight, ResultCache, image_sha256};
-pub(crate) use shared::{SharedCache, SharedLookup, SharedWrite};
+pub(crate) use shared::{SharedCache, SharedLookup, SharedWrite, redis_client};
 pub use shared::{SharedCacheError, SharedCacheSettings};
 
 use crate::serve::engine::OcrOutput;

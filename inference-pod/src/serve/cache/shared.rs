@@ -77,6 +77,35 @@ pub enum SharedCacheError {
     BuildClient { url: String, source: redis::RedisError },
 }
 
+/// A client for the Redis `settings` name, with its credentials and CA (the job queue
+/// uses the same Redis through its own connections).
+pub(crate) fn redis_client(settings: &SharedCacheSettings) -> Result<Client, SharedCacheError> {
+    let address = redact_url(&settings.url);
+    let parse_error = |source| SharedCacheError::ParseUrl { url: address.clone(), source };
+    let mut info = settings.url.as_str().into_connection_info().map_err(parse_error)?;
+    let mut redis_settings = info.redis_settings().clone();
+    if let Some(username) = &settings.username {
+        redis_settings = redis_settings.set_username(username);
+    }
+    if let Some(password) = &settings.password {
+        redis_settings = redis_settings.set_password(password);
+    }
+    info = info.set_redis_settings(redis_settings);
+    let build_error = |source| SharedCacheError::BuildClient { url: address.clone(), source };
+    // rediss:// needs a crypto provider; another part of the process may have installed
+    // one already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match &settings.ca_file {
+        Some(path) => {
+            let root_cert =
+                std::fs::read(path).map_err(|source| SharedCacheError::ReadCaFile { path: path.clone(), source })?;
+            Client::build_with_tls(info, TlsCertificates { client_tls: None, root_cert: Some(root_cert) })
+                .map_err(build_error)
+        }
+        None => Client::open(info).map_err(build_error),
+    }
+}
+
 /// What one lookup found.
 #[derive(Debug)]
 pub(crate) enum SharedLookup {
@@ -120,29 +149,8 @@ impl SharedCache {
     /// Sets the client up; connects on first use, and again by itself after failures.
     pub(crate) fn new(settings: SharedCacheSettings, on_write: WriteObserver) -> Result<Self, SharedCacheError> {
         let address = redact_url(&settings.url);
-        let parse_error = |source| SharedCacheError::ParseUrl { url: address.clone(), source };
-        let mut info = settings.url.as_str().into_connection_info().map_err(parse_error)?;
-        let mut redis_settings = info.redis_settings().clone();
-        if let Some(username) = &settings.username {
-            redis_settings = redis_settings.set_username(username);
-        }
-        if let Some(password) = &settings.password {
-            redis_settings = redis_settings.set_password(password);
-        }
-        info = info.set_redis_settings(redis_settings);
+        let client = redis_client(&settings)?;
         let build_error = |source| SharedCacheError::BuildClient { url: address.clone(), source };
-        // rediss:// needs a crypto provider; another part of the process may have installed
-        // one already, which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = match &settings.ca_file {
-            Some(path) => {
-                let root_cert = std::fs::read(path)
-                    .map_err(|source| SharedCacheError::ReadCaFile { path: path.clone(), source })?;
-                Client::build_with_tls(info, TlsCertificates { client_tls: None, root_cert: Some(root_cert) })
-                    .map_err(build_error)?
-            }
-            None => Client::open(info).map_err(build_error)?,
-        };
         // Retries inside the manager would only hold a request longer than `timeout`;
         // the breaker decides when to try again.
         let config = ConnectionManagerConfig::new()

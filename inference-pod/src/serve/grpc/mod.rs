@@ -3,6 +3,7 @@
 //! from a failed call to a status.
 
 mod deadline;
+mod jobs;
 mod service;
 mod status;
 

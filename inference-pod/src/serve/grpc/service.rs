@@ -8,8 +8,9 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use kube_ocr_proto::v1::ocr_server::Ocr;
 use kube_ocr_proto::v1::{
-    GetModelInfoRequest, ModelInfo, RecognizeDocumentResponse, RecognizeError, RecognizeRequest, RecognizeResponse,
-    RecognizeStreamResponse, Task, recognize_stream_response,
+    CancelJobRequest, GetJobRequest, GetJobResultRequest, GetModelInfoRequest, Job, JobResultChunk, ModelInfo,
+    RecognizeDocumentResponse, RecognizeError, RecognizeOptions, RecognizeRequest, RecognizeResponse,
+    RecognizeStreamResponse, SubmitJobRequest, Task, recognize_stream_response,
 };
 use kube_ocr_vision::image::PageRange;
 use tokio::sync::{mpsc, oneshot};
@@ -17,13 +18,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::deadline::parse_grpc_timeout;
+use super::jobs as job_rpc;
 use super::status::status_of;
 use crate::serve::api::deadline::request_deadline;
 use crate::serve::api::{
-    ApiError, CallOptions, DocumentProgress, OcrApi, OcrCall, Progress, Protocol, page_result, response_message,
-    timings_message,
+    ApiError, CallOptions, DocumentProgress, OcrApi, OcrCall, PAGES_IN_FLIGHT, Progress, Protocol, page_result,
+    response_message, timings_message,
 };
 use crate::serve::engine::OcrTask;
+use crate::serve::jobs::Jobs;
 
 /// Pages of a `RecognizeDocument` call read ahead of a slow reader of the stream.
 const DOCUMENT_STREAM_BUFFER: usize = 4;
@@ -35,21 +38,39 @@ const STREAM_CONCURRENCY: usize = 8;
 #[derive(Debug, Clone)]
 pub(crate) struct OcrGrpcService {
     api: Arc<OcrApi>,
+    jobs: Option<Arc<Jobs>>,
 }
 
 impl OcrGrpcService {
-    pub(crate) fn new(api: Arc<OcrApi>) -> Self {
-        Self { api }
+    pub(crate) fn new(api: Arc<OcrApi>, jobs: Option<Arc<Jobs>>) -> Self {
+        Self { api, jobs }
     }
 }
 
 fn task_of(request: &RecognizeRequest) -> Result<OcrTask, ApiError> {
-    match request.task() {
+    task_from(request.task())
+}
+
+pub(super) fn task_from(task: Task) -> Result<OcrTask, ApiError> {
+    match task {
         Task::Document => Ok(OcrTask::Document),
         Task::Line => Ok(OcrTask::Line),
         Task::Unspecified => Err(ApiError::invalid_argument(
             "task is required: set TASK_DOCUMENT (find and read every line) or TASK_LINE (the image is one line)",
         )),
+    }
+}
+
+/// The options as both APIs (and jobs) hold them.
+pub(super) fn call_options(options: RecognizeOptions) -> CallOptions {
+    CallOptions {
+        min_confidence: options.min_confidence,
+        skip_orientation: options.skip_orientation,
+        bypass_cache: options.bypass_cache,
+        word_boxes: options.word_boxes,
+        range: PageRange { first: options.first_page, last: options.last_page },
+        pdf_dpi: options.pdf_dpi,
+        pdf_text_layer: options.pdf_text_layer,
     }
 }
 
@@ -62,22 +83,14 @@ fn call_of(api: &OcrApi, request: RecognizeRequest, deadline: Instant, received:
             return Err(status_of(&error));
         }
     };
-    let options = request.options.unwrap_or_default();
     Ok(OcrCall {
         protocol: Protocol::Grpc,
         request_id: request.request_id,
         document: Arc::from(request.image),
         task,
-        options: CallOptions {
-            min_confidence: options.min_confidence,
-            skip_orientation: options.skip_orientation,
-            bypass_cache: options.bypass_cache,
-            word_boxes: options.word_boxes,
-            range: PageRange { first: options.first_page, last: options.last_page },
-            pdf_dpi: options.pdf_dpi,
-            pdf_text_layer: options.pdf_text_layer,
-        },
+        options: call_options(request.options.unwrap_or_default()),
         deadline,
+        pages_in_flight: PAGES_IN_FLIGHT,
     })
 }
 
@@ -227,5 +240,27 @@ impl Ocr for OcrGrpcService {
             pipeline: engine.bundle().manifest.pipeline.iter().map(|s| format!("{s:?}").to_lowercase()).collect(),
             max_batch_size: u32::try_from(engine.config().batching.max_batch_size).unwrap_or(u32::MAX),
         }))
+    }
+
+    async fn submit_job(&self, request: Request<SubmitJobRequest>) -> Result<Response<Job>, Status> {
+        job_rpc::submit(self.jobs.as_deref(), request.into_inner()).await.map(Response::new)
+    }
+
+    async fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<Job>, Status> {
+        job_rpc::get(self.jobs.as_deref(), &request.into_inner().id).await.map(Response::new)
+    }
+
+    async fn cancel_job(&self, request: Request<CancelJobRequest>) -> Result<Response<Job>, Status> {
+        job_rpc::cancel(self.jobs.as_deref(), &request.into_inner().id).await.map(Response::new)
+    }
+
+    type GetJobResultStream = Pin<Box<dyn Stream<Item = Result<JobResultChunk, Status>> + Send>>;
+
+    async fn get_job_result(
+        &self,
+        request: Request<GetJobResultRequest>,
+    ) -> Result<Response<Self::GetJobResultStream>, Status> {
+        let chunks = job_rpc::result(self.jobs.as_deref(), request.into_inner()).await?;
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks.into_iter().map(Ok)))))
     }
 }

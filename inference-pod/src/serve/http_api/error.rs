@@ -56,6 +56,10 @@ pub(crate) fn http_status(failure: Failure) -> StatusCode {
         Failure::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         // Nobody reads it (the caller has gone); 499 is what proxies log for that.
         Failure::Cancelled => StatusCode::from_u16(499).expect("499 is a valid status code"),
+        Failure::NotFound => StatusCode::NOT_FOUND,
+        Failure::PermissionDenied => StatusCode::FORBIDDEN,
+        Failure::FailedPrecondition => StatusCode::CONFLICT,
+        Failure::Unimplemented => StatusCode::NOT_IMPLEMENTED,
     }
 }
 
@@ -121,7 +125,7 @@ mod tests {
 
     use super::*;
 
-    const EVERY_FAILURE: [Failure; 8] = [
+    const EVERY_FAILURE: [Failure; 12] = [
         Failure::InvalidArgument,
         Failure::TooLarge,
         Failure::Busy { retry_after: None },
@@ -130,12 +134,16 @@ mod tests {
         Failure::Unavailable,
         Failure::Internal,
         Failure::Cancelled,
+        Failure::NotFound,
+        Failure::PermissionDenied,
+        Failure::FailedPrecondition,
+        Failure::Unimplemented,
     ];
 
     #[test]
     fn statuses_mirror_the_grpc_codes() {
         let statuses: Vec<u16> = EVERY_FAILURE.iter().map(|f| http_status(*f).as_u16()).collect();
-        assert_eq!(statuses, [400, 413, 429, 429, 504, 503, 500, 499]);
+        assert_eq!(statuses, [400, 413, 429, 429, 504, 503, 500, 499, 404, 403, 409, 501]);
     }
 
     /// The canary analysis counts server faults by gRPC code; an HTTP 5xx must be one of them.

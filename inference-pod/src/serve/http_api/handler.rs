@@ -16,11 +16,10 @@ use kube_ocr_http_request::{OutputFormat, RawFields, is_request_id, parse_body};
 
 use super::error::HttpError;
 use super::fields::OcrFields;
-use super::hocr::{HocrLine, HocrPage, render_hocr};
-use super::response::OcrResponseBody;
+use super::render::render_answer;
 use super::{HttpApiState, REQUEST_ID_HEADER};
 use crate::serve::api::deadline::request_deadline;
-use crate::serve::api::{ApiError, Failure, OcrApi, OcrCall, Protocol, Served, response_message};
+use crate::serve::api::{ApiError, Failure, OcrApi, OcrCall, PAGES_IN_FLIGHT, Protocol, Served};
 
 pub(super) async fn recognize(State(state): State<HttpApiState>, request: Request) -> Response {
     let received = Instant::now();
@@ -50,6 +49,7 @@ pub(super) async fn recognize(State(state): State<HttpApiState>, request: Reques
         task,
         options: fields.options,
         deadline: request_deadline(received, fields.timeout, state.api.limits().request_timeout),
+        pages_in_flight: PAGES_IN_FLIGHT,
     };
     let answered = state.api.call(&call, received).await;
     match answered.result {
@@ -70,7 +70,7 @@ async fn gather(parts: &axum::http::request::Parts, body: Bytes) -> Result<(Byte
 }
 
 /// The whole body, refused with 413 when it is (or declares to be) over the limit.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, HttpError> {
+pub(super) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, HttpError> {
     let too_large = || {
         HttpError::from(ApiError::new(
             Failure::TooLarge,
@@ -118,40 +118,8 @@ fn answer(
     total: std::time::Duration,
 ) -> Response {
     let id = HeaderValue::from_str(&request_id).ok();
-    let mut response = match format {
-        OutputFormat::Json => {
-            let message = response_message(request_id, api.model().clone(), served, with_words, total);
-            axum::Json(OcrResponseBody::from_message(message, with_words)).into_response()
-        }
-        OutputFormat::Text => {
-            let mut text = served.document_text();
-            text.push('\n');
-            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
-        }
-        OutputFormat::Hocr => {
-            let model = api.model();
-            let system = format!("kube-ocr {} {}", model.name, model.version);
-            let pages: Vec<HocrPage<'_>> = served
-                .every_page()
-                .iter()
-                .map(|page| HocrPage {
-                    width: page.width,
-                    height: page.height,
-                    lines: page
-                        .lines
-                        .iter()
-                        .map(|line| HocrLine {
-                            text: &line.text,
-                            confidence: line.confidence,
-                            quad: &line.quad,
-                            words: &line.words,
-                        })
-                        .collect(),
-                })
-                .collect();
-            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], render_hocr(&system, &pages)).into_response()
-        }
-    };
+    let rendered = render_answer(api, request_id, format, served, with_words, total);
+    let mut response = ([(header::CONTENT_TYPE, rendered.content_type)], rendered.body).into_response();
     *response.status_mut() = StatusCode::OK;
     if let Some(id) = id {
         response.headers_mut().insert(REQUEST_ID_HEADER, id);

@@ -8,7 +8,9 @@ mod error;
 mod fields;
 mod handler;
 mod hocr;
+mod jobs;
 pub(crate) mod openapi;
+pub(crate) mod render;
 mod response;
 
 use std::sync::Arc;
@@ -19,11 +21,15 @@ use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::serve::api::OcrApi;
+use crate::serve::jobs::Jobs;
 
 /// Carries the request id in and out (the response always has one).
 pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The OCR operation.
 pub(crate) const OCR_PATH: &str = "/v1/ocr";
+/// Document jobs: submit (POST), and under it `/{id}` (GET status, DELETE cancel) and
+/// `/{id}/result` (GET).
+pub(crate) const JOBS_PATH: &str = "/v1/jobs";
 /// The OpenAPI 3.1 document of this API.
 pub(crate) const OPENAPI_PATH: &str = "/openapi.json";
 
@@ -56,6 +62,8 @@ impl CorsPolicy {
 #[derive(Debug, Clone)]
 pub(crate) struct HttpApiState {
     pub api: Arc<OcrApi>,
+    /// Document jobs, when the pod has a bucket and a queue.
+    pub jobs: Option<Arc<Jobs>>,
     /// Largest request body read: the document limit plus room for base64 and framing.
     pub max_body_bytes: usize,
 }
@@ -69,6 +77,9 @@ pub(crate) fn max_body_bytes(max_image_bytes: usize) -> usize {
 pub(crate) fn router(state: HttpApiState, cors: &CorsPolicy) -> Result<Router, String> {
     let router = Router::new()
         .route(OCR_PATH, post(handler::recognize))
+        .route(JOBS_PATH, post(jobs::submit))
+        .route(&format!("{JOBS_PATH}/{{id}}"), get(jobs::get).delete(jobs::cancel))
+        .route(&format!("{JOBS_PATH}/{{id}}/result"), get(jobs::result))
         .route(OPENAPI_PATH, get(openapi::serve_document))
         .with_state(state);
     Ok(match cors_layer(cors)? {
@@ -94,7 +105,7 @@ fn cors_layer(policy: &CorsPolicy) -> Result<Option<CorsLayer>, String> {
     Ok(Some(
         CorsLayer::new()
             .allow_origin(origins)
-            .allow_methods([Method::POST, Method::GET])
+            .allow_methods([Method::POST, Method::GET, Method::DELETE])
             .allow_headers([header::CONTENT_TYPE, request_id.clone()])
             .expose_headers([request_id, header::RETRY_AFTER]),
     ))

@@ -3,5 +3,6 @@
 
 pub(crate) mod access_log;
 pub(crate) mod gpu;
+pub(crate) mod job_metrics;
 pub(crate) mod metrics;
 pub(crate) mod process;

@@ -1,0 +1,138 @@
+//! `spec.jobs` in the pod template: the job flags, the bucket's credentials from the
+//! user's Secret as environment variables (never in the args), the CA as a read-only
+//! file, and the pod's own name for the job queue's consumer group.
+
+use kube_ocr_crds::{JobsSpec, OcrServiceSpec};
+use serde_json::json;
+
+use super::owner::Owner;
+use super::wiring::ContainerWiring;
+
+/// Where the CA key of the bucket's Secret is mounted.
+const CA_DIR: &str = "/etc/kube-ocr/s3";
+const CA_FILE: &str = "ca.crt";
+const CA_VOLUME: &str = "s3-ca";
+
+pub(super) fn jobs_wiring(owner: &Owner, spec: &OcrServiceSpec) -> ContainerWiring {
+    let Some(jobs) = &spec.jobs else {
+        return ContainerWiring::default();
+    };
+    let JobsSpec {
+        bucket,
+        ttl_seconds,
+        max_concurrent_jobs,
+        pages_in_flight,
+        claim_after_seconds,
+        max_attempts,
+        timeout_seconds,
+        slo_seconds,
+    } = jobs;
+    let prefix = bucket.prefix.clone().unwrap_or_else(|| format!("kube-ocr/{}/{}", owner.namespace, owner.name));
+    let mut wiring = ContainerWiring {
+        args: vec![
+            format!("--jobs-bucket={}", bucket.name),
+            format!("--jobs-s3-endpoint={}", bucket.endpoint),
+            format!("--jobs-s3-region={}", bucket.region),
+            format!("--jobs-prefix={prefix}"),
+            format!("--jobs-ttl-secs={ttl_seconds}"),
+            format!("--jobs-max-concurrent={max_concurrent_jobs}"),
+            format!("--jobs-pages-in-flight={pages_in_flight}"),
+            format!("--jobs-claim-after-secs={claim_after_seconds}"),
+            format!("--jobs-max-attempts={max_attempts}"),
+            format!("--jobs-timeout-secs={timeout_seconds}"),
+            format!("--jobs-slo-secs={slo_seconds}"),
+            format!("--jobs-manage-expiry={}", bucket.manage_expiry),
+        ],
+        // The consumer name in the queue's group: which pod holds a job, in Redis and logs.
+        env: vec![json!({ "name": "OCR_POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } })],
+        ..ContainerWiring::default()
+    };
+    if bucket.virtual_hosted {
+        wiring.args.push("--jobs-s3-virtual-hosted".to_owned());
+    }
+    let Some(secret) = &bucket.secret_ref else {
+        return wiring;
+    };
+    // Optional keys, as for the cache: a Secret not there yet shows as AccessDenied in the
+    // pods' logs and job submits, not as pods that cannot start.
+    for (variable, key) in [
+        ("AWS_ACCESS_KEY_ID", "accessKeyId"),
+        ("AWS_SECRET_ACCESS_KEY", "secretAccessKey"),
+        ("AWS_SESSION_TOKEN", "sessionToken"),
+    ] {
+        wiring.env.push(json!({
+            "name": variable,
+            "valueFrom": { "secretKeyRef": { "name": secret.name, "key": key, "optional": true } },
+        }));
+    }
+    if let Some(ca_key) = &secret.ca_key {
+        wiring.args.push(format!("--jobs-s3-ca-file={CA_DIR}/{CA_FILE}"));
+        wiring.volumes.push(json!({
+            "name": CA_VOLUME,
+            "secret": { "secretName": secret.name, "items": [{ "key": ca_key, "path": CA_FILE }] },
+        }));
+        wiring.mounts.push(json!({ "name": CA_VOLUME, "mountPath": CA_DIR, "readOnly": true }));
+    }
+    wiring
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::super::test_support::ocr_service;
+    use super::*;
+
+    fn wiring(spec: Value) -> ContainerWiring {
+        let ocr = ocr_service(spec);
+        jobs_wiring(&Owner::of(&ocr).unwrap(), &ocr.spec)
+    }
+
+    #[test]
+    fn no_jobs_spec_adds_nothing() {
+        assert_eq!(wiring(json!({})), ContainerWiring::default());
+    }
+
+    #[test]
+    fn the_bucket_and_the_defaults_become_flags_with_a_prefix_per_service() {
+        let wired =
+            wiring(json!({ "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "http://s3.storage:8333" } } }));
+        assert_eq!(
+            wired.args,
+            [
+                "--jobs-bucket=ocr-jobs",
+                "--jobs-s3-endpoint=http://s3.storage:8333",
+                "--jobs-s3-region=us-east-1",
+                "--jobs-prefix=kube-ocr/team-a/invoices",
+                "--jobs-ttl-secs=86400",
+                "--jobs-max-concurrent=1",
+                "--jobs-pages-in-flight=2",
+                "--jobs-claim-after-secs=60",
+                "--jobs-max-attempts=3",
+                "--jobs-timeout-secs=3600",
+                "--jobs-slo-secs=900",
+                "--jobs-manage-expiry=true",
+            ]
+        );
+        assert_eq!(wired.env.len(), 1, "only the pod's name: {:?}", wired.env);
+        assert_eq!(wired.env[0]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+    }
+
+    #[test]
+    fn credentials_come_from_the_secret_as_optional_environment_and_the_ca_as_a_file() {
+        let wired = wiring(json!({ "jobs": { "bucket": {
+            "name": "ocr-jobs", "endpoint": "https://s3.example.com", "virtualHosted": true,
+            "secretRef": { "name": "s3-auth", "caKey": "ca.pem" },
+        } } }));
+        assert!(!wired.args.iter().any(|arg| arg.to_lowercase().contains("secret")), "{:?}", wired.args);
+        let secret = wired.env.iter().find(|e| e["name"] == "AWS_SECRET_ACCESS_KEY").unwrap();
+        assert_eq!(
+            secret["valueFrom"]["secretKeyRef"],
+            json!({ "name": "s3-auth", "key": "secretAccessKey", "optional": true })
+        );
+        assert!(wired.args.contains(&"--jobs-s3-virtual-hosted".to_owned()));
+        assert!(wired.args.contains(&"--jobs-s3-ca-file=/etc/kube-ocr/s3/ca.crt".to_owned()));
+        assert_eq!(wired.volumes[0]["secret"]["items"][0], json!({ "key": "ca.pem", "path": "ca.crt" }));
+        assert_eq!(wired.mounts[0]["readOnly"], true);
+    }
+}
