@@ -29,7 +29,7 @@ pub use rollout::{
     AnalysisSpec, DURATION_PATTERN, ErrorsSpec, GoldenSpec, LatencySpec, RolloutSpec, TrafficProvider, TrafficSpec,
 };
 pub use scaling::{AutoscalingSpec, PodsMetricSpec, ReplicasSpec};
-pub use status::{AnalysisStatus, CanaryStatus, OcrServiceStatus, Phase, TrackMeasurement};
+pub use status::{AnalysisStatus, CanaryStatus, JobsStatus, OcrServiceStatus, Phase, TrackMeasurement};
 
 /// API group of every kube-ocr resource.
 pub const GROUP: &str = "kube-ocr.dev";

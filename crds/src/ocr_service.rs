@@ -47,6 +47,7 @@ use crate::status::OcrServiceStatus;
     printcolumn = r#"{"name":"Weight","type":"integer","jsonPath":".status.canary.weight","description":"Canary traffic weight, percent"}"#,
     printcolumn = r#"{"name":"Accuracy","type":"number","jsonPath":".status.lastAnalysis.stable.accuracy","description":"Golden-set accuracy of stable, latest measurement"}"#,
     printcolumn = r#"{"name":"P95","type":"number","jsonPath":".status.lastAnalysis.stable.p95Ms","description":"P95 latency of stable in ms, latest measurement"}"#,
+    printcolumn = r#"{"name":"Jobs","type":"integer","jsonPath":".status.jobs.queued","priority":1,"description":"Document jobs waiting for a pod"}"#,
     printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas","priority":1,"description":"Ready stable pods"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]

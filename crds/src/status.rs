@@ -47,10 +47,31 @@ pub struct OcrServiceStatus {
     /// The latest measurement of stable (and canary, during a rollout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_analysis: Option<AnalysisStatus>,
+    /// The job backlog (with `spec.jobs`), read from the stable pods every 30 seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobsStatus>,
     /// Available, Progressing and Degraded, with reasons and messages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// The service's document jobs as its pods last reported them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobsStatus {
+    /// Jobs waiting for a pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<i64>,
+    /// Age of the oldest unfinished job (queued or running), in seconds; 0 when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_age_seconds: Option<i64>,
+    /// When the numbers were read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<Time>,
+    /// Why the numbers could not be read, when they could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Lifecycle phase of an OcrService.

@@ -49,6 +49,35 @@ async fn invalid_specs_are_refused_at_admission_with_readable_messages() {
             json!({ "cache": { "redis": { "url": "redis://cache:6379", "secretRef": { "name": "r", "caKey": "ca.crt" } } } }),
             "rediss:// (TLS) URLs only",
         ),
+        (
+            "jobs without a Redis for their queue",
+            json!({ "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "http://s3:8333" } } }),
+            "spec.jobs needs spec.cache.redis",
+        ),
+        (
+            "a bucket endpoint that is not HTTP",
+            json!({
+                "cache": { "redis": { "url": "redis://cache:6379" } },
+                "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "s3://ocr-jobs" } },
+            }),
+            "must start with http:// or https://",
+        ),
+        (
+            "credentials in the bucket endpoint",
+            json!({
+                "cache": { "redis": { "url": "redis://cache:6379" } },
+                "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "https://key:secret@s3.example.com" } },
+            }),
+            "put them in the Secret named by jobs.bucket.secretRef",
+        ),
+        (
+            "a bucket name S3 refuses",
+            json!({
+                "cache": { "redis": { "url": "redis://cache:6379" } },
+                "jobs": { "bucket": { "name": "OCR_Jobs", "endpoint": "https://s3.example.com" } },
+            }),
+            "spec.jobs.bucket.name",
+        ),
         ("steps not increasing", json!({ "rollout": { "steps": [50, 10, 100] } }), "strictly increasing"),
         ("steps repeated", json!({ "rollout": { "steps": [10, 10, 100] } }), "strictly increasing"),
         ("steps not ending at 100", json!({ "rollout": { "steps": [10, 50] } }), "must end at 100"),

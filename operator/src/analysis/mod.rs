@@ -6,6 +6,7 @@
 
 pub(crate) mod exposition;
 pub(crate) mod golden_calls;
+pub(crate) mod jobs;
 pub(crate) mod numbers;
 pub(crate) mod record;
 pub(crate) mod targets;

@@ -30,6 +30,7 @@ use crate::analysis::verdict::Verdict;
 use crate::builders::{BuildSettings, DesiredState, Owner, deployment, desired_state, pod_template};
 use crate::config::OperatorConfig;
 use crate::names::{FIELD_MANAGER, Track};
+use crate::status::JobBacklogReading;
 use crate::status::{slim_deployment, slim_pod};
 use crate::telemetry::Metrics;
 
@@ -307,6 +308,47 @@ impl Analyst for GivenAnalysis {
         _: &Time,
     ) -> AnalysisStatus {
         panic!("no stable check is expected while a canary runs")
+    }
+
+    async fn job_backlog(&self, _: &OcrService, _: &str, _: &OcrServiceStatus, _: &Context) -> JobBacklogReading {
+        Err("not measured in this test".to_owned())
+    }
+}
+
+/// An [`Analyst`] for services with jobs outside rollouts: hands in `backlog` and counts
+/// how often it was asked.
+#[derive(Debug, Default)]
+pub struct GivenBacklog {
+    pub backlog: (i64, i64),
+    pub asked: std::sync::atomic::AtomicUsize,
+}
+
+impl Analyst for GivenBacklog {
+    async fn canary_analysis(
+        &self,
+        _: &OcrService,
+        _: &str,
+        _: &OcrServiceStatus,
+        _: &Context,
+        _: &Time,
+    ) -> (AnalysisStatus, Verdict) {
+        panic!("no canary runs in this test")
+    }
+
+    async fn stable_check(
+        &self,
+        _: &OcrService,
+        _: &str,
+        _: &OcrServiceStatus,
+        _: &Context,
+        _: &Time,
+    ) -> AnalysisStatus {
+        panic!("no stable check is due in this test")
+    }
+
+    async fn job_backlog(&self, _: &OcrService, _: &str, _: &OcrServiceStatus, _: &Context) -> JobBacklogReading {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(self.backlog)
     }
 }
 

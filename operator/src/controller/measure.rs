@@ -14,13 +14,14 @@ use tracing::info;
 use super::context::Context;
 use super::golden_check::golden_check;
 use super::golden_source::load_golden_set;
-use super::scrape::scrape_pods;
+use super::scrape::{scrape_job_backlog, scrape_pods};
 use crate::analysis::numbers::{GoldenOutcome, track_numbers};
 use crate::analysis::record::{STABLE_BELOW_MIN_ACCURACY, canary_record, stable_record};
 use crate::analysis::targets::{PodEndpoint, ready_endpoints, track_pod_selector};
 use crate::analysis::verdict::{Verdict, thresholds_of};
 use crate::analysis::window::window_traffic;
 use crate::names::{GRPC_PORT, HTTP_PORT, Track};
+use crate::status::JobBacklogReading;
 
 /// Deadline of each golden call (and of connecting to the pod).
 const GOLDEN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,6 +51,15 @@ pub trait Analyst: Sync {
         ctx: &Context,
         now: &Time,
     ) -> impl Future<Output = AnalysisStatus> + Send;
+
+    /// The job backlog (queued, oldest age in seconds) the stable pods report.
+    fn job_backlog(
+        &self,
+        ocr: &OcrService,
+        namespace: &str,
+        status: &OcrServiceStatus,
+        ctx: &Context,
+    ) -> impl Future<Output = JobBacklogReading> + Send;
 }
 
 /// The production [`Analyst`]: the pods' `/metrics` and golden calls.
@@ -138,6 +148,38 @@ impl Analyst for PodAnalyst {
         let accuracy = record.stable.as_ref().and_then(|s| s.accuracy);
         info!(ocrservice = %name, %namespace, ?accuracy, below, "stable golden check");
         record
+    }
+
+    async fn job_backlog(
+        &self,
+        ocr: &OcrService,
+        namespace: &str,
+        status: &OcrServiceStatus,
+        ctx: &Context,
+    ) -> JobBacklogReading {
+        Self::read_job_backlog(ocr, namespace, status, ctx).await
+    }
+}
+
+impl PodAnalyst {
+    /// The first stable pod that answers: every pod reports the same service-wide backlog.
+    pub(crate) async fn read_job_backlog(
+        ocr: &OcrService,
+        namespace: &str,
+        status: &OcrServiceStatus,
+        ctx: &Context,
+    ) -> JobBacklogReading {
+        let name = ocr.metadata.name.clone().unwrap_or_default();
+        let pods = ready_pods(ctx, namespace, &name, Track::Stable, status.stable_revision.as_deref()).await;
+        let mut last_error = "no Ready stable pod to read the job backlog from".to_owned();
+        for pod in &pods {
+            match scrape_job_backlog(pod, HTTP_PORT as u16, SCRAPE_TIMEOUT).await {
+                Ok(Some(backlog)) => return Ok(backlog),
+                Ok(None) => last_error = format!("pod {} exports no job backlog (is spec.jobs rolled out?)", pod.name),
+                Err(error) => last_error = format!("pod {}: {error}", pod.name),
+            }
+        }
+        Err(last_error)
     }
 }
 

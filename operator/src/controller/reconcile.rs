@@ -20,7 +20,10 @@ use super::report::{patch_status, publish};
 use super::rollout::{RolloutOutcome, rollout_step};
 use crate::builders::{desired_state, share_stable};
 use crate::error::OperatorError;
-use crate::status::{EventNote, Observation, compute_status, diagnose, overlay_rollout, recheck_after, transitions};
+use crate::status::{
+    EventNote, JOBS_STATUS_INTERVAL, Observation, compute_status, diagnose, jobs_status, jobs_status_due,
+    overlay_rollout, recheck_after, transitions,
+};
 
 /// The controller's reconcile function.
 pub async fn reconcile(ocr: Arc<OcrService>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
@@ -124,6 +127,15 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context, analyst: &impl Analyst
     if let Some(outcome) = &rollout {
         overlay_rollout(&mut status, &outcome.plan, outcome.analysis.as_ref(), spec_revision, ocr, &now);
     }
+    // The backlog is read on its own clock (a status write triggers another reconcile).
+    status.jobs = match &ocr.spec.jobs {
+        None => None,
+        Some(_) if jobs_status_due(status.jobs.as_ref(), &now) => {
+            let reading = analyst.job_backlog(ocr, &namespace, &status, ctx).await;
+            Some(jobs_status(status.jobs.as_ref(), reading, &now))
+        }
+        Some(_) => status.jobs.clone(),
+    };
     let mut events = transitions(ocr.status.as_ref(), &status, ocr);
     events.extend(manual_events);
     if let Some(outcome) = &rollout {
@@ -145,5 +157,6 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context, analyst: &impl Analyst
     let settled = recheck_after(references_missing, &status, &now, ctx.config.settling_recheck(), ctx.config.resync());
     // A canary is analysed on a clock, not on events.
     let next = rollout.and_then(|o| o.plan.requeue_after).map_or(settled, |r| r.min(settled));
+    let next = if ocr.spec.jobs.is_some() { next.min(JOBS_STATUS_INTERVAL) } else { next };
     Ok(Action::requeue(next.max(std::time::Duration::from_secs(1))))
 }

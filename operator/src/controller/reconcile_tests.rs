@@ -6,9 +6,9 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::fixtures::{
-    self, Call, ago, desired, in_time, kinds, no_more_requests, stable_deployment, verified, with_status,
+    self, Call, GivenBacklog, ago, desired, in_time, kinds, no_more_requests, stable_deployment, verified, with_status,
 };
-use super::reconcile::reconcile;
+use super::reconcile::{reconcile, reconcile_measured_by};
 use crate::builders::test_support::ocr_service;
 
 /// The children of OcrService `invoices` in `team-a`, sorted by path: (path, kind).
@@ -102,4 +102,47 @@ async fn a_steady_state_sends_nothing() {
     verified(no_more).await;
     result.unwrap();
     assert!(writes.contains("ocr_operator_api_writes_total{kind=\"Deployment\"} 1\n"), "{writes}");
+}
+
+#[tokio::test]
+async fn a_service_with_jobs_shows_its_backlog_read_on_a_clock_not_on_every_reconcile() {
+    let spec = json!({
+        "cache": { "redis": { "url": "redis://cache.infra:6379" } },
+        "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "http://s3.storage:8333" } },
+    });
+    let ocr = with_status(&ocr_service(spec), json!({ "lastAnalysis": { "at": ago(0) } }));
+    let stable = stable_deployment(&ocr, 2, 2);
+    let (ctx, mut server) = fixtures::context(vec![stable.clone()], vec![]);
+    let analyst = GivenBacklog { backlog: (4, 120), ..GivenBacklog::default() };
+    let stored = ocr.clone();
+    let script = tokio::spawn(async move {
+        let children = server.next_together(CHILDREN.len()).await;
+        for call in children {
+            if call.object() == ("Deployment", "invoices-stable") {
+                call.reply(200, &serde_json::to_value(&stable).unwrap());
+            } else {
+                call.reply_with_body();
+            }
+        }
+        let written = server.status_apply(&stored).await;
+        assert_eq!(
+            (written["jobs"]["queued"].as_i64(), written["jobs"]["oldestAgeSeconds"].as_i64()),
+            (Some(4), Some(120))
+        );
+        server.events(&stored, 3).await;
+        (server, written)
+    });
+    let action = in_time(reconcile_measured_by(Arc::new(ocr.clone()), ctx.clone(), &analyst)).await.unwrap();
+    let (server, written) = verified(script).await;
+    // Rechecked within the backlog's interval, not only at the resync period.
+    assert_eq!(action, kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(30)));
+    assert_eq!(analyst.asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // The reconcile its own status write triggers reads nothing and writes nothing.
+    let no_more = tokio::spawn(server.expect_no_more());
+    let current = with_status(&ocr, written);
+    in_time(reconcile_measured_by(Arc::new(current), ctx.clone(), &analyst)).await.unwrap();
+    drop(ctx);
+    verified(no_more).await;
+    assert_eq!(analyst.asked.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

@@ -14,6 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use tracing::warn;
 
 use crate::analysis::exposition::parse_exposition;
+use crate::analysis::jobs::job_backlog;
 use crate::analysis::targets::PodEndpoint;
 use crate::analysis::window::PodCounters;
 
@@ -48,6 +49,17 @@ fn causes(error: &(dyn StdError + 'static)) -> String {
         next = cause.source();
     }
     text
+}
+
+/// The job backlog a pod reports (queued, oldest age in whole seconds); `None` when it
+/// exports none (a pod without jobs).
+pub(crate) async fn scrape_job_backlog(
+    pod: &PodEndpoint,
+    http_port: u16,
+    timeout: Duration,
+) -> Result<Option<(i64, i64)>, ScrapeError> {
+    let body = http_get(SocketAddr::new(pod.ip, http_port), "/metrics", timeout).await?;
+    Ok(job_backlog(&parse_exposition(&body)))
 }
 
 /// Cumulative counters of every pod that answered; a pod that did not is left out (its

@@ -5,6 +5,7 @@
 mod conditions;
 mod diagnosis;
 mod event_note;
+mod jobs;
 mod recheck;
 mod rollout_overlay;
 mod slim;
@@ -18,6 +19,7 @@ use kube_ocr_crds::{OcrService, OcrServiceStatus, Phase};
 pub use conditions::{Decided, find, merge};
 pub use diagnosis::{PodIssue, PodIssueKind, diagnose};
 pub use event_note::EventNote;
+pub use jobs::{JOBS_STATUS_INTERVAL, JobBacklogReading, jobs_status, jobs_status_due};
 pub use recheck::recheck_after;
 pub use rollout_overlay::overlay_rollout;
 pub use slim::{slim_deployment, slim_pod};
