@@ -49,6 +49,8 @@ REQUIRED_ALERTS = {
     "OcrErrorRateHigh",
     "OcrRollbackHappened",
     "OcrSharedCacheUnavailable",
+    "OcrJobsBacklogGrowing",
+    "OcrJobsOlderThanSlo",
 }
 SEVERITIES = {"critical", "warning", "info"}
 # Metrics Prometheus itself writes for every target.
@@ -72,6 +74,15 @@ DASHBOARD_REQUIRED_METRICS = {
     "ocr_shared_cache_available",
     "ocr_pages_total",
     "ocr_lines_total",
+    "ocr_jobs_queued",  # jobs: backlog per service
+    "ocr_jobs_pending",
+    "ocr_jobs_oldest_age_seconds",  # oldest job against its objective
+    "ocr_jobs_slo_seconds",
+    "ocr_jobs_submitted_total",
+    "ocr_jobs_finished_total",
+    "ocr_jobs_claimed_total",
+    "ocr_jobs_released_total",
+    "ocr_jobs_running",
 }
 
 PROMQL_KEYWORDS = {

@@ -194,6 +194,10 @@ struct Scripts {
     cancel: Script,
 }
 
+/// Most entries counted when Redis cannot tell the lag itself (the gauge then reads at
+/// most this; a backlog that large is alerting anyway).
+const UNKNOWN_LAG_COUNT_LIMIT: usize = 10_000;
+
 /// How long a blocking read waits for a new entry before the worker looks around again.
 pub(crate) const READ_BLOCK: Duration = Duration::from_secs(1);
 
@@ -454,8 +458,20 @@ impl JobQueue {
         let Some(group) = groups.groups.into_iter().find(|group| group.name == GROUP) else {
             return Ok(Backlog::default());
         };
-        let queued = group.lag.unwrap_or(0) as u64;
         let pending = group.pending as u64;
+        let queued = match group.lag {
+            Some(lag) => lag as u64,
+            // Redis cannot always tell the lag (entries deleted or trimmed in the middle of
+            // the stream): count what follows the last delivered entry instead.
+            None => {
+                let after = format!("({}", group.last_delivered_id);
+                let unread: redis::streams::StreamRangeReply = connection
+                    .xrange_count(self.stream(), after, "+", UNKNOWN_LAG_COUNT_LIMIT)
+                    .await
+                    .map_err(JobError::ReadBacklog)?;
+                unread.ids.len() as u64
+            }
+        };
         let mut oldest: Option<i64> = None;
         if pending > 0 {
             let summary: redis::streams::StreamPendingReply =
