@@ -28,7 +28,7 @@ pub use reference::reference_markdown;
 pub use rollout::{
     AnalysisSpec, DURATION_PATTERN, ErrorsSpec, GoldenSpec, LatencySpec, RolloutSpec, TrafficProvider, TrafficSpec,
 };
-pub use scaling::{AutoscalingSpec, PodsMetricSpec, ReplicasSpec};
+pub use scaling::{AutoscalingProvider, AutoscalingSpec, KedaSpec, PodsMetricSpec, ReplicasSpec};
 pub use status::{AnalysisStatus, CanaryStatus, JobsStatus, OcrServiceStatus, Phase, TrackMeasurement};
 
 /// API group of every kube-ocr resource.

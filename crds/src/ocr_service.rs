@@ -41,6 +41,12 @@ use crate::status::OcrServiceStatus;
     validation = Rule::new("!has(self.spec.jobs) || (has(self.spec.cache) && has(self.spec.cache.redis))").message(
         "spec.jobs needs spec.cache.redis: the job queue lives in that Redis"
     ),
+    validation = Rule::new("self.spec.replicas.min >= 1 || (self.spec.autoscaling.provider == 'keda' && self.spec.autoscaling.enabled && has(self.spec.jobs))").message(
+        "replicas.min 0 (scale to zero) needs autoscaling.provider keda and spec.jobs: only jobs wait in a queue for a pod to wake, a synchronous call would find no pod"
+    ),
+    validation = Rule::new("self.spec.autoscaling.provider != 'keda' || !has(self.spec.autoscaling.podsMetric)").message(
+        "autoscaling.podsMetric applies to provider hpa; keda scales on in-flight requests and the job backlog (autoscaling.keda)"
+    ),
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Lifecycle phase"}"#,
     printcolumn = r#"{"name":"Stable","type":"string","jsonPath":".status.stableVersion","description":"Model version of the stable revision"}"#,
     printcolumn = r#"{"name":"Canary","type":"string","jsonPath":".status.canaryVersion","description":"Model version on the canary, during a rollout"}"#,

@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.min <= self.max").message("replicas.min must not exceed replicas.max"))]
 pub struct ReplicasSpec {
-    /// Fewest stable pods (default 2, so one can be disrupted while the other serves).
+    /// Fewest stable pods (default 2, so one can be disrupted while the other serves). 0
+    /// (scale to zero when idle) needs `autoscaling.provider: keda` and `spec.jobs`: only
+    /// jobs wait in a queue for a pod to wake; a synchronous call would find nobody.
     #[serde(default = "default_min")]
-    #[schemars(range(min = 1, max = 1000))]
+    #[schemars(range(min = 0, max = 1000))]
     pub min: i32,
     /// Most stable pods the autoscaler may run (default 10).
     #[serde(default = "default_max")]
@@ -47,9 +49,82 @@ pub struct AutoscalingSpec {
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization: i32,
     /// An additional per-pod metric (type `Pods`), e.g. `ocr_queue_depth`. Needs a metrics
-    /// adapter (such as prometheus-adapter) serving the custom metrics API.
+    /// adapter (such as prometheus-adapter) serving the custom metrics API. `hpa` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pods_metric: Option<PodsMetricSpec>,
+    /// `hpa` (default): a HorizontalPodAutoscaler on CPU. `keda`: a KEDA ScaledObject that
+    /// scales on the pods' in-flight requests and on the job backlog, down to zero for a
+    /// job-only service (`replicas.min: 0`). KEDA is your own installation.
+    #[serde(default, skip_serializing_if = "is_hpa")]
+    pub provider: AutoscalingProvider,
+    /// Settings of the `keda` provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keda: Option<KedaSpec>,
+}
+
+/// Who scales the stable Deployment.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoscalingProvider {
+    #[default]
+    Hpa,
+    Keda,
+}
+
+fn is_hpa(provider: &AutoscalingProvider) -> bool {
+    *provider == AutoscalingProvider::Hpa
+}
+
+/// How KEDA scales the stable pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KedaSpec {
+    /// Seconds between KEDA's looks at the triggers (default 15).
+    #[serde(default = "default_polling_interval")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub polling_interval_seconds: i32,
+    /// With `replicas.min: 0`: how long the service has nothing to do (no job queued or
+    /// running) before it scales to zero, e.g. `10m` (the default) or `90s`.
+    #[serde(default = "default_idle_after")]
+    #[schemars(regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"), length(min = 2, max = 16))]
+    pub idle_after: String,
+    /// Jobs waiting per pod: the backlog trigger's target (default 5). Needs `spec.jobs`.
+    #[serde(default = "default_jobs_per_replica")]
+    #[schemars(range(min = 1, max = 10_000))]
+    pub jobs_per_replica: i32,
+    /// In-flight requests per pod, averaged over the pods: the load trigger's target
+    /// (default 4). Only for services with `replicas.min` of 1 or more (at zero pods
+    /// there is nothing to measure).
+    #[serde(default = "default_in_flight_per_replica")]
+    #[schemars(range(min = 1, max = 10_000))]
+    pub in_flight_per_replica: i32,
+}
+
+impl Default for KedaSpec {
+    fn default() -> Self {
+        Self {
+            polling_interval_seconds: default_polling_interval(),
+            idle_after: default_idle_after(),
+            jobs_per_replica: default_jobs_per_replica(),
+            in_flight_per_replica: default_in_flight_per_replica(),
+        }
+    }
+}
+
+fn default_polling_interval() -> i32 {
+    15
+}
+
+fn default_idle_after() -> String {
+    "10m".to_owned()
+}
+
+fn default_jobs_per_replica() -> i32 {
+    5
+}
+
+fn default_in_flight_per_replica() -> i32 {
+    4
 }
 
 fn default_true() -> bool {
@@ -62,7 +137,13 @@ fn default_cpu() -> i32 {
 
 impl Default for AutoscalingSpec {
     fn default() -> Self {
-        Self { enabled: true, target_cpu_utilization: default_cpu(), pods_metric: None }
+        Self {
+            enabled: true,
+            target_cpu_utilization: default_cpu(),
+            pods_metric: None,
+            provider: AutoscalingProvider::Hpa,
+            keda: None,
+        }
     }
 }
 

@@ -47,6 +47,10 @@ pub struct OcrServiceStatus {
     /// The latest measurement of stable (and canary, during a rollout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_analysis: Option<AnalysisStatus>,
+    /// The autoscaler the operator applied last: `hpa` or `keda` (so that it removes
+    /// KEDA's objects when the spec stops asking for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<String>,
     /// The job backlog (with `spec.jobs`), read from the stable pods every 30 seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobs: Option<JobsStatus>,

@@ -37,7 +37,7 @@ fn printer_columns_are_the_documented_ones() {
     let crd = OcrService::crd();
     let names: Vec<&str> =
         crd.spec.versions[0].additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["Phase", "Stable", "Canary", "Weight", "Accuracy", "P95", "Ready", "Age"]);
+    assert_eq!(names, ["Phase", "Stable", "Canary", "Weight", "Accuracy", "P95", "Jobs", "Ready", "Age"]);
 }
 
 #[test]

@@ -29,6 +29,10 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ("policy", &["poddisruptionbudgets"], &["get", "list", "watch", "create", "patch"]),
     // Deleted when spec.autoscaling.enabled turns false.
     ("autoscaling", &["horizontalpodautoscalers"], &["get", "list", "watch", "create", "patch", "delete"]),
+    // autoscaling.provider keda: KEDA's ScaledObject and TriggerAuthentication, applied
+    // server-side (create + patch; get for apply's read of the stored object), deleted when
+    // the spec returns to the HPA. Not watched: a cluster without KEDA has no such types.
+    ("keda.sh", &["scaledobjects", "triggerauthentications"], &["get", "create", "patch", "delete"]),
     // Diagnosis of pod trouble (image pulls, crash loops, scheduling).
     ("", &["pods"], &["get", "list", "watch"]),
     // Golden sets: a ConfigMap by name, or the parts of a split set found by their
@@ -101,6 +105,16 @@ mod tests {
             assert!(allows(group, resource, "watch"), "{group}/{resource} is watched through owns()");
         }
         assert!(allows("kube-ocr.dev", "ocrservices/status", "patch"));
+    }
+
+    #[test]
+    fn covers_keda_objects_without_watching_them() {
+        for resource in ["scaledobjects", "triggerauthentications"] {
+            for verb in ["create", "patch", "delete"] {
+                assert!(allows("keda.sh", resource, verb), "{resource}: {verb}");
+            }
+            assert!(!allows("keda.sh", resource, "watch"), "a cluster without KEDA has no {resource} to watch");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::hpa::autoscaler;
 use super::owner::Owner;
 use super::pdb::disruption_budget;
 use super::pod::{pod_template, revision_of};
+use super::scaled_object::{KedaObjects, keda_objects};
 use super::service::services;
 use super::settings::BuildSettings;
 use crate::error::OperatorError;
@@ -25,8 +26,11 @@ pub struct DesiredState {
     pub stable: Deployment,
     /// Shared, stable and canary Services.
     pub services: Vec<Service>,
-    /// `None` when `spec.autoscaling.enabled` is false: an existing one is deleted.
+    /// `None` when `spec.autoscaling.enabled` is false or KEDA scales: an existing one is
+    /// deleted.
     pub autoscaler: Option<HorizontalPodAutoscaler>,
+    /// The ScaledObject (and TriggerAuthentication) of `autoscaling.provider: keda`.
+    pub keda: Option<KedaObjects>,
     pub disruption_budget: PodDisruptionBudget,
     pub model: ModelSource,
 }
@@ -42,12 +46,14 @@ pub fn desired_state(ocr: &OcrService, settings: &BuildSettings) -> Result<Desir
     // what keeps the operator from ever writing it.
     let replicas = (!ocr.spec.autoscaling.enabled).then_some(ocr.spec.replicas.min);
     let stable = deployment(&owner, &ocr.spec, Track::Stable, template, &revision, replicas);
-    let autoscaler = ocr.spec.autoscaling.enabled.then(|| autoscaler(&owner, &ocr.spec));
+    let keda = keda_objects(&owner, &ocr.spec);
+    let autoscaler = (ocr.spec.autoscaling.enabled && keda.is_none()).then(|| autoscaler(&owner, &ocr.spec));
     Ok(DesiredState {
         revision,
         stable,
         services: services(&owner),
         autoscaler,
+        keda,
         disruption_budget: disruption_budget(&owner),
         model,
     })

@@ -13,6 +13,7 @@ pub fn fingerprint(desired: &DesiredState) -> String {
         serde_json::to_vec(&desired.stable),
         serde_json::to_vec(&desired.services),
         serde_json::to_vec(&desired.autoscaler),
+        serde_json::to_vec(&desired.keda.as_ref().map(|keda| (&keda.scaled_object, &keda.trigger_authentication))),
         serde_json::to_vec(&desired.disruption_budget),
     ];
     for part in parts {

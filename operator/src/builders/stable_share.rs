@@ -14,6 +14,13 @@ use crate::rollout::{DynamicScale, RolloutPlan, stable_bounds};
 /// Caps the stable HPA (or sets stable's `replicas` without one) to stable's share while
 /// `scale` is `Some`; the spec's bounds otherwise, which restores them after a rollout.
 pub fn share_stable(desired: &mut DesiredState, spec: &OcrServiceSpec, scale: Option<&DynamicScale>) {
+    if let Some(keda) = &mut desired.keda {
+        // KEDA keeps stable within the same share as the HPA would.
+        let (min, max) = stable_bounds(spec.replicas.min, spec.replicas.max, scale);
+        keda.scaled_object.data["spec"]["minReplicaCount"] = min.into();
+        keda.scaled_object.data["spec"]["maxReplicaCount"] = max.into();
+        return;
+    }
     match &mut desired.autoscaler {
         Some(hpa) => {
             let (min, max) = stable_bounds(spec.replicas.min, spec.replicas.max, scale);

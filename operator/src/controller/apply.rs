@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -42,6 +42,41 @@ where
         }
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(source) => Err(OperatorError::Delete { kind: kind_of::<K>(), name: name.to_owned(), source }),
+    }
+}
+
+/// Applies an object of a type the operator does not compile in (KEDA's), named by `kind`.
+pub async fn apply_dynamic(
+    api: &Api<DynamicObject>,
+    object: &DynamicObject,
+    kind: &'static str,
+    metrics: &Metrics,
+) -> Result<(), OperatorError> {
+    let name = object.name_any();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&name, &params, &Patch::Apply(object)).await.map_err(|source| OperatorError::Apply {
+        kind,
+        name,
+        source,
+    })?;
+    metrics.wrote(kind);
+    Ok(())
+}
+
+/// Deletes `name` of a type the operator does not compile in, if it (and its type) exists.
+pub async fn delete_dynamic_if_present(
+    api: &Api<DynamicObject>,
+    name: &str,
+    kind: &'static str,
+    metrics: &Metrics,
+) -> Result<(), OperatorError> {
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {
+            metrics.wrote(kind);
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(OperatorError::Delete { kind, name: name.to_owned(), source }),
     }
 }
 

@@ -6,11 +6,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::Api;
+use kube::api::{Api, DynamicObject};
 
-use super::apply::{apply, delete_if_present};
+use super::apply::{apply, apply_dynamic, delete_dynamic_if_present, delete_if_present};
 use super::context::Context;
-use crate::builders::{DesiredState, fingerprint};
+use crate::builders::{
+    DesiredState, fingerprint, keda_object_name, scaled_object_resource, trigger_authentication_resource,
+};
 use crate::error::OperatorError;
 use crate::names::autoscaler_name;
 use crate::status::{Observation, StableObservation};
@@ -24,6 +26,7 @@ pub async fn apply_children(
     ctx: &Context,
     observation: &mut Observation,
     apply_stable: bool,
+    remove_keda: bool,
 ) -> Result<(), OperatorError> {
     let client = &ctx.client;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
@@ -60,13 +63,47 @@ pub async fn apply_children(
         }
     };
     let budget = apply(&budgets, &desired.disruption_budget, &ctx.metrics);
-    let (services_applied, stable, autoscaler, budget) = futures::join!(apply_services, stable, autoscaler, budget);
+    let keda = apply_keda(namespace, name, desired, ctx, remove_keda);
+    let (services_applied, stable, autoscaler, budget, keda) =
+        futures::join!(apply_services, stable, autoscaler, budget, keda);
     // The stable Deployment feeds the status even when another child failed.
     let stable = stable?;
     observation.stable = stable.as_ref().map(StableObservation::from_deployment);
     services_applied?;
     autoscaler?;
     budget?;
+    keda?;
     ctx.applied.record(&key, print);
     Ok(())
+}
+
+/// KEDA's objects when the spec asks for them; their removal when it stopped asking
+/// (`remove`: the status says the operator applied them before, so a cluster without
+/// KEDA is never asked about its types).
+async fn apply_keda(
+    namespace: &str,
+    name: &str,
+    desired: &DesiredState,
+    ctx: &Context,
+    remove: bool,
+) -> Result<(), OperatorError> {
+    let scaled_objects: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), namespace, &scaled_object_resource());
+    let authentications: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), namespace, &trigger_authentication_resource());
+    match &desired.keda {
+        Some(keda) => {
+            // The credentials first: KEDA reads them as soon as the ScaledObject appears.
+            if let Some(authentication) = &keda.trigger_authentication {
+                apply_dynamic(&authentications, authentication, "TriggerAuthentication", &ctx.metrics).await?;
+            }
+            apply_dynamic(&scaled_objects, &keda.scaled_object, "ScaledObject", &ctx.metrics).await
+        }
+        None if remove => {
+            let object = keda_object_name(name);
+            delete_dynamic_if_present(&scaled_objects, &object, "ScaledObject", &ctx.metrics).await?;
+            delete_dynamic_if_present(&authentications, &object, "TriggerAuthentication", &ctx.metrics).await
+        }
+        None => Ok(()),
+    }
 }

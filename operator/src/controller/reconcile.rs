@@ -25,6 +25,18 @@ use crate::status::{
     overlay_rollout, recheck_after, transitions,
 };
 
+/// `status.autoscaler` values.
+const KEDA_AUTOSCALER: &str = "keda";
+const HPA_AUTOSCALER: &str = "hpa";
+
+fn previous_autoscaler(ocr: &OcrService) -> Option<&'static str> {
+    match ocr.status.as_ref()?.autoscaler.as_deref()? {
+        KEDA_AUTOSCALER => Some(KEDA_AUTOSCALER),
+        HPA_AUTOSCALER => Some(HPA_AUTOSCALER),
+        _ => None,
+    }
+}
+
 /// The controller's reconcile function.
 pub async fn reconcile(ocr: Arc<OcrService>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
     reconcile_measured_by(ocr, ctx, &PodAnalyst).await
@@ -74,6 +86,8 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context, analyst: &impl Analyst
     let mut rollout: Option<RolloutOutcome> = None;
     let mut spec_revision = None;
     let mut manual_events = Vec::new();
+    // Unknown when the spec cannot be built: the last one stays recorded.
+    let mut applied_autoscaler = previous_autoscaler(ocr);
     match desired_state(ocr, &ctx.settings) {
         Err(error @ OperatorError::ReadMetadata { .. }) => return Err(error),
         Err(error) => observation.invalid_spec = Some(error.to_string()),
@@ -113,11 +127,19 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context, analyst: &impl Analyst
             };
             // A dynamicStableScale rollout caps the stable HPA to stable's share.
             share_stable(&mut desired, &ocr.spec, rollout.as_ref().and_then(|o| o.plan.dynamic.as_ref()));
-            if let Err(error) = apply_children(&namespace, &name, &desired, ctx, &mut observation, apply_stable).await {
+            let remove_keda = desired.keda.is_none() && previous_autoscaler(ocr) == Some(KEDA_AUTOSCALER);
+            if let Err(error) =
+                apply_children(&namespace, &name, &desired, ctx, &mut observation, apply_stable, remove_keda).await
+            {
                 observation.apply_error = Some(error.to_string());
                 first_error.get_or_insert(error);
             }
             spec_revision = Some(desired.revision.clone());
+            applied_autoscaler = match (&desired.keda, &desired.autoscaler) {
+                (Some(_), _) => Some(KEDA_AUTOSCALER),
+                (None, Some(_)) => Some(HPA_AUTOSCALER),
+                (None, None) => None,
+            };
         }
     }
     observation.pod_issues = diagnose(&ctx.children.pods_of(&namespace, &name, &[]));
@@ -127,6 +149,7 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context, analyst: &impl Analyst
     if let Some(outcome) = &rollout {
         overlay_rollout(&mut status, &outcome.plan, outcome.analysis.as_ref(), spec_revision, ocr, &now);
     }
+    status.autoscaler = applied_autoscaler.map(str::to_owned);
     // The backlog is read on its own clock (a status write triggers another reconcile).
     status.jobs = match &ocr.spec.jobs {
         None => None,
