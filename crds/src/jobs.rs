@@ -57,7 +57,7 @@ pub struct JobsSpec {
         .message("jobs.bucket.endpoint must start with http:// or https://"),
     validation = Rule::new("!self.endpoint.contains('@')")
         .message("jobs.bucket.endpoint must not carry credentials: put them in the Secret named by jobs.bucket.secretRef"),
-    validation = Rule::new("!has(self.secretRef) || !has(self.secretRef.caKey) || self.endpoint.startsWith('https://')")
+    validation = Rule::new("!has(self.secretRef.caKey) || self.endpoint.startsWith('https://')")
         .message("jobs.bucket.secretRef.caKey applies to https:// endpoints only")
 )]
 pub struct JobsBucketSpec {
@@ -81,9 +81,10 @@ pub struct JobsBucketSpec {
     #[schemars(length(min = 1, max = 512))]
     pub prefix: Option<String>,
     /// A Secret in the service's namespace with the keys `accessKeyId` and
-    /// `secretAccessKey` (and `sessionToken` for temporary credentials).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_ref: Option<JobsSecretRef>,
+    /// `secretAccessKey` (and `sessionToken` for temporary credentials). Required: the
+    /// pods sign every call with static keys; a pod whose Secret is missing waits in
+    /// CreateContainerConfigError, naming it.
+    pub secret_ref: JobsSecretRef,
     /// The pods set the bucket's expiry rule for the prefix at start, keeping the
     /// bucket's other rules (default true; needs s3:PutLifecycleConfiguration). Turn off
     /// when the bucket's owner manages the rule.

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 #[x_kube(validation = Rule::new("self.min <= self.max").message("replicas.min must not exceed replicas.max"))]
 pub struct ReplicasSpec {
     /// Fewest stable pods (default 2, so one can be disrupted while the other serves). 0
-    /// (scale to zero when idle) needs `autoscaling.provider: keda` and `spec.jobs`: only
-    /// jobs wait in a queue for a pod to wake; a synchronous call would find nobody.
+    /// (scale to zero) is refused for now: job submissions are taken by the service's own
+    /// pods, so a service at zero would refuse them.
     #[serde(default = "default_min")]
     #[schemars(range(min = 0, max = 1000))]
     pub min: i32,
@@ -53,8 +53,8 @@ pub struct AutoscalingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pods_metric: Option<PodsMetricSpec>,
     /// `hpa` (default): a HorizontalPodAutoscaler on CPU. `keda`: a KEDA ScaledObject that
-    /// scales on the pods' in-flight requests and on the job backlog, down to zero for a
-    /// job-only service (`replicas.min: 0`). KEDA is your own installation.
+    /// scales on the pods' in-flight requests and on the job backlog. KEDA is your own
+    /// installation.
     #[serde(default, skip_serializing_if = "is_hpa")]
     pub provider: AutoscalingProvider,
     /// Settings of the `keda` provider.
@@ -83,8 +83,9 @@ pub struct KedaSpec {
     #[serde(default = "default_polling_interval")]
     #[schemars(range(min = 1, max = 3600))]
     pub polling_interval_seconds: i32,
-    /// With `replicas.min: 0`: how long the service has nothing to do (no job queued or
-    /// running) before it scales to zero, e.g. `10m` (the default) or `90s`.
+    /// How long the load must stay low before pods are removed, e.g. `10m` (the default)
+    /// or `90s`, at most `1h`: the scale-down stabilization of the HPA KEDA makes (and
+    /// KEDA's cooldown).
     #[serde(default = "default_idle_after")]
     #[schemars(regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"), length(min = 2, max = 16))]
     pub idle_after: String,

@@ -51,14 +51,14 @@ async fn invalid_specs_are_refused_at_admission_with_readable_messages() {
         ),
         (
             "jobs without a Redis for their queue",
-            json!({ "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "http://s3:8333" } } }),
+            json!({ "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "http://s3:8333", "secretRef": { "name": "s3-auth" } } } }),
             "spec.jobs needs spec.cache.redis",
         ),
         (
             "a bucket endpoint that is not HTTP",
             json!({
                 "cache": { "redis": { "url": "redis://cache:6379" } },
-                "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "s3://ocr-jobs" } },
+                "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "s3://ocr-jobs", "secretRef": { "name": "s3-auth" } } },
             }),
             "must start with http:// or https://",
         ),
@@ -66,7 +66,7 @@ async fn invalid_specs_are_refused_at_admission_with_readable_messages() {
             "credentials in the bucket endpoint",
             json!({
                 "cache": { "redis": { "url": "redis://cache:6379" } },
-                "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "https://key:secret@s3.example.com" } },
+                "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "https://key:secret@s3.example.com", "secretRef": { "name": "s3-auth" } } },
             }),
             "put them in the Secret named by jobs.bucket.secretRef",
         ),
@@ -74,9 +74,19 @@ async fn invalid_specs_are_refused_at_admission_with_readable_messages() {
             "a bucket name S3 refuses",
             json!({
                 "cache": { "redis": { "url": "redis://cache:6379" } },
-                "jobs": { "bucket": { "name": "OCR_Jobs", "endpoint": "https://s3.example.com" } },
+                "jobs": { "bucket": { "name": "OCR_Jobs", "endpoint": "https://s3.example.com", "secretRef": { "name": "s3-auth" } } },
             }),
             "spec.jobs.bucket.name",
+        ),
+        (
+            "scale to zero",
+            json!({ "replicas": { "min": 0, "max": 2 }, "autoscaling": { "provider": "keda" } }),
+            "replicas.min 0 (scale to zero) is not available yet",
+        ),
+        (
+            "a pods metric with KEDA",
+            json!({ "autoscaling": { "provider": "keda", "podsMetric": { "name": "ocr_queue_depth", "targetAverageValue": "4" } } }),
+            "autoscaling.podsMetric applies to provider hpa",
         ),
         ("steps not increasing", json!({ "rollout": { "steps": [50, 10, 100] } }), "strictly increasing"),
         ("steps repeated", json!({ "rollout": { "steps": [10, 10, 100] } }), "strictly increasing"),

@@ -229,8 +229,11 @@ async fn http_answers_like_grpc_in_every_body_form_and_format() {
             "100",
             "--seed",
             "20261206",
+            // One worker: two threads of the venv's Python 3.11 parsing source at once (hypothesis
+            // does, to describe its filters) can fail with "SystemError: AST constructor
+            // recursion depth mismatch" (CPython gh-106905), an error of the tool, not of the API.
             "--workers",
-            "2",
+            "1",
             "--no-color",
             "--report-dir",
         ])

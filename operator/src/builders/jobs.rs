@@ -50,19 +50,19 @@ pub(super) fn jobs_wiring(owner: &Owner, spec: &OcrServiceSpec) -> ContainerWiri
     if bucket.virtual_hosted {
         wiring.args.push("--jobs-s3-virtual-hosted".to_owned());
     }
-    let Some(secret) = &bucket.secret_ref else {
-        return wiring;
-    };
-    // Optional keys, as for the cache: a Secret not there yet shows as AccessDenied in the
-    // pods' logs and job submits, not as pods that cannot start.
-    for (variable, key) in [
-        ("AWS_ACCESS_KEY_ID", "accessKeyId"),
-        ("AWS_SECRET_ACCESS_KEY", "secretAccessKey"),
-        ("AWS_SESSION_TOKEN", "sessionToken"),
+    let secret = &bucket.secret_ref;
+    // The keys are required: the pod signs every S3 call with them, so without them it
+    // cannot work at all, and a missing Secret is best seen as the pod's
+    // CreateContainerConfigError naming it. The session token only comes with temporary
+    // credentials.
+    for (variable, key, optional) in [
+        ("AWS_ACCESS_KEY_ID", "accessKeyId", false),
+        ("AWS_SECRET_ACCESS_KEY", "secretAccessKey", false),
+        ("AWS_SESSION_TOKEN", "sessionToken", true),
     ] {
         wiring.env.push(json!({
             "name": variable,
-            "valueFrom": { "secretKeyRef": { "name": secret.name, "key": key, "optional": true } },
+            "valueFrom": { "secretKeyRef": { "name": secret.name, "key": key, "optional": optional } },
         }));
     }
     if let Some(ca_key) = &secret.ca_key {
@@ -95,8 +95,9 @@ mod tests {
 
     #[test]
     fn the_bucket_and_the_defaults_become_flags_with_a_prefix_per_service() {
-        let wired =
-            wiring(json!({ "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "http://s3.storage:8333" } } }));
+        let wired = wiring(
+            json!({ "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "http://s3.storage:8333", "secretRef": { "name": "s3-auth" } } } }),
+        );
         assert_eq!(
             wired.args,
             [
@@ -114,8 +115,8 @@ mod tests {
                 "--jobs-manage-expiry=true",
             ]
         );
-        assert_eq!(wired.env.len(), 1, "only the pod's name: {:?}", wired.env);
         assert_eq!(wired.env[0]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+        assert!(wired.volumes.is_empty() && wired.mounts.is_empty());
     }
 
     #[test]
@@ -128,7 +129,7 @@ mod tests {
         let secret = wired.env.iter().find(|e| e["name"] == "AWS_SECRET_ACCESS_KEY").unwrap();
         assert_eq!(
             secret["valueFrom"]["secretKeyRef"],
-            json!({ "name": "s3-auth", "key": "secretAccessKey", "optional": true })
+            json!({ "name": "s3-auth", "key": "secretAccessKey", "optional": false })
         );
         assert!(wired.args.contains(&"--jobs-s3-virtual-hosted".to_owned()));
         assert!(wired.args.contains(&"--jobs-s3-ca-file=/etc/kube-ocr/s3/ca.crt".to_owned()));

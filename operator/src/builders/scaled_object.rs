@@ -54,7 +54,8 @@ pub fn keda_objects(owner: &Owner, spec: &OcrServiceSpec) -> Option<KedaObjects>
     if spec.replicas.min >= 1 {
         triggers.push(in_flight_trigger(owner, &keda));
     }
-    let cooldown = parse_duration(&keda.idle_after).map_or(600, |idle| idle.as_secs().max(1));
+    // The HPA's stabilization window is at most an hour.
+    let idle = parse_duration(&keda.idle_after).map_or(600, |idle| idle.as_secs().clamp(1, 3600));
     let object = json!({
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
@@ -64,8 +65,14 @@ pub fn keda_objects(owner: &Owner, spec: &OcrServiceSpec) -> Option<KedaObjects>
             "minReplicaCount": spec.replicas.min,
             "maxReplicaCount": spec.replicas.max,
             "pollingInterval": keda.polling_interval_seconds,
-            // KEDA applies the cooldown only to the last step, to zero: the idle time.
-            "cooldownPeriod": cooldown,
+            // KEDA's cooldown governs the last step to zero; the HPA's stabilization every
+            // step down: both wait for the same idle time.
+            "cooldownPeriod": idle,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": { "scaleDown": { "stabilizationWindowSeconds": idle } },
+                },
+            },
             "triggers": triggers,
         },
     });
@@ -170,7 +177,7 @@ mod tests {
             "replicas": { "min": min, "max": 6 },
             "autoscaling": { "provider": "keda", "keda": { "idleAfter": "90s", "jobsPerReplica": 3 } },
             "cache": { "redis": { "url": "redis://cache.infra:6380/2", "secretRef": { "name": "redis-auth" } } },
-            "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "http://s3:8333" } },
+            "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "http://s3:8333", "secretRef": { "name": "s3-auth" } } },
         })
     }
 
@@ -186,6 +193,10 @@ mod tests {
         let spec = &keda.scaled_object.data["spec"];
         assert_eq!((spec["minReplicaCount"].as_i64(), spec["maxReplicaCount"].as_i64()), (Some(0), Some(6)));
         assert_eq!(spec["cooldownPeriod"], 90);
+        assert_eq!(
+            spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+            90
+        );
         assert_eq!(spec["scaleTargetRef"]["name"], "invoices-stable");
         let triggers = spec["triggers"].as_array().unwrap();
         assert_eq!(triggers.len(), 1, "no pod to measure at zero: {triggers:?}");

@@ -108,7 +108,7 @@ async fn a_steady_state_sends_nothing() {
 async fn a_service_with_jobs_shows_its_backlog_read_on_a_clock_not_on_every_reconcile() {
     let spec = json!({
         "cache": { "redis": { "url": "redis://cache.infra:6379" } },
-        "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "http://s3.storage:8333" } },
+        "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "http://s3.storage:8333", "secretRef": { "name": "s3-auth" } } },
     });
     let ocr = with_status(&ocr_service(spec), json!({ "lastAnalysis": { "at": ago(0) } }));
     let stable = stable_deployment(&ocr, 2, 2);

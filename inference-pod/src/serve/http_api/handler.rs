@@ -129,14 +129,14 @@ fn answer(
 
 /// The caller's `x-request-id`, when it is usable as one (a proxy's overlong id is
 /// replaced rather than refused).
-fn request_id_from(headers: &HeaderMap) -> Option<String> {
+pub(super) fn request_id_from(headers: &HeaderMap) -> Option<String> {
     let id = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?.trim();
     is_request_id(id).then(|| id.to_owned())
 }
 
 /// A request id for a caller that sent none: 16 hex digits, unpredictable and unique
 /// within the process.
-fn new_request_id() -> String {
+pub(super) fn new_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{:016x}", std::collections::hash_map::RandomState::new().hash_one(n))

@@ -3,7 +3,7 @@
 //! (cancel) and `GET /v1/jobs/{id}/result?format=json|text|hocr`.
 
 use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use kube_ocr_http_request::{RawFields, parse_body};
@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::HttpApiState;
 use super::error::HttpError;
 use super::fields::OcrFields;
-use super::handler::read_body;
+use super::handler::{new_request_id, read_body, request_id_from};
 use crate::serve::api::{ApiError, Failure};
 use crate::serve::jobs::{JobRecord, JobSource, Jobs, ResultFormat};
 
@@ -26,30 +26,40 @@ const S3_URI_FIELD: &str = "s3_uri";
 #[serde(rename_all = "camelCase")]
 pub(crate) struct JobBody {
     /// 32 hex digits, derived from the document's sha256, the task and the options.
+    #[schema(pattern = "^[0-9a-f]{32}$", example = "5f0c1d2e3a4b5c6d7e8f90a1b2c3d4e5")]
     pub id: String,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
-    #[schema(example = "running")]
+    #[schema(schema_with = super::openapi::job_state_schema)]
     pub state: String,
     /// False when a submit found this job already there (same document and options).
     pub created: bool,
     /// Pages read so far.
+    #[schema(example = 3)]
     pub pages_done: u32,
     /// Pages to read (0 until the document has been opened).
+    #[schema(example = 12)]
     pub pages_total: u32,
     /// Milliseconds since the Unix epoch; 0 while not reached.
+    #[schema(example = 1_780_000_000_000_i64)]
     pub submitted_unix_ms: i64,
+    #[schema(example = 1_780_000_001_500_i64)]
     pub started_unix_ms: i64,
+    #[schema(example = 0)]
     pub finished_unix_ms: i64,
     /// When the job, its upload and its result expire.
+    #[schema(example = 1_780_086_400_000_i64)]
     pub expires_unix_ms: i64,
     /// How many times a pod started it (more than 1 after a pod stopped while working it).
+    #[schema(example = 1)]
     pub attempts: u32,
     /// A failed job: the gRPC code name a synchronous call would have got.
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[schema(example = "INVALID_ARGUMENT")]
     pub error_code: String,
     /// A failed job: why.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub error_message: String,
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub document_sha256: String,
 }
 
@@ -92,11 +102,17 @@ fn job_response(status: StatusCode, record: &JobRecord, created: bool) -> Respon
     (status, axum::Json(JobBody::new(record, created))).into_response()
 }
 
+/// The caller's request id, or one made up: error bodies always name one.
+fn request_id(headers: &HeaderMap) -> String {
+    request_id_from(headers).unwrap_or_else(new_request_id)
+}
+
 pub(super) async fn submit(State(state): State<HttpApiState>, request: Request) -> Response {
+    let request_id = request_id(request.headers());
     match submit_job(&state, request).await {
         Ok((record, true)) => job_response(StatusCode::ACCEPTED, &record, true),
         Ok((record, false)) => job_response(StatusCode::OK, &record, false),
-        Err(error) => error.into_response(""),
+        Err(error) => error.into_response(&request_id),
     }
 }
 
@@ -154,23 +170,26 @@ fn split_s3_uri(query: Option<&str>) -> Result<(String, Option<String>), HttpErr
     Ok((rest, uris.into_iter().next().map(|(_, uri)| uri)))
 }
 
-pub(super) async fn get(State(state): State<HttpApiState>, Path(id): Path<String>) -> Response {
+pub(super) async fn get(State(state): State<HttpApiState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let request_id = request_id(&headers);
     let result = async { Ok::<_, HttpError>(configured(&state)?.get(&id).await?) }.await;
     match result {
         Ok(record) => job_response(StatusCode::OK, &record, false),
-        Err(error) => error.into_response(""),
+        Err(error) => error.into_response(&request_id),
     }
 }
 
-pub(super) async fn cancel(State(state): State<HttpApiState>, Path(id): Path<String>) -> Response {
+pub(super) async fn cancel(State(state): State<HttpApiState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let request_id = request_id(&headers);
     let result = async { Ok::<_, HttpError>(configured(&state)?.cancel(&id).await?) }.await;
     match result {
         Ok(record) => job_response(StatusCode::OK, &record, false),
-        Err(error) => error.into_response(""),
+        Err(error) => error.into_response(&request_id),
     }
 }
 
 pub(super) async fn result(State(state): State<HttpApiState>, Path(id): Path<String>, request: Request) -> Response {
+    let request_id = request_id(request.headers());
     let query = request.uri().query().unwrap_or("").to_owned();
     let fetched = async {
         let query: ResultQuery = serde_urlencoded::from_str(&query)
@@ -182,7 +201,7 @@ pub(super) async fn result(State(state): State<HttpApiState>, Path(id): Path<Str
     .await;
     match fetched {
         Ok((format, body)) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
-        Err(error) => error.into_response(""),
+        Err(error) => error.into_response(&request_id),
     }
 }
 

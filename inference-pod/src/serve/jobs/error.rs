@@ -59,6 +59,11 @@ impl JobError {
             Self::ReadDocument { source, .. } if matches!(source.code(), Some("NoSuchKey" | "NoSuchBucket")) => {
                 ApiError::new(Failure::NotFound, self.to_string())
             }
+            Self::ReadDocument { source, .. }
+                if matches!(source.call_error(), Some(kube_ocr_s3::CallError::TooLarge { .. })) =>
+            {
+                ApiError::new(Failure::TooLarge, format!("{self} (over --max-image-bytes)"))
+            }
             Self::ReadDocument { source, .. } if source.code() == Some("AccessDenied") => {
                 ApiError::new(Failure::PermissionDenied, self.to_string())
             }

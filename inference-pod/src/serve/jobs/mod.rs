@@ -179,25 +179,30 @@ impl Jobs {
         self.store.get_result(id, format).await.map_err(|error| error.api_error())
     }
 
-    /// Sets the bucket's expiry rule when this pod manages it; a refusal is logged, not
-    /// fatal (the bucket's owner may manage the rule), and so is an unreachable bucket.
-    pub(crate) async fn prepare(&self) {
+    /// Sets the bucket's expiry rule when this pod manages it; `false` when it should be
+    /// tried again (a refusal or an unreachable bucket is logged, not fatal: the bucket's
+    /// owner may manage the rule).
+    pub(crate) async fn prepare(&self) -> bool {
         if let Err(error) = self.queue.ensure_group().await {
             tracing::warn!(%error, "job queue not ready yet; the worker retries");
         }
         if !self.settings.manage_expiry {
-            return;
+            return true;
         }
         let days = expiry_days(self.settings.ttl);
         let rule_id = expiry_rule_id(&self.settings.prefix);
         match self.store.ensure_expiry(&rule_id, days).await {
             Ok(()) => {
-                tracing::info!(bucket = self.store.bucket(), rule = %rule_id, days, "job objects expire by the bucket's lifecycle rule")
+                tracing::info!(bucket = self.store.bucket(), rule = %rule_id, days, "job objects expire by the bucket's lifecycle rule");
+                true
             }
-            Err(error) => tracing::warn!(
-                %error,
-                "could not set the bucket's expiry rule; uploads and results will not expire unless the bucket's owner adds one (or set --jobs-manage-expiry=false)"
-            ),
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "could not set the bucket's expiry rule (tried again every minute); uploads and results do not expire until it is set, or until the bucket's owner adds one (--jobs-manage-expiry=false)"
+                );
+                false
+            }
         }
     }
 }

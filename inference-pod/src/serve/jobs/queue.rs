@@ -408,7 +408,8 @@ impl JobQueue {
     }
 
     /// Puts the job back for any pod; `count_attempt` = false when the pod gives it up
-    /// for its own reasons (draining), so that only real failures use attempts up.
+    /// for reasons other than dying (draining, a bucket or engine that cannot take it
+    /// now), so that only pods that stopped use attempts up.
     pub(crate) async fn release(
         &self,
         delivery: &Delivery,

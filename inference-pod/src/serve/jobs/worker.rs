@@ -19,6 +19,8 @@ use crate::serve::api::{ApiError, DocumentProgress, Failure, OcrCall, Progress, 
 use crate::serve::http_api::render::render_answer;
 use crate::serve::telemetry::job_metrics::ReleaseReason;
 
+/// How often a failed expiry rule is tried again.
+const EXPIRY_RETRY: Duration = Duration::from_secs(60);
 /// How often the backlog is read for the metrics.
 const BACKLOG_INTERVAL: Duration = Duration::from_secs(5);
 /// Wait after the queue failed before asking again.
@@ -50,7 +52,7 @@ pub(crate) fn start_worker(jobs: Arc<Jobs>) -> WorkerHandle {
 }
 
 async fn work(jobs: Arc<Jobs>, stop: CancellationToken) {
-    jobs.prepare().await;
+    let expiry = tokio::spawn(keep_trying_expiry(jobs.clone(), stop.clone()));
     let backlog = tokio::spawn(report_backlog(jobs.clone(), stop.clone()));
     let slots = Arc::new(Semaphore::new(jobs.settings.max_concurrent.max(1)));
     let mut running = JoinSet::new();
@@ -120,6 +122,7 @@ async fn work(jobs: Arc<Jobs>, stop: CancellationToken) {
     // Running jobs see the same token, put their jobs back and return.
     while running.join_next().await.is_some() {}
     backlog.abort();
+    expiry.abort();
     if let Err(error) = jobs.queue.leave().await {
         tracing::debug!(%error, "could not leave the job queue's group");
     }
@@ -331,12 +334,27 @@ async fn release(jobs: &Jobs, delivery: &Delivery, reason: ReleaseReason) {
     if reason == ReleaseReason::Transient {
         tokio::time::sleep(TRANSIENT_BACKOFF).await;
     }
-    let count_attempt = reason == ReleaseReason::Transient;
-    match jobs.queue.release(delivery, now_ms(), jobs.settings.ttl, count_attempt).await {
+    // Attempts count the starts of pods that stopped working the job (the sign of a
+    // document that kills pods); a bucket or engine that cannot take it now is not that.
+    match jobs.queue.release(delivery, now_ms(), jobs.settings.ttl, false).await {
         Ok(true) => jobs.metrics.record_released(reason),
         Ok(false) => {}
         // It stays pending under this pod's name; another pod takes it after the claim time.
         Err(error) => tracing::warn!(%job, %error, "could not put the job back; another pod will take it over"),
+    }
+}
+
+/// Sets the bucket's expiry rule, again every [`EXPIRY_RETRY`] until it is set: a bucket
+/// unreachable at start must not leave uploads and results without expiry.
+async fn keep_trying_expiry(jobs: Arc<Jobs>, stop: CancellationToken) {
+    loop {
+        if jobs.prepare().await {
+            return;
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(EXPIRY_RETRY) => {}
+        }
     }
 }
 
