@@ -13,7 +13,9 @@ use common::{
     PodProcess, golden_image, http_get, http_request, labelled_metric_sum, metric_value, numbered_pages_pdf,
     ocr_client, serving_server, test_config,
 };
-use kube_ocr_inference::serve::{JobSettings, ServerConfig, SharedCacheSettings};
+use kube_ocr_inference::serve::{
+    CorsPolicy, JobSettings, JobsFrontConfig, PdfSettings, ServerConfig, SharedCacheSettings, start_jobs_front,
+};
 use kube_ocr_proto::v1::ocr_client::OcrClient;
 use kube_ocr_proto::v1::{
     CancelJobRequest, GetJobRequest, GetJobResultRequest, Job, JobState, RecognizeOptions, RecognizeRequest,
@@ -68,8 +70,8 @@ impl Backends {
         }
     }
 
-    fn config(&self, prefix: &str, ttl: Duration) -> ServerConfig {
-        let shared = SharedCacheSettings {
+    fn shared_cache(&self, prefix: &str) -> SharedCacheSettings {
+        SharedCacheSettings {
             url: self.redis.url(),
             username: None,
             password: None,
@@ -78,8 +80,30 @@ impl Backends {
             timeout: Duration::from_millis(200),
             key_prefix: prefix.to_owned(),
             max_pending_writes: 64,
-        };
+        }
+    }
+
+    fn config(&self, prefix: &str, ttl: Duration) -> ServerConfig {
+        let shared = self.shared_cache(prefix);
         ServerConfig { shared_cache: Some(shared), jobs: Some(self.jobs(prefix, ttl)), ..test_config("ppocr-v4") }
+    }
+
+    /// A job front on the same queue and bucket: it takes jobs and works none.
+    fn front_config(&self, prefix: &str) -> JobsFrontConfig {
+        let base = test_config("ppocr-v4");
+        JobsFrontConfig {
+            listen_host: base.listen_host,
+            grpc_port: 0,
+            http_api_port: 0,
+            http_port: 0,
+            cors: CorsPolicy::Off,
+            redis: self.shared_cache(prefix),
+            jobs: self.jobs(prefix, Duration::from_secs(3600)),
+            max_image_bytes: base.max_image_bytes,
+            pdf: PdfSettings { ..base.pdf },
+            drain_delay: Duration::from_millis(100),
+            shutdown_grace: Duration::from_secs(5),
+        }
     }
 
     /// Flags for a pod process with the same backends.
@@ -475,4 +499,58 @@ async fn a_job_its_upload_and_its_result_are_gone_after_their_ttl() {
         .unwrap_err();
     assert_eq!(expired.code(), tonic::Code::NotFound);
     server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_front_takes_jobs_while_no_pod_works_them_and_the_first_pod_to_start_does() {
+    let backends = Backends::start();
+    let prefix = "kube-ocr/front";
+    let front = start_jobs_front(backends.front_config(prefix)).await.unwrap();
+    let (status, _) = http_get(front.http_addr, "/readyz").await;
+    assert_eq!(status, 200, "a front is ready at once: it loads nothing");
+    let mut client = ocr_client(front.grpc_addr).await;
+
+    // Synchronous calls are refused with the reason; jobs are taken and wait.
+    let sync = client
+        .recognize(RecognizeRequest {
+            request_id: String::new(),
+            image: golden_image("lines/line-en-001-clean.png"),
+            task: Task::Line as i32,
+            options: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(sync.code(), tonic::Code::Unimplemented);
+    assert!(sync.message().contains("job front"), "{sync:?}");
+    let refused = client
+        .submit_job(submit_request(numbered_pages_pdf(1), RecognizeOptions { pdf_dpi: 5000, ..Default::default() }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "the front checks what the pods check");
+    let options = RecognizeOptions { pdf_dpi: FAST_PDF_DPI, ..RecognizeOptions::default() };
+    let job = client.submit_job(submit_request(numbered_pages_pdf(3), options)).await.unwrap().into_inner();
+    assert!(job.created);
+    let upload = http_request(
+        front.http_api_addr,
+        "POST",
+        "/v1/jobs?task=line",
+        &[("content-type", "image/png")],
+        &golden_image("lines/line-en-001-clean.png"),
+    )
+    .await;
+    assert_eq!(upload.status, 202, "{}", upload.text());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(get_job(&mut client, &job.id).await.state(), JobState::Queued, "nobody works jobs on a front");
+
+    // The first pod to start works what waited.
+    let worker = serving_server(backends.config(prefix, Duration::from_secs(3600))).await;
+    let done = wait_for(&mut client, &job.id, Duration::from_secs(120), finished).await;
+    assert_eq!((done.state(), done.pages_done), (JobState::Succeeded, 3), "{done:?}");
+    let (status, text) = http_get(front.http_api_addr, &format!("/v1/jobs/{}/result?format=text", job.id)).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(names_page(&text, 3), "{text}");
+    let (_, metrics) = http_get(front.http_addr, "/metrics").await;
+    assert_eq!(labelled_metric_sum(&metrics, "ocr_jobs_submitted_total", "result", "created"), 2.0, "{metrics}");
+    worker.shutdown().await.unwrap();
+    front.shutdown().await.unwrap();
 }

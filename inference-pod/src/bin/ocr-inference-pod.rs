@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::Parser;
 use kube_ocr_inference::model::{DeviceRequest, ModelOptions, Precision, bundle_path_from_uri};
 use kube_ocr_inference::serve::{
-    BatcherConfig, CorsPolicy, DEFAULT_MAX_PRECISION_ACCURACY_DROP, DEFAULT_PDF_DPI, JobSettings, PdfSettings,
-    ServerConfig, SharedCacheSettings, start,
+    BatcherConfig, CorsPolicy, DEFAULT_MAX_PRECISION_ACCURACY_DROP, DEFAULT_PDF_DPI, JobSettings, JobsFrontConfig,
+    PdfSettings, ServerConfig, SharedCacheSettings, start, start_jobs_front,
 };
 use kube_ocr_runtime::{LogFormat, Logging, ShutdownSignals, run_main};
 use kube_ocr_s3::{Addressing, S3Settings};
@@ -23,9 +23,14 @@ use kube_ocr_vision::pdf::PdfLimits;
     about = "kube-ocr inference pod: OCR over gRPC and HTTP on libtorch with batching, health and metrics"
 )]
 struct Args {
-    /// Model bundle: a folder, or a file:// URI of one.
-    #[arg(long, env = "OCR_BUNDLE")]
-    bundle: String,
+    /// Model bundle: a folder, or a file:// URI of one. Not with --jobs-front.
+    #[arg(long, env = "OCR_BUNDLE", required_unless_present = "jobs_front", conflicts_with = "jobs_front")]
+    bundle: Option<String>,
+    /// Run as the service's job front: take document jobs (submit, status, cancel,
+    /// results) without loading a model or working any, so jobs can be submitted while
+    /// the service's pods are scaled to zero. Needs --jobs-bucket.
+    #[arg(long, env = "OCR_JOBS_FRONT", requires = "jobs_bucket")]
+    jobs_front: bool,
     /// auto (first GPU if libtorch sees one, else CPU), cpu, cuda or cuda:N.
     #[arg(long, env = "OCR_DEVICE", default_value = "auto")]
     device: DeviceRequest,
@@ -258,9 +263,10 @@ fn pdf_settings(args: &Args) -> anyhow::Result<PdfSettings> {
     })
 }
 
-fn config(args: &Args) -> anyhow::Result<ServerConfig> {
+/// The server's configuration; `bundle_dir` apart because a job front has none.
+fn config(args: &Args, bundle_dir: PathBuf) -> anyhow::Result<ServerConfig> {
     Ok(ServerConfig {
-        bundle_dir: bundle_path_from_uri(&args.bundle)?,
+        bundle_dir,
         device: args.device,
         listen_host: args.listen_host,
         grpc_port: args.grpc_port,
@@ -297,6 +303,26 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
         model_options: ModelOptions { precision: args.precision, channels_last: args.channels_last },
         drain_delay: seconds(args.drain_delay_secs, "drain-delay-secs")?,
         shutdown_grace: seconds(args.shutdown_grace_secs, "shutdown-grace-secs")?,
+    })
+}
+
+fn front_config(args: &Args) -> anyhow::Result<JobsFrontConfig> {
+    let server = config(args, PathBuf::new())?;
+    let (Some(redis), Some(jobs)) = (server.shared_cache, server.jobs) else {
+        anyhow::bail!("--jobs-front needs --jobs-bucket and --redis-url");
+    };
+    Ok(JobsFrontConfig {
+        listen_host: server.listen_host,
+        grpc_port: server.grpc_port,
+        http_api_port: server.http_api_port,
+        http_port: server.http_port,
+        cors: server.cors,
+        redis,
+        jobs,
+        max_image_bytes: server.max_image_bytes,
+        pdf: server.pdf,
+        drain_delay: server.drain_delay,
+        shutdown_grace: server.shutdown_grace,
     })
 }
 
@@ -341,8 +367,12 @@ fn job_settings(args: &Args) -> anyhow::Result<Option<JobSettings>> {
 }
 
 async fn run(args: Args, shutdown: ShutdownSignals) -> anyhow::Result<()> {
-    let config = config(&args)?;
-    let server = start(config).await?;
+    let server = if args.jobs_front {
+        start_jobs_front(front_config(&args)?).await?
+    } else {
+        let bundle = args.bundle.as_deref().unwrap_or_default();
+        start(config(&args, bundle_path_from_uri(bundle)?)?).await?
+    };
     let signal = shutdown.received().await;
     tracing::info!(signal, "draining");
     server.shutdown().await?;

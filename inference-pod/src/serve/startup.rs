@@ -201,12 +201,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
             // Job calls are not on a request's hot path: give Redis more than the cache's
             // few tens of milliseconds before calling it down.
             let timeout = redis.timeout.max(JOB_REDIS_TIMEOUT);
-            Some(Arc::new(Jobs::new(settings.clone(), client, &redis.key_prefix, timeout, api.clone(), job_metrics)?))
+            let checker = api.checker().clone();
+            Some(Arc::new(Jobs::new(settings.clone(), client, &redis.key_prefix, timeout, checker, job_metrics)?))
         }
     };
     let service = OcrGrpcService::new(api.clone(), jobs.clone());
+    let api_for_jobs = api.clone();
     let http_api = http_api_router(api, jobs.clone())?;
-    let jobs_worker = jobs.map(start_worker);
+    let jobs_worker = jobs.map(|jobs| start_worker(jobs, api_for_jobs));
     let reflection = reflection_builder().build_v1().map_err(ServeError::BuildReflection)?;
     let reflection_v1alpha = reflection_builder().build_v1alpha().map_err(ServeError::BuildReflection)?;
     // Images up to the limit are refused by the handler with RESOURCE_EXHAUSTED and a

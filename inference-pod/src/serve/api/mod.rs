@@ -4,12 +4,14 @@
 //! translate requests in and results and [`ApiError`]s out, so they answer alike.
 
 mod call;
+mod check;
 pub(crate) mod deadline;
 mod failure;
 mod response;
 mod service;
 
 pub(crate) use call::{CallOptions, DocumentProgress, OcrCall, Protocol, Served, ServedPage};
+pub(crate) use check::CallChecker;
 pub(crate) use failure::{ApiError, Failure};
 pub(crate) use response::{page_result, response_message, timings_message};
 pub(crate) use service::{ApiLimits, OcrApi, PAGES_IN_FLIGHT, Progress};

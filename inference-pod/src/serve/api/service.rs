@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tonic::Code;
 
 use super::call::{Answered, CallOptions, DocumentProgress, OcrCall, Protocol, Served, ServedPage};
+use super::check::CallChecker;
 use super::failure::{ApiError, Failure};
 use crate::serve::cache::{CacheKey, ResultCaches, image_sha256};
 use crate::serve::engine::{Engine, OcrLine, OcrOptions, OcrOutput, OcrTask, PageImage, PhaseTimings, TextSource};
@@ -81,6 +82,7 @@ pub(crate) struct OcrApi {
     limits: ApiLimits,
     pdf: Arc<PdfRenderer>,
     model: ModelRef,
+    checker: CallChecker,
 }
 
 impl OcrApi {
@@ -98,7 +100,8 @@ impl OcrApi {
             version: manifest.version.clone(),
             variant: manifest.variant.clone(),
         };
-        Self { engine, caches, metrics, serving, limits, pdf, model }
+        let checker = CallChecker::new(limits.max_image_bytes, pdf.settings());
+        Self { engine, caches, metrics, serving, limits, pdf, model, checker }
     }
 
     pub(crate) fn model(&self) -> &ModelRef {
@@ -237,45 +240,13 @@ impl OcrApi {
         }
     }
 
-    /// What can be checked of a call without reading the document: its options, its size,
-    /// and a PDF's task and resolution. A job's submit is refused on the same grounds.
+    /// What can be checked of a call without reading the document (see [`CallChecker`]).
     pub(crate) fn check_call(&self, document: &[u8], task: OcrTask, options: &CallOptions) -> Result<(), ApiError> {
-        if !(0.0..=1.0).contains(&options.min_confidence) {
-            return Err(ApiError::invalid_argument(format!(
-                "min_confidence must be between 0 and 1, got {}",
-                options.min_confidence
-            )));
-        }
-        if document.len() > self.limits.max_image_bytes {
-            return Err(ApiError::new(
-                Failure::TooLarge,
-                format!(
-                    "the image is {} bytes; this server accepts at most {} (--max-image-bytes)",
-                    document.len(),
-                    self.limits.max_image_bytes
-                ),
-            ));
-        }
-        if is_pdf(document) {
-            if task == OcrTask::Line {
-                return Err(ApiError::invalid_argument("a LINE request reads one image; send a PDF as a DOCUMENT"));
-            }
-            self.pdf_dpi(options.pdf_dpi)?;
-        }
-        Ok(())
+        self.checker.check(document, task, options)
     }
 
-    /// The resolution a PDF is rendered at: the caller's, else the server's default.
-    fn pdf_dpi(&self, asked: u32) -> Result<u32, ApiError> {
-        let settings = self.pdf.settings();
-        let dpi = if asked == 0 { settings.default_dpi } else { asked };
-        if !(settings.min_dpi..=settings.max_dpi).contains(&dpi) {
-            return Err(ApiError::invalid_argument(format!(
-                "pdf_dpi must be between {} and {} (--pdf-min-dpi, --pdf-max-dpi), got {dpi}",
-                settings.min_dpi, settings.max_dpi
-            )));
-        }
-        Ok(dpi)
+    pub(crate) fn checker(&self) -> &CallChecker {
+        &self.checker
     }
 
     /// The selected pages of a multi-page TIFF, each as an image of its own.
@@ -307,7 +278,7 @@ impl OcrApi {
         progress: Option<&Progress>,
     ) -> Result<Served, ApiError> {
         let options = call.options;
-        let dpi = self.pdf_dpi(options.pdf_dpi)?;
+        let dpi = self.checker.pdf_dpi(options.pdf_dpi)?;
         let job = RenderJob { dpi, range: options.range, text_layer: options.pdf_text_layer };
         let metrics = self.metrics.clone();
         let render_failed = move |error: RenderError| {

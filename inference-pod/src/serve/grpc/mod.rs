@@ -3,8 +3,10 @@
 //! from a failed call to a status.
 
 mod deadline;
+mod front;
 mod jobs;
 mod service;
 mod status;
 
+pub(crate) use front::JobsFrontGrpcService;
 pub(crate) use service::OcrGrpcService;

@@ -2,6 +2,8 @@
 //! `?s3_uri=s3://bucket/key` and no body), `GET /v1/jobs/{id}`, `DELETE /v1/jobs/{id}`
 //! (cancel) and `GET /v1/jobs/{id}/result?format=json|text|hocr`.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,12 +13,19 @@ use kube_ocr_s3::S3Uri;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::HttpApiState;
 use super::error::HttpError;
 use super::fields::OcrFields;
 use super::handler::{new_request_id, read_body, request_id_from};
 use crate::serve::api::{ApiError, Failure};
 use crate::serve::jobs::{JobRecord, JobSource, Jobs, ResultFormat};
+
+/// What the job endpoints need, on a serving pod and on a job front (which has no OCR API).
+#[derive(Debug, Clone)]
+pub(crate) struct JobsHttpState {
+    /// `None`: the pod has no jobs configured (501).
+    pub jobs: Option<Arc<Jobs>>,
+    pub max_body_bytes: usize,
+}
 
 /// The query parameter that names a document in S3 instead of a body.
 const S3_URI_FIELD: &str = "s3_uri";
@@ -89,7 +98,7 @@ pub(super) struct ResultQuery {
     format: Option<String>,
 }
 
-fn configured(state: &HttpApiState) -> Result<&Jobs, HttpError> {
+fn configured(state: &JobsHttpState) -> Result<&Jobs, HttpError> {
     state.jobs.as_deref().ok_or_else(|| {
         HttpError::from(ApiError::new(
             Failure::Unimplemented,
@@ -107,7 +116,7 @@ fn request_id(headers: &HeaderMap) -> String {
     request_id_from(headers).unwrap_or_else(new_request_id)
 }
 
-pub(super) async fn submit(State(state): State<HttpApiState>, request: Request) -> Response {
+pub(super) async fn submit(State(state): State<JobsHttpState>, request: Request) -> Response {
     let request_id = request_id(request.headers());
     match submit_job(&state, request).await {
         Ok((record, true)) => job_response(StatusCode::ACCEPTED, &record, true),
@@ -116,7 +125,7 @@ pub(super) async fn submit(State(state): State<HttpApiState>, request: Request) 
     }
 }
 
-async fn submit_job(state: &HttpApiState, request: Request) -> Result<(JobRecord, bool), HttpError> {
+async fn submit_job(state: &JobsHttpState, request: Request) -> Result<(JobRecord, bool), HttpError> {
     let jobs = configured(state)?;
     let (parts, body) = request.into_parts();
     let (query, s3_uri) = split_s3_uri(parts.uri.query())?;
@@ -170,7 +179,7 @@ fn split_s3_uri(query: Option<&str>) -> Result<(String, Option<String>), HttpErr
     Ok((rest, uris.into_iter().next().map(|(_, uri)| uri)))
 }
 
-pub(super) async fn get(State(state): State<HttpApiState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+pub(super) async fn get(State(state): State<JobsHttpState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let request_id = request_id(&headers);
     let result = async { Ok::<_, HttpError>(configured(&state)?.get(&id).await?) }.await;
     match result {
@@ -179,7 +188,7 @@ pub(super) async fn get(State(state): State<HttpApiState>, Path(id): Path<String
     }
 }
 
-pub(super) async fn cancel(State(state): State<HttpApiState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+pub(super) async fn cancel(State(state): State<JobsHttpState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let request_id = request_id(&headers);
     let result = async { Ok::<_, HttpError>(configured(&state)?.cancel(&id).await?) }.await;
     match result {
@@ -188,7 +197,7 @@ pub(super) async fn cancel(State(state): State<HttpApiState>, Path(id): Path<Str
     }
 }
 
-pub(super) async fn result(State(state): State<HttpApiState>, Path(id): Path<String>, request: Request) -> Response {
+pub(super) async fn result(State(state): State<JobsHttpState>, Path(id): Path<String>, request: Request) -> Response {
     let request_id = request_id(request.headers());
     let query = request.uri().query().unwrap_or("").to_owned();
     let fetched = async {

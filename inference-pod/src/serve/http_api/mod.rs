@@ -8,7 +8,7 @@ mod error;
 mod fields;
 mod handler;
 mod hocr;
-mod jobs;
+pub(crate) mod jobs;
 pub(crate) mod openapi;
 pub(crate) mod render;
 mod response;
@@ -75,13 +75,31 @@ pub(crate) fn max_body_bytes(max_image_bytes: usize) -> usize {
 }
 
 pub(crate) fn router(state: HttpApiState, cors: &CorsPolicy) -> Result<Router, String> {
+    let jobs = jobs::JobsHttpState { jobs: state.jobs.clone(), max_body_bytes: state.max_body_bytes };
     let router = Router::new()
         .route(OCR_PATH, post(handler::recognize))
+        .route(OPENAPI_PATH, get(openapi::serve_document))
+        .with_state(state)
+        .merge(job_routes(jobs));
+    with_cors(router, cors)
+}
+
+/// A job front's API: the job endpoints and the OpenAPI document, no OCR endpoint (the
+/// front loads no model).
+pub(crate) fn jobs_front_router(state: jobs::JobsHttpState, cors: &CorsPolicy) -> Result<Router, String> {
+    let router = job_routes(state).route(OPENAPI_PATH, get(openapi::serve_document));
+    with_cors(router, cors)
+}
+
+fn job_routes(state: jobs::JobsHttpState) -> Router {
+    Router::new()
         .route(JOBS_PATH, post(jobs::submit))
         .route(&format!("{JOBS_PATH}/{{id}}"), get(jobs::get).delete(jobs::cancel))
         .route(&format!("{JOBS_PATH}/{{id}}/result"), get(jobs::result))
-        .route(OPENAPI_PATH, get(openapi::serve_document))
-        .with_state(state);
+        .with_state(state)
+}
+
+fn with_cors(router: Router, cors: &CorsPolicy) -> Result<Router, String> {
     Ok(match cors_layer(cors)? {
         Some(layer) => router.layer(layer),
         None => router,

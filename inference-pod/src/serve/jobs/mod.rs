@@ -8,7 +8,8 @@
 //! - [`store`]: uploads and results in the bucket, expired by one lifecycle rule.
 //! - [`worker`]: the loop that takes, heartbeats, works and finishes jobs.
 //!
-//! Both APIs call [`Jobs`]; its errors are [`ApiError`]s, as a synchronous call's are.
+//! Both APIs call [`Jobs`] (on a serving pod, or on a job front that loads no model);
+//! its errors are [`ApiError`]s, as a synchronous call's are.
 
 mod error;
 mod queue;
@@ -30,7 +31,7 @@ pub(crate) use worker::{WorkerHandle, start_worker};
 use self::queue::{JobQueue, Submitted};
 use self::record::{JobRequest, expiry_days, hex, is_job_id, job_id};
 use self::store::JobStore;
-use crate::serve::api::{ApiError, CallOptions, Failure, OcrApi};
+use crate::serve::api::{ApiError, CallChecker, CallOptions, Failure};
 use crate::serve::cache::image_sha256;
 use crate::serve::engine::OcrTask;
 use crate::serve::telemetry::job_metrics::JobMetrics;
@@ -85,7 +86,8 @@ pub(crate) struct Jobs {
     queue: JobQueue,
     store: JobStore,
     settings: JobSettings,
-    api: Arc<OcrApi>,
+    /// Refuses what a synchronous call would refuse, before anything is stored.
+    checker: CallChecker,
     metrics: Arc<JobMetrics>,
 }
 
@@ -95,14 +97,14 @@ impl Jobs {
         redis: redis::Client,
         redis_prefix: &str,
         redis_timeout: Duration,
-        api: Arc<OcrApi>,
+        checker: CallChecker,
         metrics: Arc<JobMetrics>,
     ) -> Result<Self, JobError> {
         let client = S3Client::new(settings.s3.clone()).map_err(|error| JobError::BuildS3Client(Box::new(error)))?;
         let store = JobStore::new(client, settings.bucket.clone(), &settings.prefix);
         let queue = JobQueue::new(redis, redis_prefix.to_owned(), settings.consumer.clone(), redis_timeout)?;
         metrics.set_slo(settings.slo);
-        Ok(Self { queue, store, settings, api, metrics })
+        Ok(Self { queue, store, settings, checker, metrics })
     }
 
     /// Checks what the job names, stores the document and queues the job, unless the same
@@ -113,7 +115,7 @@ impl Jobs {
         task: OcrTask,
         options: CallOptions,
     ) -> Result<SubmittedJob, ApiError> {
-        let max_bytes = self.api.limits().max_image_bytes;
+        let max_bytes = self.checker.max_image_bytes;
         let document = match source {
             JobSource::Upload(document) => document,
             JobSource::S3(uri) => {
@@ -124,7 +126,7 @@ impl Jobs {
         if document.is_empty() {
             return Err(ApiError::invalid_argument("the document is empty"));
         }
-        self.api.check_call(&document, task, &options)?;
+        self.checker.check(&document, task, &options)?;
         let sha256 = image_sha256(&document);
         let request = JobRequest { task: task.into(), options };
         let id = job_id(&sha256, &request);

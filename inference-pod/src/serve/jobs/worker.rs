@@ -15,7 +15,7 @@ use super::queue::{Beat, Delivery, Started};
 use super::record::{JobRecord, fields};
 use super::store::ResultFormat;
 use super::{Jobs, now_ms};
-use crate::serve::api::{ApiError, DocumentProgress, Failure, OcrCall, Progress, Protocol, Served};
+use crate::serve::api::{ApiError, DocumentProgress, Failure, OcrApi, OcrCall, Progress, Protocol, Served};
 use crate::serve::http_api::render::render_answer;
 use crate::serve::telemetry::job_metrics::ReleaseReason;
 
@@ -45,13 +45,13 @@ impl WorkerHandle {
     }
 }
 
-pub(crate) fn start_worker(jobs: Arc<Jobs>) -> WorkerHandle {
+pub(crate) fn start_worker(jobs: Arc<Jobs>, api: Arc<OcrApi>) -> WorkerHandle {
     let stop = CancellationToken::new();
-    let task = tokio::spawn(work(jobs, stop.clone()));
+    let task = tokio::spawn(work(jobs, api, stop.clone()));
     WorkerHandle { stop, task }
 }
 
-async fn work(jobs: Arc<Jobs>, stop: CancellationToken) {
+async fn work(jobs: Arc<Jobs>, api: Arc<OcrApi>, stop: CancellationToken) {
     let expiry = tokio::spawn(keep_trying_expiry(jobs.clone(), stop.clone()));
     let backlog = tokio::spawn(report_backlog(jobs.clone(), stop.clone()));
     let slots = Arc::new(Semaphore::new(jobs.settings.max_concurrent.max(1)));
@@ -63,7 +63,7 @@ async fn work(jobs: Arc<Jobs>, stop: CancellationToken) {
         if stop.is_cancelled() {
             break;
         }
-        if !jobs.api.is_serving() {
+        if !api.is_serving() {
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = tokio::time::sleep(Duration::from_millis(200)) => continue,
@@ -105,10 +105,11 @@ async fn work(jobs: Arc<Jobs>, stop: CancellationToken) {
         match next {
             Ok(Some(delivery)) => {
                 let jobs = jobs.clone();
+                let api = api.clone();
                 let stop = stop.clone();
                 running.spawn(async move {
                     let _permit = permit;
-                    run_job(&jobs, delivery, &stop).await;
+                    run_job(&jobs, &api, delivery, &stop).await;
                 });
             }
             Ok(None) => {}
@@ -149,7 +150,7 @@ enum Interrupted {
     Draining,
 }
 
-async fn run_job(jobs: &Jobs, delivery: Delivery, stop: &CancellationToken) {
+async fn run_job(jobs: &Jobs, api: &OcrApi, delivery: Delivery, stop: &CancellationToken) {
     let job = delivery.job_id.clone();
     match jobs.queue.start(&delivery, now_ms(), jobs.settings.max_attempts).await {
         Ok(Started::Running) => {}
@@ -170,13 +171,13 @@ async fn run_job(jobs: &Jobs, delivery: Delivery, stop: &CancellationToken) {
     };
     jobs.metrics.job_started();
     tracing::info!(%job, attempt = record.attempts + 1, consumer = jobs.queue.consumer(), "job started");
-    work_job(jobs, &delivery, &record, stop).await;
+    work_job(jobs, api, &delivery, &record, stop).await;
     jobs.metrics.job_ended();
 }
 
-async fn work_job(jobs: &Jobs, delivery: &Delivery, record: &JobRecord, stop: &CancellationToken) {
+async fn work_job(jobs: &Jobs, api: &OcrApi, delivery: &Delivery, record: &JobRecord, stop: &CancellationToken) {
     let job = &delivery.job_id;
-    let max_bytes = jobs.api.limits().max_image_bytes;
+    let max_bytes = api.limits().max_image_bytes;
     let document = match jobs.store.get_upload(job, max_bytes).await {
         Ok(document) => document,
         Err(error) => {
@@ -202,12 +203,12 @@ async fn work_job(jobs: &Jobs, delivery: &Delivery, record: &JobRecord, stop: &C
     let (sender, receiver) = mpsc::channel(16);
     let progress = Progress::new(sender);
     let outcome = tokio::select! {
-        answered = jobs.api.call_with_progress(&call, Instant::now(), Some(&progress)) => Ok(answered),
+        answered = api.call_with_progress(&call, Instant::now(), Some(&progress)) => Ok(answered),
         interrupted = watch(jobs, delivery, receiver, stop) => Err(interrupted),
     };
     match outcome {
         Ok(answered) => match answered.result {
-            Ok(served) => succeed(jobs, delivery, served, answered.total, call.options.word_boxes).await,
+            Ok(served) => succeed(jobs, api, delivery, served, answered.total, call.options.word_boxes).await,
             Err(error) if matches!(error.failure, Failure::Busy { .. } | Failure::Unavailable) => {
                 tracing::info!(%job, error = %error.message, "the pod cannot work the job now; putting it back");
                 release(jobs, delivery, ReleaseReason::Transient).await;
@@ -269,11 +270,11 @@ fn heartbeat_interval(claim_after: Duration) -> Duration {
     (claim_after / 3).clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
-async fn succeed(jobs: &Jobs, delivery: &Delivery, served: Served, total: Duration, with_words: bool) {
+async fn succeed(jobs: &Jobs, api: &OcrApi, delivery: &Delivery, served: Served, total: Duration, with_words: bool) {
     let job = &delivery.job_id;
     let pages = u32::try_from(served.every_page().len()).unwrap_or(u32::MAX);
     for format in ResultFormat::ALL {
-        let body = render(jobs, job, format, served.clone(), total, with_words);
+        let body = render(api, job, format, served.clone(), total, with_words);
         if let Err(error) = jobs.store.put_result(job, format, body).await {
             tracing::warn!(%job, %error, "could not store the job's result; putting it back");
             release(jobs, delivery, ReleaseReason::Transient).await;
@@ -300,13 +301,13 @@ async fn succeed(jobs: &Jobs, delivery: &Delivery, served: Served, total: Durati
 }
 
 /// JSON carries word boxes when they were asked for; hOCR always has them.
-fn render(jobs: &Jobs, job: &str, format: ResultFormat, served: Served, total: Duration, with_words: bool) -> Bytes {
+fn render(api: &OcrApi, job: &str, format: ResultFormat, served: Served, total: Duration, with_words: bool) -> Bytes {
     let output = match format {
         ResultFormat::Json => OutputFormat::Json,
         ResultFormat::Text => OutputFormat::Text,
         ResultFormat::Hocr => OutputFormat::Hocr,
     };
-    render_answer(&jobs.api, job.to_owned(), output, served, with_words, total).body
+    render_answer(api, job.to_owned(), output, served, with_words, total).body
 }
 
 async fn fail(jobs: &Jobs, delivery: &Delivery, error: &ApiError) {
