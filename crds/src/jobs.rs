@@ -42,6 +42,11 @@ pub struct JobsSpec {
     #[serde(default = "default_timeout_seconds")]
     #[schemars(range(min = 10, max = 86_400))]
     pub timeout_seconds: u32,
+    /// Pods of the job front `<name>-jobs`, which takes submissions (default 1; 2 for a
+    /// front that survives a node's loss).
+    #[serde(default = "default_front_replicas")]
+    #[schemars(range(min = 1, max = 10))]
+    pub front_replicas: i32,
     /// The age past which an unfinished job breaks its objective, in seconds (default
     /// 900): the `OcrJobsOlderThanSlo` alert fires when the oldest job is older.
     #[serde(default = "default_slo_seconds")]
@@ -126,6 +131,9 @@ fn default_timeout_seconds() -> u32 {
 }
 fn default_slo_seconds() -> u32 {
     900
+}
+fn default_front_replicas() -> i32 {
+    1
 }
 fn default_region() -> String {
     "us-east-1".to_owned()

@@ -41,10 +41,10 @@ use crate::status::OcrServiceStatus;
     validation = Rule::new("!has(self.spec.jobs) || (has(self.spec.cache) && has(self.spec.cache.redis))").message(
         "spec.jobs needs spec.cache.redis: the job queue lives in that Redis"
     ),
-    // Scale to zero waits for a front that takes job submissions while no pod runs: until
-    // then a service at zero pods would refuse every submit, so it is refused here.
-    validation = Rule::new("self.spec.replicas.min >= 1").message(
-        "replicas.min 0 (scale to zero) is not available yet: job submissions are taken by the service's pods, so at zero pods nobody would take them; use 1"
+    // At zero pods only jobs are taken (by the job front) and wake the pods; a synchronous
+    // call would find nobody.
+    validation = Rule::new("self.spec.replicas.min >= 1 || (self.spec.autoscaling.provider == 'keda' && self.spec.autoscaling.enabled && has(self.spec.jobs))").message(
+        "replicas.min 0 (scale to zero) needs autoscaling.provider keda and spec.jobs: only jobs wait (taken by the job front) until a pod wakes; a synchronous call would find no pod"
     ),
     validation = Rule::new("self.spec.autoscaling.provider != 'keda' || !has(self.spec.autoscaling.podsMetric)").message(
         "autoscaling.podsMetric applies to provider hpa; keda scales on in-flight requests and the job backlog (autoscaling.keda)"

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 #[x_kube(validation = Rule::new("self.min <= self.max").message("replicas.min must not exceed replicas.max"))]
 pub struct ReplicasSpec {
     /// Fewest stable pods (default 2, so one can be disrupted while the other serves). 0
-    /// (scale to zero) is refused for now: job submissions are taken by the service's own
-    /// pods, so a service at zero would refuse them.
+    /// (scale to zero when idle) needs `autoscaling.provider: keda` and `spec.jobs`: the
+    /// job front takes submissions while no pod runs, and a queued job wakes the pods; a
+    /// synchronous call at zero would find nobody.
     #[serde(default = "default_min")]
     #[schemars(range(min = 0, max = 1000))]
     pub min: i32,
@@ -53,8 +54,8 @@ pub struct AutoscalingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pods_metric: Option<PodsMetricSpec>,
     /// `hpa` (default): a HorizontalPodAutoscaler on CPU. `keda`: a KEDA ScaledObject that
-    /// scales on the pods' in-flight requests and on the job backlog. KEDA is your own
-    /// installation.
+    /// scales on the pods' in-flight requests and on the job backlog, down to zero for a
+    /// job-only service (`replicas.min: 0`). KEDA is your own installation.
     #[serde(default, skip_serializing_if = "is_hpa")]
     pub provider: AutoscalingProvider,
     /// Settings of the `keda` provider.

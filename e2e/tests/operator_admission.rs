@@ -79,9 +79,9 @@ async fn invalid_specs_are_refused_at_admission_with_readable_messages() {
             "spec.jobs.bucket.name",
         ),
         (
-            "scale to zero",
+            "scale to zero without jobs",
             json!({ "replicas": { "min": 0, "max": 2 }, "autoscaling": { "provider": "keda" } }),
-            "replicas.min 0 (scale to zero) is not available yet",
+            "replicas.min 0 (scale to zero) needs autoscaling.provider keda and spec.jobs",
         ),
         (
             "a pods metric with KEDA",

@@ -8,6 +8,7 @@ use kube_ocr_crds::OcrService;
 
 use super::deployment::deployment;
 use super::hpa::autoscaler;
+use super::jobs_front::jobs_front;
 use super::owner::Owner;
 use super::pdb::disruption_budget;
 use super::pod::{pod_template, revision_of};
@@ -31,6 +32,8 @@ pub struct DesiredState {
     pub autoscaler: Option<HorizontalPodAutoscaler>,
     /// The ScaledObject (and TriggerAuthentication) of `autoscaling.provider: keda`.
     pub keda: Option<KedaObjects>,
+    /// The job front's Deployment and Service (with `spec.jobs`).
+    pub jobs_front: Option<(Deployment, Service)>,
     pub disruption_budget: PodDisruptionBudget,
     pub model: ModelSource,
 }
@@ -54,6 +57,7 @@ pub fn desired_state(ocr: &OcrService, settings: &BuildSettings) -> Result<Desir
         services: services(&owner),
         autoscaler,
         keda,
+        jobs_front: jobs_front(&owner, &ocr.spec),
         disruption_budget: disruption_budget(&owner),
         model,
     })

@@ -15,6 +15,7 @@ pub fn fingerprint(desired: &DesiredState) -> String {
         serde_json::to_vec(&desired.autoscaler),
         serde_json::to_vec(&desired.keda.as_ref().map(|keda| (&keda.scaled_object, &keda.trigger_authentication))),
         serde_json::to_vec(&desired.disruption_budget),
+        serde_json::to_vec(&desired.jobs_front),
     ];
     for part in parts {
         hasher.update(part.expect("k8s-openapi objects serialise"));

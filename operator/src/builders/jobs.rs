@@ -26,6 +26,7 @@ pub(super) fn jobs_wiring(owner: &Owner, spec: &OcrServiceSpec) -> ContainerWiri
         max_attempts,
         timeout_seconds,
         slo_seconds,
+        front_replicas: _,
     } = jobs;
     let prefix = bucket.prefix.clone().unwrap_or_else(|| format!("kube-ocr/{}/{}", owner.namespace, owner.name));
     let mut wiring = ContainerWiring {

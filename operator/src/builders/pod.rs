@@ -170,7 +170,7 @@ fn resources(spec: &OcrServiceSpec) -> ResourceRequirements {
     resources
 }
 
-fn container_security_context() -> Value {
+pub(super) fn container_security_context() -> Value {
     json!({
         "allowPrivilegeEscalation": false,
         "readOnlyRootFilesystem": true,
@@ -235,7 +235,7 @@ fn startup_failure_threshold(timeout_seconds: i32) -> i32 {
     (timeout_seconds + STARTUP_PERIOD_SECONDS - 1) / STARTUP_PERIOD_SECONDS
 }
 
-fn strip_nulls(value: Value) -> Value {
+pub(super) fn strip_nulls(value: Value) -> Value {
     match value {
         Value::Object(map) => {
             Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, strip_nulls(v))).collect())

@@ -11,11 +11,20 @@ use kube::api::{Api, DynamicObject};
 use super::apply::{apply, apply_dynamic, delete_dynamic_if_present, delete_if_present};
 use super::context::Context;
 use crate::builders::{
-    DesiredState, fingerprint, keda_object_name, scaled_object_resource, trigger_authentication_resource,
+    DesiredState, fingerprint, jobs_front_name, keda_object_name, scaled_object_resource,
+    trigger_authentication_resource,
 };
 use crate::error::OperatorError;
 use crate::names::autoscaler_name;
 use crate::status::{Observation, StableObservation};
+
+/// Optional children the spec stopped asking for, which the status says were applied
+/// (so a cluster that never had them is not asked to delete them).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Removals {
+    pub keda: bool,
+    pub jobs_front: bool,
+}
 
 /// Applies the desired children (stable only when `apply_stable`) and observes the stable
 /// Deployment for the status.
@@ -26,7 +35,7 @@ pub async fn apply_children(
     ctx: &Context,
     observation: &mut Observation,
     apply_stable: bool,
-    remove_keda: bool,
+    removals: Removals,
 ) -> Result<(), OperatorError> {
     let client = &ctx.client;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
@@ -63,9 +72,10 @@ pub async fn apply_children(
         }
     };
     let budget = apply(&budgets, &desired.disruption_budget, &ctx.metrics);
-    let keda = apply_keda(namespace, name, desired, ctx, remove_keda);
-    let (services_applied, stable, autoscaler, budget, keda) =
-        futures::join!(apply_services, stable, autoscaler, budget, keda);
+    let keda = apply_keda(namespace, name, desired, ctx, removals.keda);
+    let front = apply_jobs_front(namespace, name, desired, ctx, removals.jobs_front);
+    let (services_applied, stable, autoscaler, budget, keda, front) =
+        futures::join!(apply_services, stable, autoscaler, budget, keda, front);
     // The stable Deployment feeds the status even when another child failed.
     let stable = stable?;
     observation.stable = stable.as_ref().map(StableObservation::from_deployment);
@@ -73,6 +83,7 @@ pub async fn apply_children(
     autoscaler?;
     budget?;
     keda?;
+    front?;
     ctx.applied.record(&key, print);
     Ok(())
 }
@@ -103,6 +114,32 @@ async fn apply_keda(
             let object = keda_object_name(name);
             delete_dynamic_if_present(&scaled_objects, &object, "ScaledObject", &ctx.metrics).await?;
             delete_dynamic_if_present(&authentications, &object, "TriggerAuthentication", &ctx.metrics).await
+        }
+        None => Ok(()),
+    }
+}
+
+/// The job front's Deployment and Service when the spec has jobs; their removal when it
+/// stopped having them.
+async fn apply_jobs_front(
+    namespace: &str,
+    name: &str,
+    desired: &DesiredState,
+    ctx: &Context,
+    remove: bool,
+) -> Result<(), OperatorError> {
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
+    match &desired.jobs_front {
+        Some((deployment, service)) => {
+            let (deployment, service) =
+                futures::join!(apply(&deployments, deployment, &ctx.metrics), apply(&services, service, &ctx.metrics));
+            deployment.and(service).map(drop)
+        }
+        None if remove => {
+            let front = jobs_front_name(name);
+            delete_if_present(&deployments, &front, &ctx.metrics).await?;
+            delete_if_present(&services, &front, &ctx.metrics).await
         }
         None => Ok(()),
     }

@@ -11,7 +11,7 @@ use kube::{Resource, ResourceExt};
 use kube_ocr_crds::OcrService;
 use tracing::{debug, warn};
 
-use super::children::apply_children;
+use super::children::{Removals, apply_children};
 use super::context::Context;
 use super::manual::take_request;
 use super::measure::{Analyst, PodAnalyst};
@@ -127,9 +127,13 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context, analyst: &impl Analyst
             };
             // A dynamicStableScale rollout caps the stable HPA to stable's share.
             share_stable(&mut desired, &ocr.spec, rollout.as_ref().and_then(|o| o.plan.dynamic.as_ref()));
-            let remove_keda = desired.keda.is_none() && previous_autoscaler(ocr) == Some(KEDA_AUTOSCALER);
+            let removals = Removals {
+                keda: desired.keda.is_none() && previous_autoscaler(ocr) == Some(KEDA_AUTOSCALER),
+                // status.jobs is written exactly while the spec has jobs.
+                jobs_front: desired.jobs_front.is_none() && ocr.status.as_ref().is_some_and(|s| s.jobs.is_some()),
+            };
             if let Err(error) =
-                apply_children(&namespace, &name, &desired, ctx, &mut observation, apply_stable, remove_keda).await
+                apply_children(&namespace, &name, &desired, ctx, &mut observation, apply_stable, removals).await
             {
                 observation.apply_error = Some(error.to_string());
                 first_error.get_or_insert(error);

@@ -116,7 +116,11 @@ async fn a_service_with_jobs_shows_its_backlog_read_on_a_clock_not_on_every_reco
     let analyst = GivenBacklog { backlog: (4, 120), ..GivenBacklog::default() };
     let stored = ocr.clone();
     let script = tokio::spawn(async move {
-        let children = server.next_together(CHILDREN.len()).await;
+        // The children and the job front's Deployment and Service.
+        let children = server.next_together(CHILDREN.len() + 2).await;
+        let objects: Vec<(&str, &str)> = children.iter().map(Call::object).collect();
+        assert!(objects.contains(&("Deployment", "invoices-jobs")), "{objects:?}");
+        assert!(objects.contains(&("Service", "invoices-jobs")), "{objects:?}");
         for call in children {
             if call.object() == ("Deployment", "invoices-stable") {
                 call.reply(200, &serde_json::to_value(&stable).unwrap());
