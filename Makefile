@@ -7,6 +7,7 @@
 #   $(CACHE)/target-<hash of tools/requirements.txt>        the cargo target dir
 #   $(CACHE)/k8s-<version>/bin                               etcd, kube-apiserver, ..., helm
 #   $(CACHE)/seaweedfs-<version>/bin                         weed-s3tests, the tests' S3 server
+#   $(CACHE)/keda-<version>/{bin,crds}                       keda, keda-adapter and KEDA's CRDs
 # The repo gets two ignored symlinks to them: .venv and models.
 
 SHELL := /bin/bash
@@ -77,6 +78,11 @@ SEAWEEDFS_BIN := $(CACHE)/seaweedfs-$(SEAWEEDFS_VERSION)/bin
 # pinned in tools/gateway-api/; e2e/src/toolchain.rs finds them there.
 GATEWAY_API_VERSION := $(shell awk '$$1 == "require" && $$2 == "sigs.k8s.io/gateway-api" { print $$3; exit }' tools/gateway-api/go.mod)
 GATEWAY_API_CRDS := $(CACHE)/gateway-api-$(GATEWAY_API_VERSION)
+# KEDA's operator and external metrics server (keda, keda-adapter) and its CRDs for the e2e
+# tests of autoscaling, built from the Go module pinned in tools/keda/; e2e/src/toolchain.rs
+# checks that it names the same version and finds them there.
+KEDA_VERSION := $(shell awk '$$1 == "github.com/kedacore/keda/v2" { print $$2; exit } $$1 == "require" && $$2 == "github.com/kedacore/keda/v2" { print $$3; exit }' tools/keda/go.mod)
+KEDA_BIN := $(CACHE)/keda-$(KEDA_VERSION)/bin
 # ocr-golden renders the chart's golden-set ConfigMap (make generate, chart-test).
 OCR_GOLDEN := $(CARGO_TARGET_DIR)/debug/ocr-golden
 
@@ -97,17 +103,18 @@ setup: ## Install everything the build, tests and demo need (idempotent)
 	@echo "setup: kubeconform $(KUBECONFORM_VERSION) in $(KUBECONFORM)"
 	@echo "setup: SeaweedFS $(SEAWEEDFS_VERSION) (weed-s3tests) in $(SEAWEEDFS_BIN)"
 	@echo "setup: Gateway API $(GATEWAY_API_VERSION) CRDs in $(GATEWAY_API_CRDS)"
+	@echo "setup: KEDA $(KEDA_VERSION) (keda, keda-adapter) in $(KEDA_BIN), CRDs in $(dir $(KEDA_BIN))crds"
 
 # setup's parts run side by side, in a make of their own with SETUP_JOBS jobs, so that on a
-# cold machine the Go builds (about 25 minutes of CPU on 2 cores, niced) overlap the torch
-# download and the model export instead of adding up. With --output-sync each part's output
-# is printed whole when it ends. The only order among them: the model export needs the venv,
-# and the two parts that may ask sudo for a password (Debian packages, the pod route) take
-# turns. Nothing here needs protoc (the cargo builds that do start after setup), and each
-# script locks its own output directory.
+# cold machine the Go builds (about 38 minutes of CPU on 2 cores, niced; KEDA's take 13 of
+# them) overlap the torch download and the model export instead of adding up. With
+# --output-sync each part's output is printed whole when it ends. The only order among
+# them: the model export needs the venv, and the two parts that may ask sudo for a password
+# (Debian packages, the pod route) take turns. Nothing here needs protoc (the cargo builds
+# that do start after setup), and each script locks its own output directory.
 SETUP_JOBS ?= 4
 .PHONY: setup-prerequisites
-setup-prerequisites: $(VENV)/.complete k8s-binaries seaweedfs $(MODELS)/.complete promtool system-packages \
+setup-prerequisites: $(VENV)/.complete k8s-binaries seaweedfs keda $(MODELS)/.complete promtool system-packages \
 	kubeconform gateway-api-crds $(HADOLINT_VENV)/.complete $(API_TOOLS_VENV)/.complete pod-network target-dir
 pod-network: | system-packages
 
@@ -130,6 +137,12 @@ kubeconform:
 .PHONY: seaweedfs
 seaweedfs:
 	@bash tools/build-seaweedfs.sh $(SEAWEEDFS_BIN)
+
+# keda and keda-adapter (one go build), and KEDA's CRDs copied out of the module zip: a cold
+# build takes about 7 minutes on 2 idle cores (13 of CPU); stamped and skipped after.
+.PHONY: keda
+keda:
+	@bash tools/build-keda.sh $(KEDA_BIN)
 
 # Gateway API CRDs: copied out of the module zip; stamped and skipped after.
 .PHONY: gateway-api-crds

@@ -23,6 +23,23 @@ pub fn gateway_api_crd_dir(cache_root: &Path, version: &str) -> PathBuf {
     cache_root.join(format!("gateway-api-{version}")).join("standard")
 }
 
+/// The KEDA release the e2e tests of autoscaling run (`make setup` builds it from the module
+/// `tools/keda/go.mod` pins; a test below keeps the two in step). Not v2.21.1: it needs a newer
+/// Go than the toolchain used here.
+pub const KEDA_VERSION: &str = "v2.21.0";
+
+/// `<cache>/keda-<version>/bin`, where `make setup` (`tools/build-keda.sh`) puts `keda` (the
+/// operator) and `keda-adapter` (the external metrics API server).
+pub fn keda_bin_dir(cache_root: &Path, version: &str) -> PathBuf {
+    cache_root.join(format!("keda-{version}")).join("bin")
+}
+
+/// `<cache>/keda-<version>/crds`, where `tools/build-keda.sh` copies KEDA's CRDs
+/// (`keda.sh_scaledobjects.yaml`, ...) out of the module.
+pub fn keda_crd_dir(cache_root: &Path, version: &str) -> PathBuf {
+    cache_root.join(format!("keda-{version}")).join("crds")
+}
+
 /// `${KUBE_OCR_CACHE:-~/.cache/kube-ocr}`, the cache `make setup` fills (`CACHE` in the Makefile).
 pub fn cache_root() -> PathBuf {
     std::env::var_os("KUBE_OCR_CACHE")
@@ -64,6 +81,25 @@ mod tests {
             .find(|words| words.len() >= 3 && words[..2] == ["require", "sigs.k8s.io/gateway-api"])
             .map(|words| words[2].to_owned());
         assert_eq!(pinned.as_deref(), Some(GATEWAY_API_VERSION), "tools/gateway-api/go.mod pins another release");
+    }
+
+    #[test]
+    fn keda_is_cached_per_version_as_the_go_module_pins() {
+        let root = Path::new("/cache/kube-ocr");
+        assert_eq!(keda_bin_dir(root, "v2.21.0"), Path::new("/cache/kube-ocr/keda-v2.21.0/bin"));
+        assert_eq!(keda_crd_dir(root, "v2.21.0"), Path::new("/cache/kube-ocr/keda-v2.21.0/crds"));
+        let go_mod = include_str!("../../tools/keda/go.mod");
+        // In the require block (`github.com/kedacore/keda/v2 v2.21.0 // indirect`, as `go mod
+        // tidy` writes a tool's module) or on a require line of its own.
+        let pinned =
+            go_mod.lines().map(|line| line.split_whitespace().collect::<Vec<_>>()).find_map(|words| {
+                match words.as_slice() {
+                    ["github.com/kedacore/keda/v2", version, ..]
+                    | ["require", "github.com/kedacore/keda/v2", version, ..] => Some((*version).to_owned()),
+                    _ => None,
+                }
+            });
+        assert_eq!(pinned.as_deref(), Some(KEDA_VERSION), "tools/keda/go.mod pins another release");
     }
 
     #[test]

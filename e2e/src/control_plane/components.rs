@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::ControlPlaneError;
-use super::pki::Pki;
+use super::pki::{FRONT_PROXY_CLIENT, Pki};
 use crate::toolchain::{KUBERNETES_VERSION, kubernetes_bin_dir};
 
 /// The service CIDR; its first address is the `kubernetes` Service's ClusterIP, which the
@@ -156,6 +156,20 @@ pub(crate) fn apiserver_args(dir: &Path, ports: Ports, etcd_client: u16, pki: &P
         // Its default, /var/run/kubernetes, is not ours to write; nothing is generated
         // there since the serving certificate is given.
         ("cert-dir", p(&dir.join("apiserver-certs"))),
+        // The aggregation layer, as kubeadm configures it, for aggregated API servers such
+        // as KEDA's external metrics server (crate::keda): they trust the user the
+        // apiserver names in these headers when the request comes with the front-proxy
+        // client certificate. Without the flags they see every request as anonymous.
+        // No --enable-aggregator-routing: with it the apiserver dials a Service's
+        // EndpointSlice addresses, which may not be loopback; without it, an ExternalName
+        // Service can send it to 127.0.0.1, where everything here listens.
+        ("requestheader-client-ca-file", p(&pki.front_proxy_ca_cert_path())),
+        ("requestheader-allowed-names", s(FRONT_PROXY_CLIENT)),
+        ("requestheader-extra-headers-prefix", s("X-Remote-Extra-")),
+        ("requestheader-group-headers", s("X-Remote-Group")),
+        ("requestheader-username-headers", s("X-Remote-User")),
+        ("proxy-client-cert-file", p(&pki.front_proxy_client_cert_path())),
+        ("proxy-client-key-file", p(&pki.front_proxy_client_key_path())),
     ])
 }
 

@@ -43,7 +43,7 @@ pub use process::{StopOutcome, is_alive};
 
 use components::Ports;
 use dir::ClusterDir;
-use process::{Component, ComponentSpec};
+pub(crate) use process::{Component, ComponentSpec};
 
 /// The identity of the admin kubeconfig: `system:masters` bypasses RBAC.
 pub const ADMIN_USER: &str = "kube-ocr-admin";

@@ -31,6 +31,10 @@ pub const APISERVER_SANS: &[&str] = &[
     "kubernetes.default.svc.cluster.local",
 ];
 
+/// The common name of the client certificate the apiserver proxies aggregated API requests
+/// with (`--proxy-client-cert-file`); the only name `--requestheader-allowed-names` allows.
+pub const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+
 /// A certificate and its private key, both PEM.
 #[derive(Clone)]
 pub struct IssuedCertificate {
@@ -82,7 +86,35 @@ impl Pki {
         let sa = KeyPair::generate().map_err(|e| ControlPlaneError::cert("the service-account key", e))?;
         write_private(&pki.service_account_key_path(), &sa.serialize_pem())?;
         write_public(&pki.service_account_public_key_path(), &sa.public_key_pem())?;
+
+        pki.generate_front_proxy()?;
         Ok(pki)
+    }
+
+    /// The aggregation layer's certificates, as kubeadm makes them: a CA of its own (so that
+    /// no client certificate of the cluster CA can assert identities in headers) and the
+    /// client certificate the apiserver presents to aggregated API servers (e.g. KEDA's
+    /// external metrics server), which they trust through `extension-apiserver-authentication`.
+    fn generate_front_proxy(&self) -> Result<(), ControlPlaneError> {
+        let mut ca_params = CertificateParams::default();
+        ca_params.distinguished_name.push(DnType::CommonName, "kube-ocr-e2e-front-proxy-ca");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca_key = KeyPair::generate().map_err(|e| ControlPlaneError::cert("the front-proxy CA key", e))?;
+        let ca = CertifiedIssuer::self_signed(ca_params, ca_key)
+            .map_err(|e| ControlPlaneError::cert("the front-proxy CA", e))?;
+        write_public(&self.front_proxy_ca_cert_path(), &ca.pem())?;
+
+        let what = "the front-proxy client certificate";
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, FRONT_PROXY_CLIENT);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate().map_err(|e| ControlPlaneError::cert(what, e))?;
+        let cert = params.signed_by(&key, &*ca).map_err(|e| ControlPlaneError::cert(what, e))?;
+        write_public(&self.front_proxy_client_cert_path(), &cert.pem())?;
+        write_private(&self.front_proxy_client_key_path(), &key.serialize_pem())
     }
 
     /// A client certificate for `user` in `groups` (CN = user, O = each group): the identity
@@ -149,6 +181,19 @@ impl Pki {
     pub(crate) fn service_account_public_key_path(&self) -> PathBuf {
         self.dir.join("sa.pub")
     }
+
+    /// The CA of the aggregation layer's client certificate (`--requestheader-client-ca-file`).
+    pub(crate) fn front_proxy_ca_cert_path(&self) -> PathBuf {
+        self.dir.join("front-proxy-ca.crt")
+    }
+
+    pub(crate) fn front_proxy_client_cert_path(&self) -> PathBuf {
+        self.dir.join("front-proxy-client.crt")
+    }
+
+    pub(crate) fn front_proxy_client_key_path(&self) -> PathBuf {
+        self.dir.join("front-proxy-client.key")
+    }
 }
 
 fn write_public(path: &Path, contents: &str) -> Result<(), ControlPlaneError> {
@@ -182,6 +227,9 @@ mod tests {
             pki.apiserver_key_path(),
             pki.service_account_key_path(),
             pki.service_account_public_key_path(),
+            pki.front_proxy_ca_cert_path(),
+            pki.front_proxy_client_cert_path(),
+            pki.front_proxy_client_key_path(),
         ] {
             let text = fs::read_to_string(&path).unwrap();
             assert!(text.starts_with("-----BEGIN "), "{} is not PEM", path.display());
