@@ -59,6 +59,9 @@ pub fn jobs_front(owner: &Owner, spec: &OcrServiceSpec) -> Option<(Deployment, S
                     "prometheus.io/scrape": "true", "prometheus.io/port": HTTP_PORT.to_string(), "prometheus.io/path": "/metrics",
                 } },
                 "spec": {
+                    // The service's node pool, as its pods (without their GPUs).
+                    "nodeSelector": if spec.node_selector.is_empty() { Value::Null } else { json!(spec.node_selector) },
+                    "tolerations": if spec.tolerations.is_empty() { Value::Null } else { json!(spec.tolerations) },
                     "automountServiceAccountToken": false,
                     "enableServiceLinks": false,
                     "securityContext": {
