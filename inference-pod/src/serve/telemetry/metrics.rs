@@ -206,6 +206,9 @@ impl OcrMetrics {
             "1 when the pod serves (model loaded, self-test passed, not draining)",
             metrics.ready.clone(),
         );
+        // Exported from the start, at 0: autoscalers read it (KEDA's in-flight trigger),
+        // and a series that appears only with the first request reads as an error to them.
+        metrics.in_flight.get_or_create(&[]);
         metrics
     }
 
@@ -346,6 +349,17 @@ mod tests {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
         text
+    }
+
+    #[test]
+    fn in_flight_requests_are_exported_at_zero_before_any_request() {
+        let mut registry = Registry::default();
+        let _metrics = OcrMetrics::register(&mut registry, &model());
+        let text = encode(&registry);
+        assert!(
+            text.lines().any(|line| line.starts_with("ocr_in_flight_requests{") && line.ends_with(" 0")),
+            "autoscalers read it from the start: {text}"
+        );
     }
 
     #[test]
