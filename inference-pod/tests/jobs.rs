@@ -26,6 +26,8 @@ use kube_ocr_test_servers::{RedisServer, S3Server};
 use tonic::transport::Channel;
 
 const BUCKET: &str = "ocr-jobs";
+/// Numbers the in-process pods' consumer names, so two pods of a test are told apart.
+static CONSUMERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Redis and S3 for one test.
 struct Backends {
@@ -65,7 +67,7 @@ impl Backends {
             max_attempts: 3,
             job_timeout: Duration::from_secs(600),
             slo: Duration::from_secs(900),
-            consumer: format!("{prefix}-in-process"),
+            consumer: format!("{prefix}-{}", CONSUMERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
             manage_expiry: true,
         }
     }
@@ -553,4 +555,42 @@ async fn a_job_front_takes_jobs_while_no_pod_works_them_and_the_first_pod_to_sta
     assert_eq!(labelled_metric_sum(&metrics, "ocr_jobs_submitted_total", "result", "created"), 2.0, "{metrics}");
     worker.shutdown().await.unwrap();
     front.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_draining_pod_puts_its_job_back_at_once_and_another_pod_finishes_it() {
+    let backends = Backends::start();
+    let prefix = "kube-ocr/drain";
+    // A takeover would wait a minute: a job finished sooner was put back by the drain.
+    let claim_after = Duration::from_secs(60);
+    let config = |consumer: &str| {
+        let mut config = backends.config(prefix, Duration::from_secs(3600));
+        let jobs = config.jobs.as_mut().unwrap();
+        (jobs.consumer, jobs.claim_after) = (consumer.to_owned(), claim_after);
+        ServerConfig { drain_delay: Duration::from_millis(100), ..config }
+    };
+    let (a, b) = tokio::join!(serving_server(config("drain-a")), serving_server(config("drain-b")));
+    let mut client = ocr_client(a.grpc_addr).await;
+    let options = RecognizeOptions { pdf_dpi: FAST_PDF_DPI, ..RecognizeOptions::default() };
+    let job = client.submit_job(submit_request(numbered_pages_pdf(12), options)).await.unwrap().into_inner();
+    wait_for(&mut client, &job.id, Duration::from_secs(60), |job| job.pages_done >= 2).await;
+    let owner = backends.redis.cli(&["HGET", &format!("{prefix}:job:{}", job.id), "owner"]).unwrap();
+    let (draining, survivor) = if owner.trim() == "drain-a" { (a, b) } else { (b, a) };
+    assert!(["drain-a", "drain-b"].contains(&owner.trim()), "owner {owner:?}");
+    let survivor_name = if owner.trim() == "drain-a" { "drain-b" } else { "drain-a" };
+    let drained_at = Instant::now();
+    draining.shutdown().await.unwrap();
+    // Put back at once and taken by the other pod, not left for a takeover a minute on.
+    let record = format!("{prefix}:job:{}", job.id);
+    while backends.redis.cli(&["HGET", &record, "owner"]).unwrap().trim() != survivor_name {
+        assert!(drained_at.elapsed() < Duration::from_secs(15), "the drained pod's job was not put back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut client = ocr_client(survivor.grpc_addr).await;
+    let done = wait_for(&mut client, &job.id, Duration::from_secs(180), finished).await;
+    assert_eq!((done.state(), done.pages_done), (JobState::Succeeded, 12), "{done:?}");
+    assert_eq!(done.attempts, 1, "a drain is not an attempt: {done:?}");
+    let (_, metrics) = http_get(survivor.http_addr, "/metrics").await;
+    assert_eq!(metric_value(&metrics, "ocr_jobs_claimed_total"), 0.0, "{metrics}");
+    survivor.shutdown().await.unwrap();
 }

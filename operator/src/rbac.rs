@@ -26,6 +26,9 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     // The canary Deployment is removed once no rollout needs it (controller/rollout.rs).
     ("apps", &["deployments"], &["delete"]),
     ("", &["services"], &["get", "list", "watch", "create", "patch"]),
+    // The job front's Service is removed when spec.jobs is (controller/children.rs); the
+    // garbage collector removes every child when the OcrService goes.
+    ("", &["services"], &["delete"]),
     ("policy", &["poddisruptionbudgets"], &["get", "list", "watch", "create", "patch"]),
     // Deleted when spec.autoscaling.enabled turns false.
     ("autoscaling", &["horizontalpodautoscalers"], &["get", "list", "watch", "create", "patch", "delete"]),
@@ -135,7 +138,7 @@ mod tests {
         assert!(rules.iter().all(|r| !r.verbs.iter().any(|v| v == "*")), "no wildcard verbs");
         assert!(rules.iter().all(|r| !r.resources.as_ref().unwrap().iter().any(|x| x == "*")));
         assert!(!allows("", "secrets", "get"), "the operator never reads secrets");
-        assert!(!allows("", "services", "delete"), "the garbage collector deletes children");
+        assert!(!allows("", "configmaps", "delete"), "golden sets are the user's");
         for verb in ["create", "update", "delete"] {
             assert!(!allows("kube-ocr.dev", "ocrservices", verb), "the OcrService is the user's: {verb}");
         }

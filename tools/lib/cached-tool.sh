@@ -1,7 +1,8 @@
 # Sourced by the tools/ scripts that build or fetch a pinned tool into the cache
-# (build-kubeconform.sh, build-promtool.sh, fetch-gateway-api-crds.sh): the output
-# directory, one run at a time per directory, the hash of the module that pins it, the Go
-# build environment, and the stamp that says a cached binary is current.
+# (build-keda.sh, build-kubeconform.sh, build-promtool.sh, build-seaweedfs.sh,
+# fetch-gateway-api-crds.sh): the output directory, one run at a time per directory, the
+# hash of the module that pins it, the Go build environment, and the stamp that says a
+# cached binary is current.
 
 # prepare_output_dir LABEL DIR EXPECTED_NAME LOCK_FILE
 # Creates DIR and sets OUTPUT_DIR to its absolute path. Says so when DIR does not name the

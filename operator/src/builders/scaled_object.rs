@@ -48,8 +48,10 @@ pub fn keda_objects(owner: &Owner, spec: &OcrServiceSpec) -> Option<KedaObjects>
     let redis = spec.cache.redis.as_ref();
     let authentication = redis.and_then(|redis| trigger_authentication(owner, &name, redis));
     let mut triggers = Vec::new();
-    if let (Some(_), Some(redis)) = (&spec.jobs, redis) {
-        triggers.push(backlog_trigger(owner, redis, &keda, authentication.as_ref().map(|_| name.as_str())));
+    if let (Some(jobs), Some(redis)) = (&spec.jobs, redis) {
+        let authentication = authentication.as_ref().map(|_| name.as_str());
+        triggers.push(backlog_trigger(owner, redis, &keda, authentication));
+        triggers.push(running_jobs_trigger(owner, redis, jobs.max_concurrent_jobs, authentication));
     }
     if spec.replicas.min >= 1 {
         triggers.push(in_flight_trigger(owner, &keda));
@@ -88,8 +90,7 @@ fn backlog_trigger(owner: &Owner, redis: &RedisCacheSpec, keda: &KedaSpec, authe
     let (address, database, tls) = redis_address(&redis.url);
     let mut metadata = json!({
         "address": address,
-        // The pods' --redis-key-prefix (builders/shared_cache.rs) and queue.rs's stream name.
-        "stream": format!("kube-ocr:{}:{}:jobs", owner.namespace, owner.name),
+        "stream": job_stream(owner),
         "consumerGroup": JOB_GROUP,
         "lagCount": keda.jobs_per_replica.to_string(),
         "activationLagCount": "0",
@@ -103,6 +104,34 @@ fn backlog_trigger(owner: &Owner, redis: &RedisCacheSpec, keda: &KedaSpec, authe
         trigger["authenticationRef"] = json!({ "name": name });
     }
     trigger
+}
+
+/// Jobs taken and not finished (the group's pending entries): keeps a pod for every
+/// `maxConcurrentJobs` of them, so a service is never scaled to zero, nor a pod away,
+/// under a job it is working (the backlog trigger counts only jobs nobody took yet).
+fn running_jobs_trigger(owner: &Owner, redis: &RedisCacheSpec, per_pod: u32, authentication: Option<&str>) -> Value {
+    let (address, database, tls) = redis_address(&redis.url);
+    let mut metadata = json!({
+        "address": address,
+        "stream": job_stream(owner),
+        "consumerGroup": JOB_GROUP,
+        "pendingEntriesCount": per_pod.to_string(),
+        "databaseIndex": database.to_string(),
+    });
+    if tls {
+        metadata["enableTLS"] = json!("true");
+    }
+    let mut trigger = json!({ "type": "redis-streams", "name": "jobs-running", "metadata": metadata });
+    if let Some(name) = authentication {
+        trigger["authenticationRef"] = json!({ "name": name });
+    }
+    trigger
+}
+
+/// The job stream of the service: the pods' --redis-key-prefix (builders/shared_cache.rs)
+/// and the pod's queue.rs stream name.
+fn job_stream(owner: &Owner) -> String {
+    format!("kube-ocr:{}:{}:jobs", owner.namespace, owner.name)
 }
 
 /// Requests in flight, summed over the stable pods and divided by `inFlightPerReplica`.
@@ -199,7 +228,13 @@ mod tests {
         );
         assert_eq!(spec["scaleTargetRef"]["name"], "invoices-stable");
         let triggers = spec["triggers"].as_array().unwrap();
-        assert_eq!(triggers.len(), 1, "no pod to measure at zero: {triggers:?}");
+        assert_eq!(triggers.len(), 2, "no in-flight trigger: no pod to measure at zero: {triggers:?}");
+        let running = &triggers[1];
+        assert_eq!(
+            (running["name"].as_str(), running["metadata"]["pendingEntriesCount"].as_str()),
+            (Some("jobs-running"), Some("1"))
+        );
+        assert!(running["metadata"].get("lagCount").is_none(), "pending entries, not lag: {running}");
         let backlog = &triggers[0];
         assert_eq!(backlog["type"], "redis-streams");
         assert_eq!(
@@ -224,9 +259,9 @@ mod tests {
         let triggers = keda.scaled_object.data["spec"]["triggers"].as_array().unwrap().clone();
         assert_eq!(
             triggers.iter().map(|t| t["type"].as_str().unwrap()).collect::<Vec<_>>(),
-            ["redis-streams", "metrics-api"]
+            ["redis-streams", "redis-streams", "metrics-api"]
         );
-        let in_flight = &triggers[1]["metadata"];
+        let in_flight = &triggers[2]["metadata"];
         assert_eq!(in_flight["url"], format!("http://invoices-stable.team-a.svc:{HTTP_PORT}/metrics"));
         assert_eq!(
             (in_flight["valueLocation"].as_str(), in_flight["aggregationType"].as_str()),

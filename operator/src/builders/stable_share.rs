@@ -93,6 +93,24 @@ mod tests {
     }
 
     #[test]
+    fn keda_gets_the_same_bounds_as_the_hpa_would_and_no_hpa_is_made() {
+        let ocr = ocr_service(json!({ "replicas": { "min": 2, "max": 6 }, "autoscaling": { "provider": "keda" } }));
+        let mut desired = desired_state(&ocr, &BuildSettings::default()).unwrap();
+        assert!(desired.autoscaler.is_none(), "KEDA makes the HPA itself");
+        let bounds = |desired: &DesiredState| {
+            let spec = &desired.keda.as_ref().unwrap().scaled_object.data["spec"];
+            (spec["minReplicaCount"].as_i64(), spec["maxReplicaCount"].as_i64())
+        };
+        share_stable(&mut desired, &ocr.spec, Some(&STEP));
+        assert_eq!(bounds(&desired), (Some(1), Some(1)));
+        share_stable(&mut desired, &ocr.spec, Some(&HANDOVER));
+        assert_eq!(bounds(&desired), (Some(3), Some(3)));
+        share_stable(&mut desired, &ocr.spec, None);
+        assert_eq!(bounds(&desired), (Some(2), Some(6)), "restored from the spec");
+        assert_eq!(desired.stable.spec.as_ref().unwrap().replicas, None, "KEDA owns replicas");
+    }
+
+    #[test]
     fn without_an_hpa_the_operator_writes_the_share() {
         let ocr = ocr_service(json!({ "replicas": { "min": 4, "max": 4 }, "autoscaling": { "enabled": false } }));
         let mut desired = desired_state(&ocr, &BuildSettings::default()).unwrap();
