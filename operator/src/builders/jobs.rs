@@ -6,7 +6,7 @@ use kube_ocr_crds::{JobsSpec, OcrServiceSpec};
 use serde_json::json;
 
 use super::owner::Owner;
-use super::wiring::ContainerWiring;
+use super::wiring::{ContainerWiring, SecretFile, secret_env};
 
 /// Where the CA key of the bucket's Secret is mounted.
 const CA_DIR: &str = "/etc/kube-ocr/s3";
@@ -61,18 +61,17 @@ pub(super) fn jobs_wiring(owner: &Owner, spec: &OcrServiceSpec) -> ContainerWiri
         ("AWS_SECRET_ACCESS_KEY", "secretAccessKey", false),
         ("AWS_SESSION_TOKEN", "sessionToken", true),
     ] {
-        wiring.env.push(json!({
-            "name": variable,
-            "valueFrom": { "secretKeyRef": { "name": secret.name, "key": key, "optional": optional } },
-        }));
+        wiring.env.push(secret_env(variable, &secret.name, key, optional));
     }
     if let Some(ca_key) = &secret.ca_key {
-        wiring.args.push(format!("--jobs-s3-ca-file={CA_DIR}/{CA_FILE}"));
-        wiring.volumes.push(json!({
-            "name": CA_VOLUME,
-            "secret": { "secretName": secret.name, "items": [{ "key": ca_key, "path": CA_FILE }] },
-        }));
-        wiring.mounts.push(json!({ "name": CA_VOLUME, "mountPath": CA_DIR, "readOnly": true }));
+        wiring.mount_secret_file(SecretFile {
+            secret: &secret.name,
+            key: ca_key,
+            volume: CA_VOLUME,
+            dir: CA_DIR,
+            file: CA_FILE,
+            flag: "jobs-s3-ca-file",
+        });
     }
     wiring
 }

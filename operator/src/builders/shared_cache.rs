@@ -3,10 +3,9 @@
 //! which `kubectl describe` shows), and the CA as a read-only file.
 
 use kube_ocr_crds::{OcrServiceSpec, RedisCacheSpec};
-use serde_json::json;
 
 use super::owner::Owner;
-use super::wiring::ContainerWiring;
+use super::wiring::{ContainerWiring, SecretFile, secret_env};
 
 /// Where the CA key of the Secret is mounted.
 const CA_DIR: &str = "/etc/kube-ocr/redis";
@@ -34,25 +33,24 @@ pub(super) fn shared_cache_wiring(owner: &Owner, spec: &OcrServiceSpec) -> Conta
     // Optional keys: a Secret without them (or not there yet) leaves the cache failing
     // AUTH, counted in the pod's metrics, rather than the pods unable to start.
     for (variable, key) in [("OCR_REDIS_PASSWORD", "password"), ("OCR_REDIS_USERNAME", "username")] {
-        wiring.env.push(json!({
-            "name": variable,
-            "valueFrom": { "secretKeyRef": { "name": secret.name, "key": key, "optional": true } },
-        }));
+        wiring.env.push(secret_env(variable, &secret.name, key, true));
     }
     if let Some(ca_key) = &secret.ca_key {
-        wiring.args.push(format!("--redis-ca-file={CA_DIR}/{CA_FILE}"));
-        wiring.volumes.push(json!({
-            "name": CA_VOLUME,
-            "secret": { "secretName": secret.name, "items": [{ "key": ca_key, "path": CA_FILE }] },
-        }));
-        wiring.mounts.push(json!({ "name": CA_VOLUME, "mountPath": CA_DIR, "readOnly": true }));
+        wiring.mount_secret_file(SecretFile {
+            secret: &secret.name,
+            key: ca_key,
+            volume: CA_VOLUME,
+            dir: CA_DIR,
+            file: CA_FILE,
+            flag: "redis-ca-file",
+        });
     }
     wiring
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
+    use serde_json::{Value, json};
 
     use super::super::test_support::ocr_service;
     use super::*;
