@@ -291,6 +291,8 @@ bench-inference: setup $(BENCH_TOOLS_VENV)/.complete ## Inference benchmarks: ov
 		--bundle models/ppocr-v4 --golden golden/data --report target/bench/recognizer.md
 	$(BENCH_ENV) $(CARGO) run --release --locked -p kube-ocr-inference --example bench_shared_cache -- --threads $(BENCH_THREADS) \
 		--bundle models/ppocr-v4 --golden golden/data --report target/bench/shared-cache.md
+	$(BENCH_ENV) $(CARGO) run --release --locked -p kube-ocr-inference --example bench_jobs -- --threads $(BENCH_THREADS) \
+		--bundle models/ppocr-v4 --report target/bench/jobs.md
 
 # Everything tools/gpu-check.sh needs, in one folder to carry to a machine with an NVIDIA
 # GPU, PyTorch 2.11 (cu130) in its python and no Rust: the release pod, the load client and

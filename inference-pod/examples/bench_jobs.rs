@@ -5,12 +5,16 @@
 //! `make bench-inference` runs it after `bench_shared_cache`. Every row is measured in this
 //! one run, on the same machine state: compare ratios, not absolutes.
 //!
-//! The servers run in this process on 127.0.0.1, one at a time, with a real `redis-server`
-//! (the job queue) and SeaweedFS's `weed mini` (the bucket), started as the tests start
-//! them. The in-process result cache is off and every request and job sets `bypass_cache`,
-//! so every page is computed; each row reads documents of its own (another PDF comment,
-//! the same pages), so no submit finds an earlier row's job.
+//! The servers run in this process on 127.0.0.1 with a real `redis-server` (the job queue)
+//! and SeaweedFS's `weed mini` (the bucket), started as the tests start them. Per
+//! concurrency two servers are up, one with jobs at the synchronous call's 4 pages in
+//! flight (it also answers the synchronous calls) and one with the default 2; only one
+//! computes at a time, and their rows alternate so that a change in the machine's load
+//! falls on all of them. The in-process result cache is off and every call and job sets
+//! `bypass_cache`, so every page is computed; every measurement reads documents of its own
+//! (another PDF comment, the same pages), so no submit finds an earlier job.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,8 +28,8 @@ use kube_ocr_inference::serve::{
 };
 use kube_ocr_proto::v1::ocr_client::OcrClient;
 use kube_ocr_proto::v1::{
-    CancelJobRequest, GetJobRequest, Job, JobState, RecognizeOptions, RecognizeRequest, SubmitJobRequest,
-    Task as ProtoTask, submit_job_request,
+    CancelJobRequest, GetJobRequest, GetJobResultRequest, JobState, RecognizeOptions, RecognizeRequest, ResultFormat,
+    SubmitJobRequest, Task as ProtoTask, submit_job_request,
 };
 use kube_ocr_s3::{Addressing, S3Settings};
 use kube_ocr_test_servers::{RedisServer, S3Server};
@@ -46,16 +50,22 @@ struct Args {
     /// (`JobSettings::max_concurrent`). Repeat the flag for several.
     #[arg(long = "concurrency", default_values_t = [1, 2])]
     concurrencies: Vec<usize>,
-    /// Documents each row reads (at concurrency 1 one after the other).
-    #[arg(long, env = "OCR_BENCH_JOB_DOCUMENTS", default_value_t = 2)]
-    documents: usize,
+    /// Documents per caller (per job slot) in each measurement: a measurement at
+    /// concurrency C reads C times this many documents.
+    #[arg(long, env = "OCR_BENCH_JOB_DOCUMENTS", default_value_t = 1)]
+    documents_per_caller: usize,
+    /// Rounds of the alternating measurements (synchronous, jobs at 4, jobs at 2 pages in
+    /// flight) per concurrency.
+    #[arg(long, env = "OCR_BENCH_JOB_ROUNDS", default_value_t = 1)]
+    rounds: usize,
     /// Pages of each document (the pod's --max-pages is 50).
     #[arg(long, default_value_t = 50)]
     pages: usize,
     /// The resolution the PDFs are rendered at.
     #[arg(long, default_value_t = 150)]
     pdf_dpi: u32,
-    /// Submits (and synchronous streams) timed to their first page on an idle server.
+    /// Submits (and synchronous streams) timed to their first page on an idle server (the
+    /// concurrency-1 server with the pod's default 2 pages in flight).
     #[arg(long, env = "OCR_BENCH_FIRST_PAGE_TRIALS", default_value_t = 5)]
     first_page_trials: usize,
 }
@@ -71,8 +81,13 @@ const BUCKET: &str = "ocr-jobs";
 /// How often a caller polls GetJob while timing a job to its end, and to its first page.
 const POLL_DONE: Duration = Duration::from_millis(50);
 const POLL_FIRST_PAGE: Duration = Duration::from_millis(10);
-/// Left to the engine after a first-page trial is abandoned (its in-flight pages finish).
+/// Left to the engine after a first-page trial is abandoned, so that its pages in flight
+/// finish before the next: at least this, and twice the first page's time (one batch).
 const SETTLE: Duration = Duration::from_secs(2);
+
+fn settle(first_page: Duration) -> Duration {
+    SETTLE.max(first_page * 2)
+}
 
 /// Redis (queue) and SeaweedFS (bucket) for every server of the run.
 struct Backends {
@@ -218,20 +233,58 @@ struct Served {
     client: OcrClient<Channel>,
 }
 
-/// One measured row.
-struct Row {
-    how: String,
-    concurrency: usize,
-    pages_in_flight: usize,
-    pages: usize,
-    time: Duration,
-    /// Pages whose text named their page (synchronous rows; jobs report pages done).
-    legible: Option<usize>,
+/// How one measurement read its documents, in the order they run and are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum How {
+    Sync,
+    /// Jobs at the synchronous call's pages in flight.
+    JobsLikeSync,
+    /// Jobs at the pod's default pages in flight.
+    JobsDefault,
 }
 
-impl Row {
+impl How {
+    const ALL: [How; 3] = [How::Sync, How::JobsLikeSync, How::JobsDefault];
+
+    fn pages_in_flight(self) -> usize {
+        match self {
+            How::Sync | How::JobsLikeSync => SYNC_PAGES_IN_FLIGHT,
+            How::JobsDefault => DEFAULT_JOB_PAGES_IN_FLIGHT,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            How::Sync => "synchronous RecognizeDocument",
+            How::JobsLikeSync | How::JobsDefault => "jobs",
+        }
+    }
+}
+
+/// One measurement: pages read, the wall time, this process's CPU time (with the renderer
+/// children it reaped), and the pages whose text named their page.
+#[derive(Debug, Clone, Copy, Default)]
+struct Measured {
+    pages: usize,
+    time: Duration,
+    cpu: Duration,
+    legible: usize,
+}
+
+impl Measured {
     fn rate(&self) -> f64 {
         self.pages as f64 / self.time.as_secs_f64()
+    }
+
+    fn cpu_ms_per_page(&self) -> f64 {
+        ms(self.cpu) / self.pages as f64
+    }
+
+    fn add(&mut self, other: Measured) {
+        self.pages += other.pages;
+        self.time += other.time;
+        self.cpu += other.cpu;
+        self.legible += other.legible;
     }
 }
 
@@ -244,17 +297,18 @@ impl Served {
         Ok(Self { server, client: OcrClient::new(channel).max_decoding_message_size(64 << 20) })
     }
 
-    /// Reads `documents` synchronously over `concurrency` callers (each takes the next
-    /// document when its stream ends): the wall time and the legible pages.
+    /// Reads `documents` synchronously over `concurrency` callers, each taking the next
+    /// document when its stream ends.
     async fn sync_run(
         &self,
         options: RecognizeOptions,
         documents: Vec<Vec<u8>>,
         pages_each: usize,
         concurrency: usize,
-    ) -> anyhow::Result<Row> {
+    ) -> anyhow::Result<Measured> {
         let count = documents.len();
         let queue = Arc::new(Mutex::new(std::collections::VecDeque::from(documents)));
+        let cpu = cpu_time();
         let started = Instant::now();
         let callers: Vec<_> = (0..concurrency)
             .map(|_| {
@@ -278,26 +332,22 @@ impl Served {
             legible += named;
         }
         let time = started.elapsed();
+        let cpu = cpu_time().saturating_sub(cpu);
         anyhow::ensure!(pages == count * pages_each, "read {pages} pages of {}", count * pages_each);
-        Ok(Row {
-            how: "synchronous RecognizeDocument".into(),
-            concurrency,
-            pages_in_flight: SYNC_PAGES_IN_FLIGHT,
-            pages,
-            time,
-            legible: Some(legible),
-        })
+        Ok(Measured { pages, time, cpu, legible })
     }
 
     /// Submits every document as a job at once (the server works `max_concurrent` of them
     /// at a time) and polls each every [`POLL_DONE`] until all succeeded: the time from the
-    /// first submit to the last success seen.
+    /// first submit to the last success seen. The results are read back afterwards, untimed.
     async fn job_run(
         &self,
         options: RecognizeOptions,
         documents: Vec<Vec<u8>>,
-    ) -> anyhow::Result<(Duration, usize, Vec<Job>)> {
+        pages_each: usize,
+    ) -> anyhow::Result<Measured> {
         let mut client = self.client.clone();
+        let cpu = cpu_time();
         let started = Instant::now();
         let mut ids = Vec::new();
         for document in documents {
@@ -305,33 +355,51 @@ impl Served {
             anyhow::ensure!(job.created, "a submit found an earlier job: {job:?}");
             ids.push(job.id);
         }
-        let mut finished: Vec<Option<Job>> = vec![None; ids.len()];
+        let mut pending = ids.clone();
+        let mut pages = 0;
         let give_up = started + Duration::from_secs(1800);
-        while finished.iter().any(Option::is_none) {
+        while !pending.is_empty() {
             anyhow::ensure!(Instant::now() < give_up, "the jobs did not finish in 30 minutes");
             tokio::time::sleep(POLL_DONE).await;
-            for (id, slot) in ids.iter().zip(finished.iter_mut()).filter(|(_, slot)| slot.is_none()) {
+            let mut still = Vec::new();
+            for id in pending {
                 let job = client.get_job(GetJobRequest { id: id.clone() }).await?.into_inner();
                 match job.state() {
-                    JobState::Succeeded => *slot = Some(job),
+                    JobState::Succeeded => {
+                        anyhow::ensure!(
+                            (job.pages_done as usize, job.pages_total as usize) == (pages_each, pages_each),
+                            "job {id} read {} of {} pages, not {pages_each}",
+                            job.pages_done,
+                            job.pages_total
+                        );
+                        pages += pages_each;
+                    }
                     JobState::Failed | JobState::Cancelled => anyhow::bail!("job {id} ended {job:?}"),
-                    _ => {}
+                    _ => still.push(id),
                 }
             }
+            pending = still;
         }
         let time = started.elapsed();
-        let jobs: Vec<Job> = finished.into_iter().flatten().collect();
-        let pages = jobs.iter().map(|job| job.pages_done as usize).sum();
-        Ok((time, pages, jobs))
+        let cpu = cpu_time().saturating_sub(cpu);
+        let mut legible = 0;
+        for id in &ids {
+            legible += legible_pages(&job_text(&mut client, id).await?);
+        }
+        Ok(Measured { pages, time, cpu, legible })
     }
 
     /// One job timed from its submit to its first page done (GetJob every
     /// [`POLL_FIRST_PAGE`]), then cancelled and left to settle: (submit → first page,
     /// the SubmitJob call alone, submitted → started as the job records it).
-    async fn job_first_page(&self, args: &Args, document: Vec<u8>) -> anyhow::Result<(Duration, Duration, Duration)> {
+    async fn job_first_page(
+        &self,
+        options: RecognizeOptions,
+        document: Vec<u8>,
+    ) -> anyhow::Result<(Duration, Duration, Duration)> {
         let mut client = self.client.clone();
         let sent = Instant::now();
-        let job = client.submit_job(submit_request(document, options(args))).await?.into_inner();
+        let job = client.submit_job(submit_request(document, options)).await?.into_inner();
         let submit = sent.elapsed();
         anyhow::ensure!(job.created, "a submit found an earlier job: {job:?}");
         let (first, started) = loop {
@@ -349,26 +417,23 @@ impl Served {
             tokio::time::sleep(POLL_FIRST_PAGE).await;
         };
         client.cancel_job(CancelJobRequest { id: job.id.clone() }).await?;
+        // The worker sees the cancel at its next heartbeat (≤ 1 s) and stops; then the
+        // pages it had in the engine finish.
         let give_up = Instant::now() + Duration::from_secs(120);
-        loop {
-            let now = client.get_job(GetJobRequest { id: job.id.clone() }).await?.into_inner();
-            if matches!(now.state(), JobState::Cancelled | JobState::Succeeded | JobState::Failed) {
-                break;
-            }
-            anyhow::ensure!(Instant::now() < give_up, "the cancelled job did not stop: {now:?}");
+        while metric_sum(self.server.http_addr, "ocr_jobs_running").await? > 0.0 {
+            anyhow::ensure!(Instant::now() < give_up, "the cancelled job {} did not stop", job.id);
             tokio::time::sleep(POLL_DONE).await;
         }
-        // A cancelled job's worker stops after the pages in hand; idle before the next trial.
-        tokio::time::sleep(SETTLE).await;
+        tokio::time::sleep(settle(first)).await;
         Ok((first, submit, started))
     }
 
     /// A synchronous stream timed from its call to its first page message, then dropped
     /// and left to settle.
-    async fn sync_first_page(&self, args: &Args, document: Vec<u8>) -> anyhow::Result<Duration> {
+    async fn sync_first_page(&self, options: RecognizeOptions, document: Vec<u8>) -> anyhow::Result<Duration> {
         let mut client = self.client.clone();
         let sent = Instant::now();
-        let mut stream = client.recognize_document(recognize_request(document, options(args))).await?.into_inner();
+        let mut stream = client.recognize_document(recognize_request(document, options)).await?.into_inner();
         let first = loop {
             let message = stream.message().await?.ok_or_else(|| anyhow::anyhow!("the stream ended with no page"))?;
             if message.page.is_some() {
@@ -376,9 +441,25 @@ impl Served {
             }
         };
         drop(stream);
-        tokio::time::sleep(SETTLE).await;
+        tokio::time::sleep(settle(first)).await;
         Ok(first)
     }
+}
+
+/// The sum of a metric's samples in the pod's `/metrics` (a plain HTTP/1.1 GET).
+async fn metric_sum(addr: std::net::SocketAddr, name: &str) -> anyhow::Result<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let samples: Vec<f64> = response
+        .lines()
+        .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with(['{', ' '])))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse().ok())
+        .collect();
+    anyhow::ensure!(!samples.is_empty(), "{name} is not in /metrics");
+    Ok(samples.iter().sum())
 }
 
 fn submit_request(document: Vec<u8>, options: RecognizeOptions) -> SubmitJobRequest {
@@ -417,6 +498,22 @@ async fn read_document(
     Ok((pages, legible))
 }
 
+/// A succeeded job's text result.
+async fn job_text(client: &mut OcrClient<Channel>, id: &str) -> anyhow::Result<String> {
+    let request = GetJobResultRequest { id: id.to_owned(), format: ResultFormat::Text as i32 };
+    let mut stream = client.get_job_result(request).await?.into_inner();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.message().await? {
+        body.extend_from_slice(&chunk.data);
+    }
+    Ok(String::from_utf8(body)?)
+}
+
+/// Pages of a text result (separated by form feeds) whose text names their page.
+fn legible_pages(text: &str) -> usize {
+    text.split('\u{c}').zip(1..).filter(|(page, number)| names_page(page, *number)).count()
+}
+
 fn percentile(mut values: Vec<Duration>, p: f64) -> Duration {
     if values.is_empty() {
         return Duration::ZERO;
@@ -430,12 +527,22 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// Documents for one row: `count` PDFs of `pages` pages tagged `row-<n>`.
-fn documents(args: &Args, tag: &str, count: usize) -> Vec<Vec<u8>> {
-    (0..count).map(|n| numbered_pages_pdf(args.pages, &format!("{tag}-{n}"))).collect()
+/// `count` documents of `pages` pages tagged `<tag>-<n>`.
+fn documents(pages: usize, tag: &str, count: usize) -> Vec<Vec<u8>> {
+    (0..count).map(|n| numbered_pages_pdf(pages, &format!("{tag}-{n}"))).collect()
+}
+
+/// An 8-page document read synchronously, then one as a job: first calls of a shape
+/// allocate, and the job path's connections (Redis, S3) open.
+async fn warm_up(served: &Served, options: RecognizeOptions, name: &str) -> anyhow::Result<()> {
+    const PAGES: usize = 8;
+    served.sync_run(options, documents(PAGES, &format!("{name}-warm-up"), 1), PAGES, 1).await?;
+    served.job_run(options, documents(PAGES, &format!("{name}-warm-up-job"), 1), PAGES).await?;
+    Ok(())
 }
 
 /// Idle-server first-page trials, a job and a synchronous stream in turn.
+#[derive(Default)]
 struct FirstPage {
     job: Vec<Duration>,
     submit_call: Vec<Duration>,
@@ -443,72 +550,78 @@ struct FirstPage {
     sync: Vec<Duration>,
 }
 
+/// Every measurement of one kind at one concurrency, summed, with each round's pages/s.
+#[derive(Default)]
+struct Row {
+    total: Measured,
+    rates: Vec<f64>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!((1..=50).contains(&args.pages), "--pages must be 1..=50 (the pod's --max-pages)");
+    anyhow::ensure!(args.rounds >= 1 && args.documents_per_caller >= 1, "--rounds and --documents-per-caller ≥ 1");
     let load_at_start = load_average();
     let progress = |step: &str| eprintln!("bench_jobs: {step}");
     progress("starting redis-server and weed mini");
     let backends = Backends::start()?;
     let options = options(&args);
 
-    let mut rows: Vec<Row> = Vec::new();
+    let mut rows: BTreeMap<(usize, How), Row> = BTreeMap::new();
     let mut first_page = None;
     for &concurrency in &args.concurrencies {
-        progress(&format!(
-            "concurrency {concurrency}: jobs with {SYNC_PAGES_IN_FLIGHT} pages in flight, and synchronous"
-        ));
-        let name = format!("c{concurrency}-p{SYNC_PAGES_IN_FLIGHT}");
-        let served = Served::start(backends.config(&args, &name, concurrency, SYNC_PAGES_IN_FLIGHT)).await?;
-        warm_up(&served, options, &name).await?;
-        let sync_documents = documents(&args, &format!("{name}-sync"), args.documents);
-        rows.push(served.sync_run(options, sync_documents, args.pages, concurrency).await?);
-        let (time, pages, _) =
-            served.job_run(options, documents(&args, &format!("{name}-jobs"), args.documents)).await?;
-        rows.push(Row {
-            how: "jobs".into(),
-            concurrency,
-            pages_in_flight: SYNC_PAGES_IN_FLIGHT,
-            pages,
-            time,
-            legible: None,
-        });
-        served.server.shutdown().await?;
-
-        progress(&format!(
-            "concurrency {concurrency}: jobs with the default {DEFAULT_JOB_PAGES_IN_FLIGHT} pages in flight"
-        ));
-        let name = format!("c{concurrency}-p{DEFAULT_JOB_PAGES_IN_FLIGHT}");
-        let served = Served::start(backends.config(&args, &name, concurrency, DEFAULT_JOB_PAGES_IN_FLIGHT)).await?;
-        warm_up(&served, options, &name).await?;
-        let (time, pages, _) =
-            served.job_run(options, documents(&args, &format!("{name}-jobs"), args.documents)).await?;
-        rows.push(Row {
-            how: "jobs".into(),
-            concurrency,
-            pages_in_flight: DEFAULT_JOB_PAGES_IN_FLIGHT,
-            pages,
-            time,
-            legible: None,
-        });
-        // The pod's defaults (one job at a time, 2 pages in flight): the first-page trials.
+        progress(&format!("concurrency {concurrency}: starting and warming up the servers"));
+        let like_sync = format!("c{concurrency}-p{SYNC_PAGES_IN_FLIGHT}");
+        let defaults = format!("c{concurrency}-p{DEFAULT_JOB_PAGES_IN_FLIGHT}");
+        // Jobs at the synchronous value, and the synchronous calls; jobs at the default.
+        let like_sync_server =
+            Served::start(backends.config(&args, &like_sync, concurrency, SYNC_PAGES_IN_FLIGHT)).await?;
+        let default_server =
+            Served::start(backends.config(&args, &defaults, concurrency, DEFAULT_JOB_PAGES_IN_FLIGHT)).await?;
+        warm_up(&like_sync_server, options, &like_sync).await?;
+        warm_up(&default_server, options, &defaults).await?;
+        let count = concurrency * args.documents_per_caller;
+        for round in 0..args.rounds {
+            for how in How::ALL {
+                progress(&format!(
+                    "concurrency {concurrency}, round {}: {} ({} pages in flight), {count} × {} pages",
+                    round + 1,
+                    how.label(),
+                    how.pages_in_flight(),
+                    args.pages
+                ));
+                let tag = format!("c{concurrency}-{how:?}-round{round}");
+                let documents = documents(args.pages, &tag, count);
+                let measured = match how {
+                    How::Sync => like_sync_server.sync_run(options, documents, args.pages, concurrency).await?,
+                    How::JobsLikeSync => like_sync_server.job_run(options, documents, args.pages).await?,
+                    How::JobsDefault => default_server.job_run(options, documents, args.pages).await?,
+                };
+                let row = rows.entry((concurrency, how)).or_default();
+                row.total.add(measured);
+                row.rates.push(measured.rate());
+            }
+        }
+        // The pod's defaults (one job at a time, 2 pages in flight), idle: the first page.
         if concurrency == 1 && first_page.is_none() && args.first_page_trials > 0 {
-            progress("submit → first page at idle, job and synchronous in turn");
+            progress("submit → first page on an idle server, job and synchronous in turn");
+            let served = &default_server;
             tokio::time::sleep(SETTLE).await;
-            let mut found = FirstPage { job: vec![], submit_call: vec![], picked_up: vec![], sync: vec![] };
+            let mut found = FirstPage::default();
             for trial in 0..args.first_page_trials {
                 let document = numbered_pages_pdf(args.pages, &format!("first-page-job-{trial}"));
-                let (first, submit, picked_up) = served.job_first_page(&args, document).await?;
+                let (first, submit, picked_up) = served.job_first_page(options, document).await?;
                 found.job.push(first);
                 found.submit_call.push(submit);
                 found.picked_up.push(picked_up);
                 let document = numbered_pages_pdf(args.pages, &format!("first-page-sync-{trial}"));
-                found.sync.push(served.sync_first_page(&args, document).await?);
+                found.sync.push(served.sync_first_page(options, document).await?);
             }
             first_page = Some(found);
         }
-        served.server.shutdown().await?;
+        like_sync_server.server.shutdown().await?;
+        default_server.server.shutdown().await?;
     }
     let load_at_end = load_average();
 
@@ -518,18 +631,9 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An 8-page document read synchronously, then one as a job: first calls of a shape
-/// allocate, and the job path's connections (Redis, S3) open.
-async fn warm_up(served: &Served, options: RecognizeOptions, name: &str) -> anyhow::Result<()> {
-    const PAGES: usize = 8;
-    served.sync_run(options, vec![numbered_pages_pdf(PAGES, &format!("{name}-warm-up"))], PAGES, 1).await?;
-    served.job_run(options, vec![numbered_pages_pdf(PAGES, &format!("{name}-warm-up-job"))]).await?;
-    Ok(())
-}
-
 fn report(
     args: &Args,
-    rows: &[Row],
+    rows: &BTreeMap<(usize, How), Row>,
     first_page: Option<&FirstPage>,
     load_at_start: &str,
     load_at_end: &str,
@@ -545,29 +649,26 @@ fn report(
         out,
         "Machine: {}, {} cores, CPU only, libtorch threads {}; load average {load_at_start} at the start, \
          {load_at_end} at the end. Redis 127.0.0.1 (`redis-server`, the job queue) and SeaweedFS 127.0.0.1 (`weed \
-         mini`, the bucket). Servers in this process, one at a time; the in-process result cache is off and every \
-         call and job sets `bypass_cache`. Date {}.\n",
+         mini`, the bucket). Servers in this process; the in-process result cache is off and every call and job \
+         sets `bypass_cache`. Date {}.\n",
         cpu_model(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         args.threads,
         command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default()
     )?;
-    let sync_rate = |concurrency: usize| {
-        rows.iter().find(|row| row.how.starts_with("synchronous") && row.concurrency == concurrency).map(Row::rate)
-    };
+    let sync = |concurrency: usize| rows.get(&(concurrency, How::Sync)).map(|row| row.total);
     writeln!(out, "## Goals\n\n| goal | measured | target | mark |\n|---|---:|---:|---|")?;
-    for row in rows.iter().filter(|row| row.how == "jobs") {
-        let Some(sync) = sync_rate(row.concurrency) else { continue };
-        let ratio = row.rate() / sync;
-        let which = if row.pages_in_flight == SYNC_PAGES_IN_FLIGHT {
-            format!("{} pages in flight, as a synchronous call", row.pages_in_flight)
-        } else {
-            format!("the default {} pages in flight", row.pages_in_flight)
+    for ((concurrency, how), row) in rows {
+        let which = match how {
+            How::Sync => continue,
+            How::JobsLikeSync => format!("jobs at {SYNC_PAGES_IN_FLIGHT} pages in flight, as a synchronous call"),
+            How::JobsDefault => format!("jobs at the pod's default {DEFAULT_JOB_PAGES_IN_FLIGHT} pages in flight"),
         };
+        let Some(sync) = sync(*concurrency) else { continue };
+        let ratio = row.total.rate() / sync.rate();
         writeln!(
             out,
-            "| jobs ÷ synchronous pages/s at concurrency {} ({which}) | {ratio:.3}× ({:+.1} %) | ≥ {RATE_GOAL}× | {} |",
-            row.concurrency,
+            "| jobs ÷ synchronous pages/s at concurrency {concurrency} ({which}) | {ratio:.3}× ({:+.1} %) | ≥ {RATE_GOAL}× | {} |",
             (ratio - 1.0) * 100.0,
             if ratio >= RATE_GOAL { "met" } else { "**missed**" }
         )?;
@@ -575,38 +676,52 @@ fn report(
     writeln!(out, "\n## Pages/s: jobs against synchronous calls\n")?;
     writeln!(
         out,
-        "Meaning: {} PDFs of {} pages (420 × 90 pt, one line `Page N <word>` in Helvetica, rendered at {} dpi) per \
-         row. Synchronous: `RecognizeDocument` streams read to their end by as many callers as the concurrency, each \
-         taking the next document when its stream ends. Jobs: every document submitted at once to a server working \
-         that many jobs at a time (`max_concurrent`), polled with GetJob every {} ms; the time runs from the first \
-         submit to the last success seen, so it includes the upload to the bucket, the queue and the result's \
-         write. Each concurrency has a server of its own with jobs at {} pages in flight (the synchronous value) \
-         and another with the default {}; both warm up on an 8-page document first. It does not show jobs beside \
-         synchronous traffic, several pods, or S3 and Redis across a network.\n",
-        args.documents,
+        "Meaning: per measurement, as many {}-page PDFs as the concurrency times {} (420 × 90 pt, one line `Page N \
+         <word>` in Helvetica, rendered at {} dpi). Synchronous: `RecognizeDocument` streams read to their end by as \
+         many callers as the concurrency, each taking the next document when its stream ends. Jobs: every document \
+         submitted at once to a server working that many jobs at a time (`max_concurrent`), polled with GetJob every \
+         {} ms; the time runs from the first submit to the last success seen, so it includes the upload to the \
+         bucket, the queue and the result's write. Per concurrency two servers: one with jobs at {} pages in flight \
+         (the synchronous call's value; it also answers the synchronous calls) and one with the pod's default {}, \
+         each warmed up on an 8-page document both ways; {} round(s) of the three measurements in turn. pages/s is \
+         the rounds' pages over their summed time. CPU ms/page is this process's user + system time (the servers, \
+         the client, and the `ocr-pdf-render` children once they exit; not `redis-server` or `weed mini`) over the \
+         pages: less sensitive than wall time to other work on the machine. Pages read right: the page's text names \
+         its number and word. It does not show jobs beside synchronous traffic, several pods, or S3 and Redis across \
+         a network.\n",
         args.pages,
+        args.documents_per_caller,
         args.pdf_dpi,
         POLL_DONE.as_millis(),
         SYNC_PAGES_IN_FLIGHT,
-        DEFAULT_JOB_PAGES_IN_FLIGHT
+        DEFAULT_JOB_PAGES_IN_FLIGHT,
+        args.rounds,
     )?;
     writeln!(
         out,
-        "| how | concurrency | pages in flight per document | pages | seconds | pages/s | ÷ synchronous | pages read right |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|"
+        "| how | concurrency | pages in flight per document | pages | seconds | pages/s | ÷ synchronous | CPU ms/page | \
+         pages read right |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )?;
-    for row in rows {
-        let ratio = sync_rate(row.concurrency).map_or("–".to_owned(), |sync| format!("{:.3}×", row.rate() / sync));
+    for ((concurrency, how), row) in rows {
+        let total = row.total;
+        let ratio = sync(*concurrency).map_or("–".to_owned(), |sync| format!("{:.3}×", total.rate() / sync.rate()));
+        let rounds = if row.rates.len() > 1 {
+            let text: Vec<String> = row.rates.iter().map(|rate| format!("{rate:.2}")).collect();
+            format!(" ({})", text.join(", "))
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "| {} | {} | {} | {} | {:.1} | {:.2} | {ratio} | {} |",
-            row.how,
-            row.concurrency,
-            row.pages_in_flight,
-            row.pages,
-            row.time.as_secs_f64(),
-            row.rate(),
-            row.legible.map_or("–".to_owned(), |legible| format!("{legible} of {}", row.pages))
+            "| {} | {concurrency} | {} | {} | {:.1} | {:.2}{rounds} | {ratio} | {:.0} | {} of {} |",
+            how.label(),
+            how.pages_in_flight(),
+            total.pages,
+            total.time.as_secs_f64(),
+            total.rate(),
+            total.cpu_ms_per_page(),
+            total.legible,
+            total.pages
         )?;
     }
     if let Some(found) = first_page {
@@ -615,10 +730,12 @@ fn report(
             out,
             "Meaning: on an idle server with the pod's job defaults (one job at a time, {} pages in flight), {} \
              fresh {}-page PDFs submitted one at a time, each polled with GetJob every {} ms until `pages_done` ≥ 1, \
-             then cancelled and left {} s to settle; in turn with each, a fresh document's synchronous \
-             `RecognizeDocument` stream timed to its first page message (then dropped). The job's time includes the \
-             SubmitJob call (the upload to the bucket and the queue entry), the worker taking the entry, reading the \
-             upload back, rendering and reading page 1, recording progress in Redis and up to one poll interval.\n",
+             then cancelled, and once the pod runs no job left twice the first page's time (at least {} s) to \
+             settle; in turn with each, a fresh document's synchronous \
+             `RecognizeDocument` stream (4 pages in flight) timed to its first page message, then dropped and left \
+             to settle likewise. The job's time includes the SubmitJob call (the upload to the bucket and the queue entry), \
+             the worker taking the entry, reading the upload back, rendering and reading page 1, recording progress \
+             in Redis and up to one poll interval.\n",
             DEFAULT_JOB_PAGES_IN_FLIGHT,
             found.job.len(),
             args.pages,
@@ -630,7 +747,7 @@ fn report(
             ("job: submit → first page done", &found.job),
             ("synchronous stream: call → first page message", &found.sync),
             ("of the job's: the SubmitJob call", &found.submit_call),
-            ("of the job's: submitted → started (the job's own timestamps, ms resolution)", &found.picked_up),
+            ("of the job's: submitted → started (the job's own timestamps, whole ms)", &found.picked_up),
         ] {
             writeln!(
                 out,
@@ -649,6 +766,16 @@ fn write_report(path: &Path, text: &str) -> anyhow::Result<()> {
     }
     std::fs::write(path, text)?;
     Ok(())
+}
+
+/// This process's user + system CPU time, with that of the children it has reaped, from
+/// /proc/self/stat (fields 14–17, in clock ticks of 1/100 s, Linux's USER_HZ).
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return Duration::ZERO };
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let Some((_, after)) = stat.rsplit_once(')') else { return Duration::ZERO };
+    let ticks: u64 = after.split_whitespace().skip(11).take(4).filter_map(|field| field.parse::<u64>().ok()).sum();
+    Duration::from_millis(ticks * 10)
 }
 
 /// The 1-, 5- and 15-minute load averages.
