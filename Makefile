@@ -238,7 +238,7 @@ lint: setup ## rustfmt check and clippy with warnings denied
 test: setup lint monitoring-test docker-lint chart-test ## Everything CI runs: setup, lint, every test
 	cd golden/data && sha256sum --quiet --check MANIFEST.sha256
 	cd golden/documents && sha256sum --quiet --check MANIFEST.sha256
-	bash tools/test-in-two-lanes.sh $(CARGO)
+	$(CARGO) test --workspace --locked
 
 # promtool check + unit tests of the alerts, the PrometheusRule drift check, metric names
 # of rules and dashboard against the docs (deploy/monitoring/test.sh).
