@@ -9,8 +9,8 @@
 //! and SeaweedFS's `weed mini` (the bucket), started as the tests start them. Per
 //! concurrency two servers are up, one with jobs at the synchronous call's 4 pages in
 //! flight (it also answers the synchronous calls) and one with the default 2; only one
-//! computes at a time, and their rows alternate so that a change in the machine's load
-//! falls on all of them. The in-process result cache is off and every call and job sets
+//! computes at a time. The three measurements run in turn, every other round in the
+//! reverse order, so that a change in the machine's load falls on all of them. The in-process result cache is off and every call and job sets
 //! `bypass_cache`, so every page is computed; every measurement reads documents of its own
 //! (another PDF comment, the same pages), so no submit finds an earlier job.
 
@@ -54,8 +54,8 @@ struct Args {
     /// concurrency C reads C times this many documents.
     #[arg(long, env = "OCR_BENCH_JOB_DOCUMENTS", default_value_t = 1)]
     documents_per_caller: usize,
-    /// Rounds of the alternating measurements (synchronous, jobs at 4, jobs at 2 pages in
-    /// flight) per concurrency.
+    /// Rounds of the three measurements (synchronous, jobs at 4, jobs at 2 pages in flight)
+    /// per concurrency, every other round in the reverse order.
     #[arg(long, env = "OCR_BENCH_JOB_ROUNDS", default_value_t = 1)]
     rounds: usize,
     /// Pages of each document (the pod's --max-pages is 50).
@@ -178,9 +178,16 @@ impl Backends {
 /// The word page N carries: `WORDS[N % 5]` (as the tests' `numbered_pages_pdf`).
 const WORDS: [&str; 5] = ["invoice", "receipt", "letter", "notice", "form"];
 
-/// A PDF of `count` small pages (420 × 90 pt), page N drawing `Page N <word>` in
-/// Helvetica. `tag` goes into a comment: another document (another sha256, another job
-/// id), the same pages to render and read.
+/// A PDF of `count` small square pages (360 × 360 pt: 750 × 750 px at 150 dpi), page N
+/// drawing `Page N <word>` in Helvetica. `tag` goes into a comment: another document
+/// (another sha256, another job id), the same pages to render and read.
+///
+/// Square, not a strip like the tests' 420 × 90 pt: the detector scales a page's short side
+/// up to 736 px (the bundle's `limitType: min`), so a strip at 150 dpi (874 × 187 px) is
+/// detected at 3440 × 736, about 2.5 MP (2.3–3.3 s of CPU a page in this benchmark's first
+/// runs, on a busy 2-core machine); this page stays at 0.56 MP.
+const PAGE_SIDE_PT: u32 = 360;
+
 fn numbered_pages_pdf(count: usize, tag: &str) -> Vec<u8> {
     // Objects: 1 catalog, 2 pages, 3 font, then per page its page and its content.
     let mut objects: Vec<String> = vec![
@@ -190,11 +197,11 @@ fn numbered_pages_pdf(count: usize, tag: &str) -> Vec<u8> {
     ];
     let mut kids = Vec::new();
     for page in 1..=count {
-        let content = format!("BT /F1 30 Tf 20 30 Td (Page {page} {}) Tj ET", WORDS[page % WORDS.len()]);
+        let content = format!("BT /F1 30 Tf 20 165 Td (Page {page} {}) Tj ET", WORDS[page % WORDS.len()]);
         let page_object = objects.len() + 1;
         kids.push(format!("{page_object} 0 R"));
         objects.push(format!(
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 420 90] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {PAGE_SIDE_PT} {PAGE_SIDE_PT}] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
             page_object + 1
         ));
         objects.push(format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()));
@@ -563,6 +570,7 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!((1..=50).contains(&args.pages), "--pages must be 1..=50 (the pod's --max-pages)");
     anyhow::ensure!(args.rounds >= 1 && args.documents_per_caller >= 1, "--rounds and --documents-per-caller ≥ 1");
     let load_at_start = load_average();
+    let started_at = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
     let progress = |step: &str| eprintln!("bench_jobs: {step}");
     progress("starting redis-server and weed mini");
     let backends = Backends::start()?;
@@ -583,7 +591,13 @@ async fn main() -> anyhow::Result<()> {
         warm_up(&default_server, options, &defaults).await?;
         let count = concurrency * args.documents_per_caller;
         for round in 0..args.rounds {
-            for how in How::ALL {
+            // Every other round in the reverse order, so that neither warms up nor cools
+            // down first: ABC, CBA, ABC, …
+            let mut order = How::ALL;
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for how in order {
                 progress(&format!(
                     "concurrency {concurrency}, round {}: {} ({} pages in flight), {count} × {} pages",
                     round + 1,
@@ -625,7 +639,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let load_at_end = load_average();
 
-    let out = report(&args, &rows, first_page.as_ref(), &load_at_start, &load_at_end)?;
+    let out = report(&args, &rows, first_page.as_ref(), &started_at, &load_at_start, &load_at_end)?;
     write_report(&args.report, &out)?;
     println!("{out}");
     Ok(())
@@ -635,6 +649,7 @@ fn report(
     args: &Args,
     rows: &BTreeMap<(usize, How), Row>,
     first_page: Option<&FirstPage>,
+    started_at: &str,
     load_at_start: &str,
     load_at_end: &str,
 ) -> anyhow::Result<String> {
@@ -650,7 +665,7 @@ fn report(
         "Machine: {}, {} cores, CPU only, libtorch threads {}; load average {load_at_start} at the start, \
          {load_at_end} at the end. Redis 127.0.0.1 (`redis-server`, the job queue) and SeaweedFS 127.0.0.1 (`weed \
          mini`, the bucket). Servers in this process; the in-process result cache is off and every call and job \
-         sets `bypass_cache`. Date {}.\n",
+         sets `bypass_cache`. Started {started_at}, finished {}.\n",
         cpu_model(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         args.threads,
@@ -676,14 +691,14 @@ fn report(
     writeln!(out, "\n## Pages/s: jobs against synchronous calls\n")?;
     writeln!(
         out,
-        "Meaning: per measurement, as many {}-page PDFs as the concurrency times {} (420 × 90 pt, one line `Page N \
+        "Meaning: per measurement, as many {}-page PDFs as the concurrency times {} ({PAGE_SIDE_PT} × {PAGE_SIDE_PT} pt, one line `Page N \
          <word>` in Helvetica, rendered at {} dpi). Synchronous: `RecognizeDocument` streams read to their end by as \
          many callers as the concurrency, each taking the next document when its stream ends. Jobs: every document \
          submitted at once to a server working that many jobs at a time (`max_concurrent`), polled with GetJob every \
          {} ms; the time runs from the first submit to the last success seen, so it includes the upload to the \
          bucket, the queue and the result's write. Per concurrency two servers: one with jobs at {} pages in flight \
          (the synchronous call's value; it also answers the synchronous calls) and one with the pod's default {}, \
-         each warmed up on an 8-page document both ways; {} round(s) of the three measurements in turn. pages/s is \
+         each warmed up on an 8-page document both ways; {} round(s) of the three measurements in turn (every other round in the reverse order). pages/s is \
          the rounds' pages over their summed time. CPU ms/page is this process's user + system time (the servers, \
          the client, and the `ocr-pdf-render` children once they exit; not `redis-server` or `weed mini`) over the \
          pages: less sensitive than wall time to other work on the machine. Pages read right: the page's text names \
