@@ -41,6 +41,20 @@ pub fn owned_stable_replicas(spec: &OcrServiceSpec, scale: Option<&DynamicScale>
     (!spec.autoscaling.enabled).then(|| scale.map_or(spec.replicas.min, |s| s.sizes.stable))
 }
 
+/// The `replicas` to write once when the operator's HPA takes over from KEDA (the spec
+/// switched `autoscaling.provider` back to `hpa`) and stable is at zero: an HPA does not
+/// scale a target at zero (`ScalingDisabled`), so without this a service that KEDA had
+/// scaled to zero would stay there. `None` otherwise; an HPA never meets a zero of its
+/// own making, as its `minReplicas` is at least 1.
+pub fn wake_for_hpa(
+    spec: &OcrServiceSpec,
+    keda_before: bool,
+    hpa_now: bool,
+    stable_desired: Option<i32>,
+) -> Option<i32> {
+    (keda_before && hpa_now && stable_desired == Some(0)).then_some(spec.replicas.min.max(1))
+}
+
 /// The `replicas` to write on their own to a stable Deployment that keeps its old template
 /// this round (it is not applied while a canary is judged): its share during a dynamic
 /// rollout, the spec's count after one. `None` when there is nothing to write: stable is
@@ -75,6 +89,16 @@ mod tests {
 
     const STEP: DynamicScale = DynamicScale { sizes: TrackSizes { stable: 1, canary: 3 }, stable_must_reach: false };
     const HANDOVER: DynamicScale = DynamicScale { sizes: TrackSizes { stable: 3, canary: 1 }, stable_must_reach: true };
+
+    #[test]
+    fn a_stable_left_at_zero_by_keda_is_woken_for_the_hpa_once() {
+        let spec = ocr_service(json!({ "replicas": { "min": 2, "max": 4 } })).spec;
+        assert_eq!(wake_for_hpa(&spec, true, true, Some(0)), Some(2));
+        assert_eq!(wake_for_hpa(&spec, true, true, Some(1)), None, "running pods are the HPA's to scale");
+        assert_eq!(wake_for_hpa(&spec, true, true, None), None, "no Deployment yet: it starts at one");
+        assert_eq!(wake_for_hpa(&spec, false, true, Some(0)), None, "a zero the user set under the HPA stays");
+        assert_eq!(wake_for_hpa(&spec, true, false, Some(0)), None, "KEDA still scales it");
+    }
 
     #[test]
     fn the_hpa_is_capped_and_replicas_stay_unset() {

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -17,8 +18,8 @@ use super::manual::take_request;
 use super::measure::{Analyst, PodAnalyst};
 use super::references::check_references;
 use super::report::{patch_status, publish};
-use super::rollout::{RolloutOutcome, rollout_step};
-use crate::builders::{desired_state, share_stable};
+use super::rollout::{RolloutOutcome, rollout_step, scale_stable};
+use crate::builders::{desired_state, share_stable, wake_for_hpa};
 use crate::error::OperatorError;
 use crate::status::{
     EventNote, JOBS_STATUS_INTERVAL, Observation, compute_status, diagnose, jobs_status, jobs_status_due,
@@ -132,9 +133,12 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context, analyst: &impl Analyst
                 // status.jobs is written exactly while the spec has jobs.
                 jobs_front: desired.jobs_front.is_none() && ocr.status.as_ref().is_some_and(|s| s.jobs.is_some()),
             };
-            if let Err(error) =
-                apply_children(&namespace, &name, &desired, ctx, &mut observation, apply_stable, removals).await
-            {
+            let applied =
+                apply_children(&namespace, &name, &desired, ctx, &mut observation, apply_stable, removals).await;
+            // KEDA's objects may still be there: the status keeps saying so, and the next
+            // reconcile deletes them again (a 404 counts as gone).
+            let keda_left = applied.is_err() && removals.keda;
+            if let Err(error) = applied {
                 observation.apply_error = Some(error.to_string());
                 first_error.get_or_insert(error);
             }
@@ -144,6 +148,22 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context, analyst: &impl Analyst
                 (None, Some(_)) => Some(HPA_AUTOSCALER),
                 (None, None) => None,
             };
+            if keda_left {
+                applied_autoscaler = Some(KEDA_AUTOSCALER);
+            }
+            let keda_before = previous_autoscaler(ocr) == Some(KEDA_AUTOSCALER);
+            let stable_desired = observation.stable.as_ref().map(|stable| stable.desired);
+            if let Some(replicas) = wake_for_hpa(&ocr.spec, keda_before, desired.autoscaler.is_some(), stable_desired) {
+                let deployments = Api::namespaced(ctx.client.clone(), &namespace);
+                let stable_name = desired.stable.metadata.name.as_deref().unwrap_or_default();
+                let reason = "the HPA takes over from KEDA at zero";
+                if let Err(error) = scale_stable(&deployments, stable_name, replicas, reason, &ctx.metrics).await {
+                    // Still KEDA's in the status, so the next reconcile wakes it again.
+                    applied_autoscaler = Some(KEDA_AUTOSCALER);
+                    observation.apply_error = Some(error.to_string());
+                    first_error.get_or_insert(error);
+                }
+            }
         }
     }
     observation.pod_issues = diagnose(&ctx.children.pods_of(&namespace, &name, &[]));

@@ -150,3 +150,50 @@ async fn a_service_with_jobs_shows_its_backlog_read_on_a_clock_not_on_every_reco
     verified(no_more).await;
     assert_eq!(analyst.asked.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn switching_from_keda_to_the_hpa_at_zero_deletes_kedas_objects_and_wakes_stable() {
+    // KEDA had scaled the service to zero; the spec now asks for the HPA (the default).
+    let ocr = with_status(
+        &ocr_service(json!({ "replicas": { "min": 2, "max": 4 } })),
+        json!({ "lastAnalysis": { "at": ago(0) }, "autoscaler": "keda" }),
+    );
+    let at_zero = stable_deployment(&ocr, 0, 0);
+    let (ctx, mut server) = fixtures::context(vec![at_zero.clone()], vec![]);
+    let stored = ocr.clone();
+    let script = tokio::spawn(async move {
+        let calls = server.next_together(CHILDREN.len()).await;
+        assert_children_applied(&calls);
+        for call in calls {
+            if call.object() == ("Deployment", "invoices-stable") {
+                call.reply(200, &serde_json::to_value(&at_zero).unwrap());
+            } else {
+                call.reply_with_body();
+            }
+        }
+        // KEDA's objects go (a 404 counts as gone).
+        let scaled_object = server.next().await;
+        scaled_object
+            .is(http::Method::DELETE, "/apis/keda.sh/v1alpha1/namespaces/team-a/scaledobjects/invoices-stable");
+        scaled_object.reply_deleted();
+        let authentication = server.next().await;
+        let path = "/apis/keda.sh/v1alpha1/namespaces/team-a/triggerauthentications/invoices-stable";
+        authentication.is(http::Method::DELETE, path);
+        authentication.reply_not_found();
+        // The HPA does not scale a Deployment at zero: the operator sets replicas.min once.
+        let scale = server.next().await;
+        scale.is(http::Method::PATCH, "/apis/apps/v1/namespaces/team-a/deployments/invoices-stable");
+        assert_eq!(scale.body, json!({ "spec": { "replicas": 2 } }));
+        scale.reply(200, &serde_json::to_value(stable_deployment(&stored, 2, 0)).unwrap());
+        let written = server.status_apply(&stored).await;
+        assert_eq!(written["autoscaler"], "hpa", "{written}");
+        // Stable's observation is the Deployment as applied, still at zero.
+        let events = server.events(&stored, 2).await;
+        assert_eq!(kinds(&events), [("Normal", "RevisionApplied"), ("Normal", "RolloutComplete")]);
+        server
+    });
+    let reconciled = tokio::spawn(reconcile(Arc::new(ocr), ctx.clone()));
+    let server = verified(script).await;
+    in_time(reconciled).await.unwrap().unwrap();
+    no_more_requests(ctx, server).await;
+}

@@ -129,7 +129,7 @@ pub async fn rollout_step(
     let stable_desired = tracks.stable.as_ref().map(|s| s.desired);
     if let Some(target) = stable_rescale(&ocr.spec, &status, &decided, &desired.revision, stable_desired) {
         let stable_name = desired.stable.metadata.name.clone().unwrap_or_default();
-        scale_stable(&deployments, &stable_name, target, &ctx.metrics).await?;
+        scale_stable(&deployments, &stable_name, target, "its share of a dynamic rollout", &ctx.metrics).await?;
     }
     // The routes move traffic before a retired canary's Deployment goes away. Each route
     // that was read gets the weights, even when another could not be read: a rollback
@@ -185,10 +185,11 @@ fn record_analysis(ctx: &Context, ocr: &OcrService, namespace: &str, record: &An
 /// Without an HPA the operator owns stable's `replicas`. While stable keeps its old template
 /// its Deployment is not applied, so a dynamic rollout's share (and the spec's count after
 /// it) is written on its own ([`stable_rescale`] says when).
-async fn scale_stable(
+pub(super) async fn scale_stable(
     deployments: &Api<Deployment>,
     name: &str,
     replicas: i32,
+    reason: &'static str,
     metrics: &Metrics,
 ) -> Result<(), OperatorError> {
     let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
@@ -199,6 +200,6 @@ async fn scale_stable(
         source,
     })?;
     metrics.wrote("Deployment");
-    info!(deployment = %name, replicas, "stable scaled to its share of a dynamic rollout");
+    info!(deployment = %name, replicas, reason, "stable scaled");
     Ok(())
 }
