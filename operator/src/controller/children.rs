@@ -18,8 +18,9 @@ use crate::error::OperatorError;
 use crate::names::autoscaler_name;
 use crate::status::{Observation, StableObservation};
 
-/// Optional children the spec stopped asking for, which the status says were applied
-/// (so a cluster that never had them is not asked to delete them).
+/// Optional children the spec stopped asking for, which the status says were applied, or
+/// (the job front) the operator's cache still holds: a cluster that never had them is not
+/// asked to delete them, and a delete that failed is tried again.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Removals {
     pub keda: bool,
@@ -137,9 +138,11 @@ async fn apply_jobs_front(
             deployment.and(service).map(drop)
         }
         None if remove => {
+            // The Service first: the Deployment left in the operator's cache is what makes
+            // the next reconcile try again after a failure (see `Removals`).
             let front = jobs_front_name(name);
-            delete_if_present(&deployments, &front, &ctx.metrics).await?;
-            delete_if_present(&services, &front, &ctx.metrics).await
+            delete_if_present(&services, &front, &ctx.metrics).await?;
+            delete_if_present(&deployments, &front, &ctx.metrics).await
         }
         None => Ok(()),
     }

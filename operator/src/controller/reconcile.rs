@@ -19,7 +19,7 @@ use super::measure::{Analyst, PodAnalyst};
 use super::references::check_references;
 use super::report::{patch_status, publish};
 use super::rollout::{RolloutOutcome, rollout_step, scale_stable};
-use crate::builders::{desired_state, share_stable, wake_for_hpa};
+use crate::builders::{desired_state, jobs_front_name, share_stable, wake_for_hpa};
 use crate::error::OperatorError;
 use crate::status::{
     EventNote, JOBS_STATUS_INTERVAL, Observation, compute_status, diagnose, jobs_status, jobs_status_due,
@@ -130,8 +130,11 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context, analyst: &impl Analyst
             share_stable(&mut desired, &ocr.spec, rollout.as_ref().and_then(|o| o.plan.dynamic.as_ref()));
             let removals = Removals {
                 keda: desired.keda.is_none() && previous_autoscaler(ocr) == Some(KEDA_AUTOSCALER),
-                // status.jobs is written exactly while the spec has jobs.
-                jobs_front: desired.jobs_front.is_none() && ocr.status.as_ref().is_some_and(|s| s.jobs.is_some()),
+                // status.jobs is written exactly while the spec has jobs; a front Deployment
+                // still in the cache is one whose delete failed before, tried again.
+                jobs_front: desired.jobs_front.is_none()
+                    && (ocr.status.as_ref().is_some_and(|s| s.jobs.is_some())
+                        || ctx.children.deployment(&namespace, &jobs_front_name(&name)).is_some()),
             };
             let applied =
                 apply_children(&namespace, &name, &desired, ctx, &mut observation, apply_stable, removals).await;

@@ -197,3 +197,43 @@ async fn switching_from_keda_to_the_hpa_at_zero_deletes_kedas_objects_and_wakes_
     in_time(reconciled).await.unwrap().unwrap();
     no_more_requests(ctx, server).await;
 }
+
+#[tokio::test]
+async fn a_job_front_left_behind_by_a_failed_delete_is_deleted_again() {
+    // The spec no longer has jobs and the status no longer says so (the reconcile that
+    // removed them wrote it), but the front's Deployment is still there.
+    let with_jobs = ocr_service(json!({
+        "cache": { "redis": { "url": "redis://cache.infra:6379" } },
+        "jobs": { "bucket": { "name": "ocr-jobs", "endpoint": "http://s3.storage:8333", "secretRef": { "name": "s3-auth" } } },
+    }));
+    let front = desired(&with_jobs).jobs_front.expect("a job front").0;
+    let ocr = with_status(&ocr_service(json!({})), json!({ "lastAnalysis": { "at": ago(0) } }));
+    let stable = stable_deployment(&ocr, 2, 2);
+    let (ctx, mut server) = fixtures::context(vec![stable.clone(), front], vec![]);
+    let stored = ocr.clone();
+    let script = tokio::spawn(async move {
+        let calls = server.next_together(CHILDREN.len()).await;
+        assert_children_applied(&calls);
+        for call in calls {
+            if call.object() == ("Deployment", "invoices-stable") {
+                call.reply(200, &serde_json::to_value(&stable).unwrap());
+            } else {
+                call.reply_with_body();
+            }
+        }
+        let service = server.next().await;
+        service.is(http::Method::DELETE, "/api/v1/namespaces/team-a/services/invoices-jobs");
+        service.reply_not_found();
+        let deployment = server.next().await;
+        deployment.is(http::Method::DELETE, "/apis/apps/v1/namespaces/team-a/deployments/invoices-jobs");
+        deployment.reply_deleted();
+        let written = server.status_apply(&stored).await;
+        assert!(written.get("jobs").is_none(), "{written}");
+        server.events(&stored, 3).await;
+        server
+    });
+    let reconciled = tokio::spawn(reconcile(Arc::new(ocr), ctx.clone()));
+    let server = verified(script).await;
+    in_time(reconciled).await.unwrap().unwrap();
+    no_more_requests(ctx, server).await;
+}
