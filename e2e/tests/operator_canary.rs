@@ -217,21 +217,11 @@ async fn a_degraded_canary_is_rolled_back_on_golden_accuracy() {
 /// would), alternating the gRPC API (port 50051) and the HTTP API (port 8000), until
 /// `stop` is set; returns (successes, failures with their reasons).
 async fn balanced_client(s: &Scenario, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> (usize, Vec<String>) {
-    use k8s_openapi::api::discovery::v1::EndpointSlice;
     use kube_ocr_proto::v1::{RecognizeRequest, Task, ocr_client::OcrClient};
-    let slices: Api<EndpointSlice> = s.api();
     let image = std::fs::read(workspace_root().join("golden/data/lines/line-en-001-clean.png")).unwrap();
     let (mut ok, mut failures, mut turn) = (0, Vec::new(), 0usize);
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let list = slices.list(&ListParams::default().labels("kubernetes.io/service-name=ocr")).await.unwrap();
-        let mut addresses: Vec<String> = list
-            .items
-            .iter()
-            .flat_map(|slice| slice.endpoints.iter().flatten())
-            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
-            .flat_map(|e| e.addresses.clone())
-            .collect();
-        addresses.sort();
+        let addresses = s.ready_addresses("ocr").await;
         if addresses.is_empty() {
             failures.push("no ready endpoint".to_owned());
             tokio::time::sleep(Duration::from_millis(200)).await;

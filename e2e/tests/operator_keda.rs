@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube_ocr_crds::{OcrService, Phase};
 use kube_ocr_e2e::keda::Keda;
 use operator_support::canary::{change_model, healthy_service};
@@ -45,31 +44,13 @@ async fn stable_replicas(s: &Scenario) -> (i32, i32) {
     }
 }
 
-/// The Ready addresses behind the stable Service, as KEDA finds them.
-async fn stable_addresses(s: &Scenario) -> Vec<String> {
-    let slices = s.api::<EndpointSlice>();
-    let Ok(list) = slices.list(&ListParams::default().labels("kubernetes.io/service-name=ocr-stable")).await else {
-        return Vec::new();
-    };
-    let mut addresses: Vec<String> = list
-        .items
-        .iter()
-        .flat_map(|slice| slice.endpoints.iter().flatten())
-        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
-        .flat_map(|e| e.addresses.clone())
-        .collect();
-    addresses.sort();
-    addresses.dedup();
-    addresses
-}
-
 /// One caller: document requests over HTTP, back to back, to the Ready stable pods in
 /// turn, until `stop`. Returns (answered, refused as overloaded, other failures).
 async fn caller(s: &Scenario, id: usize, stop: Arc<AtomicBool>) -> (usize, usize, Vec<String>) {
     let image = std::fs::read(workspace_root().join("golden/data/documents/doc-letter-01-clean.png")).unwrap();
     let (mut answered, mut refused, mut failures, mut turn) = (0, 0, Vec::new(), id);
     while !stop.load(Ordering::Relaxed) {
-        let addresses = stable_addresses(s).await;
+        let addresses = s.ready_addresses("ocr-stable").await;
         let Some(address) = (!addresses.is_empty()).then(|| addresses[turn % addresses.len()].clone()) else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
@@ -147,7 +128,7 @@ async fn keda_scales_a_synchronous_service_on_in_flight_requests_and_a_canary_ke
     .await;
     let scaled_out_after = load_started.elapsed();
     wait_for("both stable pods behind the stable Service", TIMEOUT, async || {
-        (stable_addresses(&s).await.len() == 2).then_some(())
+        (s.ready_addresses("ocr-stable").await.len() == 2).then_some(())
     })
     .await;
     // Let both pods take calls before the load stops.

@@ -229,6 +229,28 @@ impl Scenario {
         self.api::<OcrService>().create(&PostParams::default(), ocr).await.unwrap()
     }
 
+    /// The Ready addresses behind Service `service`, from its EndpointSlices, sorted and
+    /// without repeats: what a Kubernetes-aware client (or KEDA's endpoint aggregation)
+    /// finds. Empty when they cannot be read.
+    pub async fn ready_addresses(&self, service: &str) -> Vec<String> {
+        use k8s_openapi::api::discovery::v1::EndpointSlice;
+        let selector = format!("kubernetes.io/service-name={service}");
+        let Ok(list) = self.api::<EndpointSlice>().list(&kube::api::ListParams::default().labels(&selector)).await
+        else {
+            return Vec::new();
+        };
+        let mut addresses: Vec<String> = list
+            .items
+            .iter()
+            .flat_map(|slice| slice.endpoints.iter().flatten())
+            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+            .flat_map(|e| e.addresses.clone())
+            .collect();
+        addresses.sort();
+        addresses.dedup();
+        addresses
+    }
+
     /// Polls the OcrService until `check` accepts its status.
     pub async fn wait_status<T>(
         &self,

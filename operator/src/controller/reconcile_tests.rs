@@ -33,6 +33,18 @@ fn assert_children_applied(calls: &[Call]) {
     }
 }
 
+/// Answers the children's applies as the API server does: each with the object sent, the
+/// stable Deployment with `stable` (the stored object, with its status).
+fn reply_to_children(calls: Vec<Call>, stable: &k8s_openapi::api::apps::v1::Deployment) {
+    for call in calls {
+        if call.object() == ("Deployment", "invoices-stable") {
+            call.reply(200, &serde_json::to_value(stable).unwrap());
+        } else {
+            call.reply_with_body();
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_new_ocr_service_gets_its_children_applied_then_its_status() {
     let ocr = ocr_service(json!({}));
@@ -74,14 +86,7 @@ async fn a_steady_state_sends_nothing() {
     let script = tokio::spawn(async move {
         let children = server.next_together(CHILDREN.len()).await;
         assert_children_applied(&children);
-        for call in children {
-            if call.object() == ("Deployment", "invoices-stable") {
-                // The API server answers with the stored object: rolled out, Ready.
-                call.reply(200, &serde_json::to_value(&stable).unwrap());
-            } else {
-                call.reply_with_body();
-            }
-        }
+        reply_to_children(children, &stable);
         let written = server.status_apply(&stored).await;
         assert_eq!(written["phase"], "Healthy", "{written}");
         let events = server.events(&stored, 3).await;
@@ -121,13 +126,7 @@ async fn a_service_with_jobs_shows_its_backlog_read_on_a_clock_not_on_every_reco
         let objects: Vec<(&str, &str)> = children.iter().map(Call::object).collect();
         assert!(objects.contains(&("Deployment", "invoices-jobs")), "{objects:?}");
         assert!(objects.contains(&("Service", "invoices-jobs")), "{objects:?}");
-        for call in children {
-            if call.object() == ("Deployment", "invoices-stable") {
-                call.reply(200, &serde_json::to_value(&stable).unwrap());
-            } else {
-                call.reply_with_body();
-            }
-        }
+        reply_to_children(children, &stable);
         let written = server.status_apply(&stored).await;
         assert_eq!(
             (written["jobs"]["queued"].as_i64(), written["jobs"]["oldestAgeSeconds"].as_i64()),
@@ -164,13 +163,7 @@ async fn switching_from_keda_to_the_hpa_at_zero_deletes_kedas_objects_and_wakes_
     let script = tokio::spawn(async move {
         let calls = server.next_together(CHILDREN.len()).await;
         assert_children_applied(&calls);
-        for call in calls {
-            if call.object() == ("Deployment", "invoices-stable") {
-                call.reply(200, &serde_json::to_value(&at_zero).unwrap());
-            } else {
-                call.reply_with_body();
-            }
-        }
+        reply_to_children(calls, &at_zero);
         // KEDA's objects go (a 404 counts as gone).
         let scaled_object = server.next().await;
         scaled_object
@@ -214,13 +207,7 @@ async fn a_job_front_left_behind_by_a_failed_delete_is_deleted_again() {
     let script = tokio::spawn(async move {
         let calls = server.next_together(CHILDREN.len()).await;
         assert_children_applied(&calls);
-        for call in calls {
-            if call.object() == ("Deployment", "invoices-stable") {
-                call.reply(200, &serde_json::to_value(&stable).unwrap());
-            } else {
-                call.reply_with_body();
-            }
-        }
+        reply_to_children(calls, &stable);
         let service = server.next().await;
         service.is(http::Method::DELETE, "/api/v1/namespaces/team-a/services/invoices-jobs");
         service.reply_not_found();
