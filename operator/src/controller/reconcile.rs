@@ -19,7 +19,7 @@ use super::measure::{Analyst, PodAnalyst};
 use super::references::check_references;
 use super::report::{patch_status, publish};
 use super::rollout::{RolloutOutcome, rollout_step, scale_stable};
-use crate::builders::{desired_state, jobs_front_name, share_stable, wake_for_hpa};
+use crate::builders::{DesiredState, desired_state, jobs_front_name, share_stable, wake_for_hpa};
 use crate::error::OperatorError;
 use crate::status::{
     EventNote, JOBS_STATUS_INTERVAL, Observation, compute_status, diagnose, jobs_status, jobs_status_due,
@@ -36,6 +36,25 @@ fn previous_autoscaler(ocr: &OcrService) -> Option<&'static str> {
         HPA_AUTOSCALER => Some(HPA_AUTOSCALER),
         _ => None,
     }
+}
+
+/// Sets stable's `replicas` once when the operator's HPA takes over a Deployment KEDA left
+/// at zero ([`wake_for_hpa`] says when); nothing otherwise.
+async fn wake_for_the_hpa(
+    ocr: &OcrService,
+    namespace: &str,
+    desired: &DesiredState,
+    keda_before: bool,
+    observation: &Observation,
+    ctx: &Context,
+) -> Result<(), OperatorError> {
+    let stable_desired = observation.stable.as_ref().map(|stable| stable.desired);
+    let Some(replicas) = wake_for_hpa(&ocr.spec, keda_before, desired.autoscaler.is_some(), stable_desired) else {
+        return Ok(());
+    };
+    let deployments = Api::namespaced(ctx.client.clone(), namespace);
+    let stable_name = desired.stable.metadata.name.as_deref().unwrap_or_default();
+    scale_stable(&deployments, stable_name, replicas, "the HPA takes over from KEDA at zero", &ctx.metrics).await
 }
 
 /// The controller's reconcile function.
@@ -128,8 +147,9 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context, analyst: &impl Analyst
             };
             // A dynamicStableScale rollout caps the stable HPA to stable's share.
             share_stable(&mut desired, &ocr.spec, rollout.as_ref().and_then(|o| o.plan.dynamic.as_ref()));
+            let keda_before = previous_autoscaler(ocr) == Some(KEDA_AUTOSCALER);
             let removals = Removals {
-                keda: desired.keda.is_none() && previous_autoscaler(ocr) == Some(KEDA_AUTOSCALER),
+                keda: desired.keda.is_none() && keda_before,
                 // status.jobs is written exactly while the spec has jobs; a front Deployment
                 // still in the cache is one whose delete failed before, tried again.
                 jobs_front: desired.jobs_front.is_none()
@@ -154,18 +174,11 @@ async fn reconcile_inner(ocr: &OcrService, ctx: &Context, analyst: &impl Analyst
             if keda_left {
                 applied_autoscaler = Some(KEDA_AUTOSCALER);
             }
-            let keda_before = previous_autoscaler(ocr) == Some(KEDA_AUTOSCALER);
-            let stable_desired = observation.stable.as_ref().map(|stable| stable.desired);
-            if let Some(replicas) = wake_for_hpa(&ocr.spec, keda_before, desired.autoscaler.is_some(), stable_desired) {
-                let deployments = Api::namespaced(ctx.client.clone(), &namespace);
-                let stable_name = desired.stable.metadata.name.as_deref().unwrap_or_default();
-                let reason = "the HPA takes over from KEDA at zero";
-                if let Err(error) = scale_stable(&deployments, stable_name, replicas, reason, &ctx.metrics).await {
-                    // Still KEDA's in the status, so the next reconcile wakes it again.
-                    applied_autoscaler = Some(KEDA_AUTOSCALER);
-                    observation.apply_error = Some(error.to_string());
-                    first_error.get_or_insert(error);
-                }
+            if let Err(error) = wake_for_the_hpa(ocr, &namespace, &desired, keda_before, &observation, ctx).await {
+                // Still KEDA's in the status, so the next reconcile wakes it again.
+                applied_autoscaler = Some(KEDA_AUTOSCALER);
+                observation.apply_error = Some(error.to_string());
+                first_error.get_or_insert(error);
             }
         }
     }
