@@ -87,6 +87,32 @@ struct Args {
     /// The server's `--max-batch-size` (its default); figure 3 also runs it at 1.
     #[arg(long, env = "OCR_BENCH_MAX_BATCH_SIZE", default_value_t = 8)]
     max_batch_size: usize,
+    /// The figures to run (all by default). Figure 4 offers a multiple of figure 2's best
+    /// rate; without figure 2 it measures that rate first, at concurrency 4.
+    #[arg(long, env = "OCR_BENCH_FIGURES", value_delimiter = ',', value_enum, default_values_t = Figure::ALL)]
+    figures: Vec<Figure>,
+}
+
+/// One figure of the report (`--figures`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Figure {
+    /// 1 and 1b: overhead at concurrency 1, HTTP against gRPC.
+    Overhead,
+    /// 2: documents against the peer.
+    Documents,
+    /// 2b: PDF pages by resolution.
+    Pdf,
+    /// 3: lines at concurrency 32.
+    Lines,
+    /// 4: overload.
+    Overload,
+    /// 5: memory over many requests.
+    Memory,
+}
+
+impl Figure {
+    const ALL: [Figure; 6] =
+        [Figure::Overhead, Figure::Documents, Figure::Pdf, Figure::Lines, Figure::Overload, Figure::Memory];
 }
 
 #[tokio::main]
@@ -104,76 +130,117 @@ async fn main() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let progress = |step: &str| eprintln!("[{:>4.0} s] {step}", started.elapsed().as_secs_f64());
 
-    progress("raw recogniser loops");
-    let raw = lines::raw_recognizer(&args.bundle, &lines, &args.raw_batch_sizes, seconds)?;
+    let runs = |figure: Figure| args.figures.contains(&figure);
 
-    progress("1. overhead at concurrency 1: starting the server, warm-up");
-    let mut serving = Serving::start(
-        config(args.max_batch_size),
-        &[(lines.as_slice(), ProtoTask::Line), (documents.as_slice(), ProtoTask::Document)],
-    )
-    .await?;
-    let pipeline = Worker::start(InProcess::load(&args.bundle, args.max_batch_size, DecodeLimits::default())?)?;
-    for _ in 0..WARM_UP_PASSES {
-        for (samples, task) in [(&lines, Task::Line), (&documents, Task::Document)] {
-            for sample in samples.iter() {
-                pipeline.read(&sample.bytes, task).await?; // warm-up, as the server had
+    let mut serving = None;
+    let both_tasks = [(lines.as_slice(), ProtoTask::Line), (documents.as_slice(), ProtoTask::Document)];
+    let serve_all = || Serving::start(config(args.max_batch_size), &both_tasks);
+    if runs(Figure::Overhead) {
+        progress("1. overhead at concurrency 1: starting the server, warm-up");
+        let mut server = serve_all().await?;
+        let pipeline = Worker::start(InProcess::load(&args.bundle, args.max_batch_size, DecodeLimits::default())?)?;
+        for _ in 0..WARM_UP_PASSES {
+            for (samples, task) in [(&lines, Task::Line), (&documents, Task::Document)] {
+                for sample in samples.iter() {
+                    pipeline.read(&sample.bytes, task).await?; // warm-up, as the server had
+                }
             }
         }
+        progress("1. overhead at concurrency 1: LINE");
+        let line_overhead = overhead::compare(&mut server, &pipeline, &lines, Task::Line, 1, seconds).await?;
+        progress("1. overhead at concurrency 1: DOCUMENT");
+        let document_overhead =
+            overhead::compare(&mut server, &pipeline, &documents, Task::Document, args.rounds, Duration::ZERO).await?;
+        let recognizer_batch = pipeline.recognizer_batch;
+        drop(pipeline);
+        overhead::write(&mut report, &[line_overhead, document_overhead], recognizer_batch)?;
+        progress("1b. HTTP vs gRPC at concurrency 1: LINE");
+        let protocols = http_vs_grpc::compare(&mut server, &lines, seconds).await?;
+        http_vs_grpc::write(&mut report, &protocols)?;
+        serving = Some(server);
     }
-    progress("1. overhead at concurrency 1: LINE");
-    let line_overhead = overhead::compare(&mut serving, &pipeline, &lines, Task::Line, 1, seconds).await?;
-    progress("1. overhead at concurrency 1: DOCUMENT");
-    let document_overhead =
-        overhead::compare(&mut serving, &pipeline, &documents, Task::Document, args.rounds, Duration::ZERO).await?;
-    let recognizer_batch = pipeline.recognizer_batch;
-    drop(pipeline);
-    overhead::write(&mut report, &[line_overhead, document_overhead], recognizer_batch)?;
-    progress("1b. HTTP vs gRPC at concurrency 1: LINE");
-    let protocols = http_vs_grpc::compare(&mut serving, &lines, seconds).await?;
-    http_vs_grpc::write(&mut report, &protocols)?;
 
-    progress("2. documents at concurrency 4 and 16");
-    let document_runs = documents::measure(&serving, &set, &documents, &[4, 16], seconds * 2).await?;
-    documents::write(&mut report, &document_runs, &peer, documents.len())?;
-
-    let pdfs = Arc::new(pdf::golden_pdfs(&args.documents)?);
-    let peer_pdf = pdf::PeerPdf::load(&args.peer)?;
-    let mut pdf_runs = Vec::new();
-    for &dpi in &args.pdf_dpis {
-        progress(&format!("2b. PDF pages at {dpi} dpi, concurrency {}", pdf::CONCURRENCY));
-        pdf_runs.push(pdf::measure(&serving, &pdfs, dpi, seconds * 2).await?);
+    let mut capacity = None;
+    if runs(Figure::Documents) {
+        progress("2. documents at concurrency 4 and 16");
+        let server = match serving.take() {
+            Some(server) => server,
+            None => serve_all().await?,
+        };
+        let document_runs = documents::measure(&server, &set, &documents, &[4, 16], seconds * 2).await?;
+        documents::write(&mut report, &document_runs, &peer, documents.len())?;
+        capacity = Some(documents::best_rate(&document_runs));
+        serving = Some(server);
     }
-    pdf::write(&mut report, &pdf_runs, &peer_pdf, &pdfs)?;
 
-    progress("3. lines at concurrency 32");
-    let batched = lines::server_rate(&serving, &lines, seconds).await?;
-    serving.shutdown().await?;
-    progress("3. lines at concurrency 32, --max-batch-size 1");
-    let serving = Serving::start(config(1), &[(lines.as_slice(), ProtoTask::Line)]).await?;
-    let unbatched = lines::server_rate(&serving, &lines, seconds).await?;
-    serving.shutdown().await?;
-    let figures = lines::LineFigures { raw, batched, unbatched, images: lines.len() };
-    lines::write(&mut report, &figures, &peer, &set)?;
+    if runs(Figure::Pdf) {
+        let server = match serving.take() {
+            Some(server) => server,
+            None => serve_all().await?,
+        };
+        let pdfs = Arc::new(pdf::golden_pdfs(&args.documents)?);
+        let peer_pdf = pdf::PeerPdf::load(&args.peer)?;
+        let mut pdf_runs = Vec::new();
+        for &dpi in &args.pdf_dpis {
+            progress(&format!("2b. PDF pages at {dpi} dpi, concurrency {}", pdf::CONCURRENCY));
+            pdf_runs.push(pdf::measure(&server, &pdfs, dpi, seconds * 2).await?);
+        }
+        pdf::write(&mut report, &pdf_runs, &peer_pdf, &pdfs)?;
+        serving = Some(server);
+    }
 
-    progress("4. overload: fresh server, unloaded latency, then the arrivals");
-    let capacity = documents::best_rate(&document_runs);
-    let overload = overload::measure(
-        config(args.max_batch_size),
-        &documents,
-        capacity,
-        args.overload_factor,
-        Duration::from_secs(args.overload_seconds),
-        args.rounds,
-    )
-    .await?;
-    overload::write(&mut report, &overload)?;
+    if runs(Figure::Lines) {
+        progress("3. lines: raw recogniser loops");
+        let raw = lines::raw_recognizer(&args.bundle, &lines, &args.raw_batch_sizes, seconds)?;
+        progress("3. lines at concurrency 32");
+        let server = match serving.take() {
+            Some(server) => server,
+            None => serve_all().await?,
+        };
+        let batched = lines::server_rate(&server, &lines, seconds).await?;
+        server.shutdown().await?;
+        progress("3. lines at concurrency 32, --max-batch-size 1");
+        let unbatched_server = Serving::start(config(1), &[(lines.as_slice(), ProtoTask::Line)]).await?;
+        let unbatched = lines::server_rate(&unbatched_server, &lines, seconds).await?;
+        unbatched_server.shutdown().await?;
+        let figures = lines::LineFigures { raw, batched, unbatched, images: lines.len() };
+        lines::write(&mut report, &figures, &peer, &set)?;
+    }
+    if let Some(server) = serving.take() {
+        server.shutdown().await?;
+    }
 
-    progress("5. memory");
-    let serving = Serving::start(config(args.max_batch_size), &[(lines.as_slice(), ProtoTask::Line)]).await?;
-    let memory = memory::measure(&serving, &lines, args.memory_requests).await?;
-    serving.shutdown().await?;
-    memory::write(&mut report, &memory)?;
+    if runs(Figure::Overload) {
+        let capacity = match capacity {
+            Some(capacity) => capacity,
+            None => {
+                progress("4. overload: capacity at concurrency 4 (figure 2 did not run)");
+                let server = serve_all().await?;
+                let run = documents::measure(&server, &set, &documents, &[4], seconds * 2).await?;
+                server.shutdown().await?;
+                documents::best_rate(&run)
+            }
+        };
+        progress("4. overload: fresh server, unloaded latency, then the arrivals");
+        let overload = overload::measure(
+            config(args.max_batch_size),
+            &documents,
+            capacity,
+            args.overload_factor,
+            Duration::from_secs(args.overload_seconds),
+            args.rounds,
+        )
+        .await?;
+        overload::write(&mut report, &overload)?;
+    }
+
+    if runs(Figure::Memory) {
+        progress("5. memory");
+        let server = Serving::start(config(args.max_batch_size), &[(lines.as_slice(), ProtoTask::Line)]).await?;
+        let memory = memory::measure(&server, &lines, args.memory_requests).await?;
+        server.shutdown().await?;
+        memory::write(&mut report, &memory)?;
+    }
 
     report.body.push_str(
         "The recogniser alone and the `slow` variant are in `recognizer.md` beside this report \
