@@ -198,7 +198,7 @@ fn configurations(
         report,
         "ms per forward pass (fastest of {rounds} interleaved rounds after one warm-up round) and ratio to the \
          baseline; {} intra-op threads.\n",
-        intra_op_threads()
+        intra_op_threads()?
     )?;
     write!(report, "| workload |")?;
     for config in configs {
@@ -286,49 +286,32 @@ fn first_calls(
     Ok(())
 }
 
-/// Per stage: one worker at 2 intra-op threads, one at 1, and two workers at 1 each
-/// running forwards side by side (throughput: wall time / forwards).
+/// Per stage: a forward at 2 intra-op threads and at 1. Every forward runs on the
+/// process's one libtorch thread (as in the pod), so two forwards never run side by side.
 fn threads(report: &mut String, loaded: &Loaded, work: &[Workload], rounds: usize) -> anyhow::Result<()> {
     writeln!(report, "### libtorch threads per stage (2 cores)\n")?;
     writeln!(
         report,
-        "ms per forward, fastest of {rounds} rounds: one model thread with 2 or 1 intra-op threads (latency), and \
-         two model threads with 1 intra-op thread each running side by side (wall time / forwards, i.e. \
-         throughput). Inter-op threads: {} (libtorch default).\n",
-        inter_op_threads()
+        "ms per forward, fastest of {rounds} rounds, on the libtorch thread with 2 or 1 intra-op threads. Inter-op \
+         threads: {} (libtorch default).\n",
+        inter_op_threads()?
     )?;
-    writeln!(report, "| workload | 1 thread × 2 intra-op | 1 thread × 1 intra-op | 2 threads × 1 intra-op |")?;
-    writeln!(report, "|---|---|---|---|")?;
+    writeln!(report, "| workload | 2 intra-op | 1 intra-op |")?;
+    writeln!(report, "|---|---|---|")?;
     for workload in work {
         let module = loaded.module(workload.stage);
-        let (mut two, mut one, mut side_by_side) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut two, mut one) = (Vec::new(), Vec::new());
         for round in 0..=rounds {
-            set_intra_op_threads(2);
+            set_intra_op_threads(2)?;
             let t2 = forward(module, workload)?;
-            set_intra_op_threads(1);
+            set_intra_op_threads(1)?;
             let t1 = forward(module, workload)?;
-            let started = Instant::now();
-            std::thread::scope(|scope| -> anyhow::Result<()> {
-                let other = scope.spawn(|| forward(module, workload));
-                forward(module, workload)?;
-                other.join().map_err(|_| anyhow::anyhow!("forward thread panicked"))??;
-                Ok(())
-            })?;
-            let pair = started.elapsed() / 2;
             if round > 0 {
                 two.push(t2);
                 one.push(t1);
-                side_by_side.push(pair);
             }
         }
-        writeln!(
-            report,
-            "| {} | {:.1} | {:.1} | {:.1} |",
-            workload.name,
-            ms(fastest(&two)),
-            ms(fastest(&one)),
-            ms(fastest(&side_by_side))
-        )?;
+        writeln!(report, "| {} | {:.1} | {:.1} |", workload.name, ms(fastest(&two)), ms(fastest(&one)))?;
     }
     writeln!(report)?;
     Ok(())
@@ -359,7 +342,7 @@ fn batch_sizes(report: &mut String, recognizer: &Recognizer, lines: &[RgbImage],
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    set_intra_op_threads(args.threads);
+    set_intra_op_threads(args.threads)?;
     let bundle = Bundle::load(&args.bundle)?;
     let set = GoldenSet::load(&args.golden)?;
     let work = workloads(&bundle, &set)?;
@@ -393,7 +376,7 @@ fn main() -> anyhow::Result<()> {
     set_profiling_executor(DEFAULT_PROFILING_EXECUTOR);
     if section("threads") {
         threads(&mut report, &Loaded::load(&bundle, chosen)?, &work, args.rounds)?;
-        set_intra_op_threads(args.threads);
+        set_intra_op_threads(args.threads)?;
     }
     if section("batch") {
         let recognizer = Recognizer::load(&bundle, ComputeDevice::Cpu, chosen)?;

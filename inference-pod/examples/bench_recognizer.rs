@@ -93,7 +93,7 @@ fn main() -> anyhow::Result<()> {
          CPU, libtorch intra-op threads: {}.\n",
         lines.len(),
         args.rounds,
-        intra_op_threads()
+        intra_op_threads()?
     )?;
     writeln!(report, "| configuration | median pass | lines/s | min | max |")?;
     writeln!(report, "|---|---|---|---|---|")?;

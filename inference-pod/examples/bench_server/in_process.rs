@@ -23,7 +23,7 @@ use image::RgbImage;
 use kube_ocr_golden::Task;
 use kube_ocr_inference::model::{
     BatchProcessor, Bundle, ClassifierInput, ClassifierStage, ComputeDevice, DetectorStage, ModelOptions, Recognizer,
-    RecognizerStage, Stage, TorchScriptModule, best_batch_size,
+    RecognizerStage, Stage, TorchScriptModule,
 };
 use kube_ocr_vision::image::{DecodeLimits, decode_image, trim_margins};
 use kube_ocr_vision::input::classifier_input;
@@ -236,28 +236,11 @@ impl InProcess {
     }
 }
 
-/// The line widths the engine's start-up measurement reads (`serve/engine`).
-const MEASURED_LINE_WIDTHS: [u32; 4] = [200, 320, 400, 640];
-
-/// The engine's choice of recogniser batch (`fastest_recognizer_batch` in `serve/engine`,
-/// which is not public): sizes 1, 2, 4, … up to `max_batch_size`, stopping at the first
-/// that reads no faster than the best so far. A measurement of its own, so on a noisy
-/// machine it can choose differently from the server; the report shows the choice.
+/// The engine's choice of recogniser batch ([`Recognizer::fastest_batch_size`]). A
+/// measurement of its own, so on a noisy machine it can choose differently from the
+/// server; the report shows the choice.
 fn fastest_recognizer_batch(recognizer: &Recognizer, max_batch_size: usize) -> anyhow::Result<usize> {
-    if max_batch_size <= 1 {
-        return Ok(1);
-    }
-    let sizes = std::iter::successors(Some(1usize), |size| Some(size * 2))
-        .take_while(|&size| size < max_batch_size)
-        .chain([max_batch_size]);
-    let mut measured = Vec::new();
-    for size in sizes {
-        measured.extend(recognizer.measure_batch_throughput(&MEASURED_LINE_WIDTHS, &[size])?);
-        if best_batch_size(&measured) != size {
-            break;
-        }
-    }
-    Ok(best_batch_size(&measured))
+    Ok(recognizer.fastest_batch_size(max_batch_size)?.0)
 }
 
 /// One read for the worker: the bytes, the task, where the answer goes.

@@ -125,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
     let peer = peer::PeerRun::load(&args.peer, &set)?;
     let seconds = Duration::from_secs(args.seconds);
     let config = |max_batch_size| server_config(&args.bundle, args.threads, max_batch_size);
-    set_intra_op_threads(args.threads);
+    set_intra_op_threads(args.threads)?;
     let mut report = Report::default();
     let started = std::time::Instant::now();
     let progress = |step: &str| eprintln!("[{:>4.0} s] {step}", started.elapsed().as_secs_f64());

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::{fmt, str::FromStr};
 
 use crate::model::error::ModelError;
+use crate::model::torch_thread;
 
 /// What the operator asked for with `--device`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,21 +86,22 @@ pub fn cuda_device_count() -> usize {
     if tch::Cuda::is_available() { usize::try_from(tch::Cuda::device_count()).unwrap_or(0) } else { 0 }
 }
 
-/// Sets libtorch's intra-op threads for this process (the pod's `--torch-threads`).
-pub fn set_intra_op_threads(threads: i32) {
-    tch::set_num_threads(threads);
+/// Sets libtorch's intra-op threads for this process (the pod's `--torch-threads`). Set on
+/// the libtorch thread: OpenMP keeps the thread count per calling thread.
+pub fn set_intra_op_threads(threads: i32) -> Result<(), ModelError> {
+    torch_thread::run(move || tch::set_num_threads(threads))
 }
 
-/// libtorch's intra-op threads in this process.
-pub fn intra_op_threads() -> i32 {
-    tch::get_num_threads()
+/// libtorch's intra-op threads on the libtorch thread, which makes every forward pass.
+pub fn intra_op_threads() -> Result<i32, ModelError> {
+    torch_thread::run(tch::get_num_threads)
 }
 
 /// libtorch's inter-op thread pool size. That pool only runs TorchScript `fork`s and
 /// async ops, which the PP-OCR modules have none of; forwards use the calling thread and
 /// the intra-op threads.
-pub fn inter_op_threads() -> i32 {
-    tch::get_num_interop_threads()
+pub fn inter_op_threads() -> Result<i32, ModelError> {
+    torch_thread::run(tch::get_num_interop_threads)
 }
 
 /// Whether TorchScript's profiling executor runs the modules unless the process chooses

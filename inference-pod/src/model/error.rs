@@ -38,6 +38,10 @@ pub enum ModelError {
     #[error("running TorchScript module {module} in {precision} on {device}: {source}")]
     RunTorchScript { module: String, precision: Precision, device: ComputeDevice, source: tch::TchError },
 
+    /// Handing work to the thread that makes every libtorch call failed (`torch_thread`).
+    #[error("running on the libtorch thread: {reason}")]
+    RunOnTorchThread { reason: String },
+
     #[error("unexpected output of {module}: {reason}")]
     ModelOutputShape { module: String, reason: String },
 

@@ -10,6 +10,7 @@ mod device;
 mod error;
 mod precision;
 mod stages;
+mod torch_thread;
 mod torchscript;
 
 pub use batch_choice::{BATCH_TIE_TOLERANCE, best_batch_size};

@@ -2,22 +2,26 @@
 //! memory format, run on stacked f32 inputs, returning f32.
 //!
 //! Callers run these on dedicated worker threads, never on the async runtime: a forward
-//! pass blocks for milliseconds to seconds.
+//! pass blocks for milliseconds to seconds. The libtorch calls themselves run on the
+//! process's one libtorch thread ([`torch_thread`](crate::model::torch_thread)).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::Arc;
 
 use tch::{CModule, Device, Kind, TchError, Tensor};
 
 use crate::model::device::{ComputeDevice, apply_default_profiling_executor};
 use crate::model::error::ModelError;
 use crate::model::precision::{ModelOptions, Precision};
+use crate::model::torch_thread;
 
 /// A TorchScript module loaded onto one device, in inference mode.
 #[derive(Debug)]
 pub struct TorchScriptModule {
     name: String,
-    module: CModule,
+    /// Shared with the jobs the libtorch thread runs for this module.
+    module: Arc<CModule>,
     device: ComputeDevice,
     options: ModelOptions,
 }
@@ -26,23 +30,26 @@ impl TorchScriptModule {
     /// Loads `path` onto `device`, converts its floating-point weights to `options.precision`
     /// and, with `options.channels_last`, lays its 4-D weights out channels-last.
     pub fn load(name: &str, path: &Path, device: ComputeDevice, options: ModelOptions) -> Result<Self, ModelError> {
-        apply_default_profiling_executor();
-        let mut module = CModule::load_on_device(path, device.to_tch())
-            .map_err(|source| ModelError::LoadTorchScript { path: path.to_path_buf(), source })?;
-        module.set_eval();
-        let convert_error = |source: TchError| ModelError::ConvertTorchScript {
-            module: name.to_owned(),
-            precision: options.precision,
-            device,
-            source,
-        };
-        if options.precision != Precision::Fp32 {
-            convert_module(&mut module, device.to_tch(), options.precision.to_kind()).map_err(convert_error)?;
-        }
-        if options.channels_last {
-            weights_to_channels_last(&module).map_err(convert_error)?;
-        }
-        Ok(Self { name: name.to_owned(), module, device, options })
+        let (name, path) = (name.to_owned(), path.to_path_buf());
+        torch_thread::run(move || {
+            apply_default_profiling_executor();
+            let mut module = CModule::load_on_device(&path, device.to_tch())
+                .map_err(|source| ModelError::LoadTorchScript { path: path.clone(), source })?;
+            module.set_eval();
+            let convert_error = |source: TchError| ModelError::ConvertTorchScript {
+                module: name.clone(),
+                precision: options.precision,
+                device,
+                source,
+            };
+            if options.precision != Precision::Fp32 {
+                convert_module(&mut module, device.to_tch(), options.precision.to_kind()).map_err(convert_error)?;
+            }
+            if options.channels_last {
+                weights_to_channels_last(&module).map_err(convert_error)?;
+            }
+            Ok(Self { name, module: Arc::new(module), device, options })
+        })?
     }
 
     /// Stacks equally sized float inputs into one `[n, ...shape]` tensor, runs the module
@@ -54,36 +61,36 @@ impl TorchScriptModule {
         }
         let mut full_shape = vec![inputs.len() as i64];
         full_shape.extend_from_slice(shape);
-        let run = || -> Result<(Vec<f32>, Vec<i64>), TchError> {
-            let input = self.stage_input(Tensor::from_slice(&data).f_reshape(&full_shape)?)?;
-            let output = tch::no_grad(|| self.module.forward_ts(&[input]))?
+        let (module, device, options) = (self.module.clone(), self.device, self.options);
+        let run = move || -> Result<(Vec<f32>, Vec<i64>), TchError> {
+            let input = stage_input(Tensor::from_slice(&data).f_reshape(&full_shape)?, device, options)?;
+            let output = tch::no_grad(|| module.forward_ts(&[input]))?
                 .f_to_device_(Device::Cpu, Kind::Float, false, false)?
                 .f_contiguous()?;
             let size = output.size();
             Ok((Vec::<f32>::try_from(output.f_view(-1)?)?, size))
         };
-        run().map_err(|source| ModelError::RunTorchScript {
+        torch_thread::run(run)?.map_err(|source| ModelError::RunTorchScript {
             module: self.name.clone(),
             precision: self.options.precision,
             device: self.device,
             source,
         })
     }
+}
 
-    /// Moves a host f32 input onto the module's device, in the module's precision and
-    /// memory format. On CUDA the copy goes through pinned host memory so it can be
-    /// asynchronous (and runs at full PCIe speed); the f32 → half conversion then runs on
-    /// the GPU, not on the CPU.
-    fn stage_input(&self, input: Tensor) -> Result<Tensor, TchError> {
-        let device = self.device.to_tch();
-        let kind = self.options.precision.to_kind();
-        let staged = if device.is_cuda() {
-            input.f_pin_memory(device)?.f_to_device_(device, Kind::Float, true, false)?.f_to_kind(kind)?
-        } else {
-            input.f_to_kind(kind)?
-        };
-        if self.options.channels_last && staged.dim() == 4 { to_channels_last(&staged) } else { Ok(staged) }
-    }
+/// Moves a host f32 input onto the module's device, in the module's precision and memory
+/// format. On CUDA the copy goes through pinned host memory so it can be asynchronous (and
+/// runs at full PCIe speed); the f32 → half conversion then runs on the GPU, not on the CPU.
+fn stage_input(input: Tensor, device: ComputeDevice, options: ModelOptions) -> Result<Tensor, TchError> {
+    let device = device.to_tch();
+    let kind = options.precision.to_kind();
+    let staged = if device.is_cuda() {
+        input.f_pin_memory(device)?.f_to_device_(device, Kind::Float, true, false)?.f_to_kind(kind)?
+    } else {
+        input.f_to_kind(kind)?
+    };
+    if options.channels_last && staged.dim() == 4 { to_channels_last(&staged) } else { Ok(staged) }
 }
 
 /// Converts every floating-point parameter and buffer of `module` to `kind`. tch's

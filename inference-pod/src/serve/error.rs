@@ -16,6 +16,10 @@ pub enum ServeError {
     #[error("{0}")]
     SelectDevice(#[source] ModelError),
 
+    /// `--torch-threads` could not be applied.
+    #[error("setting libtorch's intra-op threads: {0}")]
+    SetTorchThreads(#[source] ModelError),
+
     #[error("loading the model: {0}")]
     LoadModel(#[source] ModelError),
 

@@ -109,7 +109,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     };
 
     if let Some(threads) = config.torch_threads {
-        set_intra_op_threads(threads);
+        set_intra_op_threads(threads).map_err(ServeError::SetTorchThreads)?;
     }
     let device = resolve_device(config.device, cuda_device_count()).map_err(ServeError::SelectDevice)?;
     let gpu = Arc::new(match device {

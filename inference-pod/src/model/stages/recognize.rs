@@ -8,6 +8,7 @@ use kube_ocr_vision::params::{ColorOrder, RecognizerConfig};
 use kube_ocr_vision::postprocess::{DecodedLine, greedy_decode};
 
 use super::{BatchProcessor, run_groups};
+use crate::model::batch_choice::best_batch_size;
 use crate::model::bundle::Bundle;
 use crate::model::device::ComputeDevice;
 use crate::model::error::ModelError;
@@ -79,13 +80,16 @@ impl Recognizer {
     }
 
     /// Lines per second at each of `batch_sizes`, from real forward passes on synthetic
-    /// white line crops `widths` pixels wide at the model's input height (the mix of widths
-    /// to expect; cycled to fill at least one batch of the largest size). Batches are
-    /// planned as the recogniser stage plans them ([`plan_line_batches`]), so the figure
-    /// includes padding to the widest line of a batch. One warm-up pass per size (first
-    /// calls per input shape are slow), then [`THROUGHPUT_ROUNDS`] rounds that time one pass
-    /// per size in turn, keeping each size's fastest: interleaving spreads whatever else
-    /// the machine is doing over all sizes alike. For start-up, to pick a batch size with
+    /// white line crops at the model's input height. `widths` are the kinds of line to
+    /// expect; each comes as a group of as many crops as the largest size, their widths
+    /// spread from it to [`WIDTH_SPREAD`] times it. A server under load has many lines of
+    /// similar width queued, and its stage groups them ([`plan_line_batches`]), so each
+    /// size is measured with full batches of similar lines, padding within a batch
+    /// included. (One crop per width would measure batches of unlike lines that the stage
+    /// never forms, and favour batch 1.) One warm-up pass per size (first calls per input
+    /// shape are slow), then [`THROUGHPUT_ROUNDS`] rounds that time one pass per size in
+    /// turn, keeping each size's fastest: interleaving spreads whatever else the machine is
+    /// doing over all sizes alike. For start-up, to pick a batch size with
     /// `best_batch_size`; takes seconds on a CPU.
     pub fn measure_batch_throughput(
         &self,
@@ -97,8 +101,8 @@ impl Recognizer {
         if widths.is_empty() || sizes.is_empty() {
             return Ok(Vec::new());
         }
-        let count = widths.len().max(largest);
-        let line_widths: Vec<u32> = widths.iter().map(|&w| w.max(1)).cycle().take(count).collect();
+        let line_widths = similar_line_widths(widths, largest);
+        let count = line_widths.len();
         let height = self.config.input_height;
         let crops: Vec<RgbImage> =
             line_widths.iter().map(|&width| RgbImage::from_pixel(width, height, Rgb([255, 255, 255]))).collect();
@@ -135,8 +139,56 @@ impl Recognizer {
     }
 }
 
+impl Recognizer {
+    /// The batch size per forward pass that reads the most lines per second here, with the
+    /// measurements it rests on: sizes 1, 2, 4, … up to `max_batch_size` in turn, on
+    /// [`MEASURED_LINE_WIDTHS`], stopping at the first that reads no faster than the best
+    /// so far ([`best_batch_size`]). Throughput rises with batch size until the device is
+    /// saturated, and measuring ever larger batches past that point would cost minutes of
+    /// start-up on a CPU (a batch of 32 long lines takes seconds per pass there).
+    pub fn fastest_batch_size(&self, max_batch_size: usize) -> Result<(usize, Vec<(usize, f64)>), ModelError> {
+        if max_batch_size <= 1 {
+            return Ok((1, Vec::new()));
+        }
+        let sizes = std::iter::successors(Some(1usize), |size| Some(size * 2))
+            .take_while(|&size| size < max_batch_size)
+            .chain([max_batch_size]);
+        let mut measured: Vec<(usize, f64)> = Vec::new();
+        for size in sizes {
+            measured.extend(self.measure_batch_throughput(&MEASURED_LINE_WIDTHS, &[size])?);
+            if best_batch_size(&measured) != size {
+                break;
+            }
+        }
+        Ok((best_batch_size(&measured), measured))
+    }
+}
+
+/// Widths (at the model's input height) of the synthetic lines [`Recognizer::fastest_batch_size`]
+/// reads: a line at the default width (every shorter one is padded to it) and a long one.
+/// Each comes as a group of similar lines, so two kinds keep the start-up measurement to
+/// seconds on a CPU.
+pub const MEASURED_LINE_WIDTHS: [u32; 2] = [320, 640];
+
 /// Timed rounds in [`Recognizer::measure_batch_throughput`].
 const THROUGHPUT_ROUNDS: usize = 3;
+
+/// The widest crop of a measured group over its narrowest: within the stage's padding
+/// limit, so a group is planned as one batch of up to the largest size.
+const WIDTH_SPREAD: f64 = 1.2;
+
+/// `per_width` crop widths for each of `widths`, spread evenly from it to [`WIDTH_SPREAD`]
+/// times it.
+fn similar_line_widths(widths: &[u32], per_width: usize) -> Vec<u32> {
+    let steps = per_width.saturating_sub(1).max(1) as f64;
+    widths
+        .iter()
+        .flat_map(|&width| {
+            let width = f64::from(width.max(1));
+            (0..per_width).map(move |k| (width * (1.0 + (WIDTH_SPREAD - 1.0) * k as f64 / steps)).round() as u32)
+        })
+        .collect()
+}
 
 /// Runs the recogniser on line crops. A batch from the queue is split into forward
 /// passes of similar width ([`plan_line_batches`]) so short lines are not padded to the
@@ -161,5 +213,23 @@ impl BatchProcessor for RecognizerStage {
             let crops: Vec<RgbImage> = batch.iter().map(|&i| lines[i].clone()).collect();
             self.recognizer.recognize(&crops)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_measured_width_gives_full_batches_of_similar_lines() {
+        for size in [1, 2, 4, 8, 16] {
+            let widths = similar_line_widths(&[200, 320, 400, 640], size);
+            assert_eq!(widths.len(), 4 * size);
+            let batches = plan_line_batches(&widths, 320, size);
+            assert_eq!(batches.len(), 4, "size {size}: {batches:?}");
+            assert!(batches.iter().all(|batch| batch.len() == size), "size {size}: {batches:?}");
+        }
+        assert_eq!(similar_line_widths(&[400], 3), vec![400, 440, 480]);
+        assert_eq!(similar_line_widths(&[0], 1), vec![1]);
     }
 }

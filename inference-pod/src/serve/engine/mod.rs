@@ -22,7 +22,7 @@ pub(crate) use request::{OcrLine, OcrOptions, OcrOutput, OcrTask, PageImage, Pha
 
 use crate::model::{
     Bundle, ClassifierInput, ClassifierStage, ComputeDevice, DetectorStage, ModelError, ModelOptions, Recognizer,
-    RecognizerStage, Stage, TorchScriptModule, best_batch_size,
+    RecognizerStage, Stage, TorchScriptModule,
 };
 use crate::serve::admission::{Admission, CostClass, Ticket};
 use crate::serve::batcher::{BatchError, BatchObserver, Batcher, BatcherConfig};
@@ -359,38 +359,13 @@ impl Drop for AdmissionClaim<'_> {
     }
 }
 
-/// Widths (at the model's input height) of the synthetic lines the start-up measurement
-/// reads: short, default, and long lines as pages have them.
-const MEASURED_LINE_WIDTHS: [u32; 4] = [200, 320, 400, 640];
-
-/// The recogniser's batch size per forward pass: the one that reads the most lines per
-/// second on this device, measured at start-up over 1, 2, 4, … up to `max_batch_size`.
-/// On a 2-core CPU that is often 1 (a batch of mixed lines pays for its padding and
-/// libtorch gains little from a bigger matrix); on a GPU the largest. The queue still
-/// hands the stage everything waiting, so requests are batched across the stage either way.
-///
-/// Sizes are tried in order and the search stops at the first that reads no faster than
-/// the best so far: throughput rises with batch size until the device is saturated, and
-/// measuring ever larger batches on a CPU that is already past that point would cost
-/// minutes of start-up (a batch of 32 long lines takes seconds per pass there).
+/// The recogniser's batch size per forward pass, measured at start-up
+/// ([`Recognizer::fastest_batch_size`]). On a 2-core CPU a batch of lines used to lose to
+/// one line at a time, on a GPU the largest wins; the queue still hands the stage
+/// everything waiting, so requests are batched across the stage either way.
 fn fastest_recognizer_batch(recognizer: &Recognizer, max_batch_size: usize) -> Result<usize, ServeError> {
-    if max_batch_size <= 1 {
-        return Ok(1);
-    }
-    let sizes = std::iter::successors(Some(1usize), |size| Some(size * 2))
-        .take_while(|&size| size < max_batch_size)
-        .chain([max_batch_size]);
     let started = Instant::now();
-    let mut measured: Vec<(usize, f64)> = Vec::new();
-    for size in sizes {
-        let sample =
-            recognizer.measure_batch_throughput(&MEASURED_LINE_WIDTHS, &[size]).map_err(ServeError::LoadModel)?;
-        measured.extend(sample.iter().copied());
-        if best_batch_size(&measured) != size {
-            break;
-        }
-    }
-    let chosen = best_batch_size(&measured);
+    let (chosen, measured) = recognizer.fastest_batch_size(max_batch_size).map_err(ServeError::LoadModel)?;
     tracing::info!(
         chosen,
         max_batch_size,
