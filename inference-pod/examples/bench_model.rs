@@ -286,32 +286,50 @@ fn first_calls(
     Ok(())
 }
 
-/// Per stage: a forward at 2 intra-op threads and at 1. Every forward runs on the
-/// process's one libtorch thread (as in the pod), so two forwards never run side by side.
+/// Per stage: one worker at 2 intra-op threads, one at 1, and two workers at 1 each
+/// running forwards side by side (throughput: wall time / forwards). Needs the default
+/// per-stage torch thread mode: with one shared thread the pair runs one after the other.
 fn threads(report: &mut String, loaded: &Loaded, work: &[Workload], rounds: usize) -> anyhow::Result<()> {
     writeln!(report, "### libtorch threads per stage (2 cores)\n")?;
     writeln!(
         report,
-        "ms per forward, fastest of {rounds} rounds, on the libtorch thread with 2 or 1 intra-op threads. Inter-op \
-         threads: {} (libtorch default).\n",
+        "ms per forward, fastest of {rounds} rounds: one model thread with 2 or 1 intra-op threads (latency), and \
+         two model threads with 1 intra-op thread each running side by side (wall time / forwards, i.e. \
+         throughput). Inter-op threads: {} (libtorch default).\n",
         inter_op_threads()?
     )?;
-    writeln!(report, "| workload | 2 intra-op | 1 intra-op |")?;
-    writeln!(report, "|---|---|---|")?;
+    writeln!(report, "| workload | 1 thread × 2 intra-op | 1 thread × 1 intra-op | 2 threads × 1 intra-op |")?;
+    writeln!(report, "|---|---|---|---|")?;
     for workload in work {
         let module = loaded.module(workload.stage);
-        let (mut two, mut one) = (Vec::new(), Vec::new());
+        let (mut two, mut one, mut side_by_side) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..=rounds {
             set_intra_op_threads(2)?;
             let t2 = forward(module, workload)?;
             set_intra_op_threads(1)?;
             let t1 = forward(module, workload)?;
+            let started = Instant::now();
+            std::thread::scope(|scope| -> anyhow::Result<()> {
+                let other = scope.spawn(|| forward(module, workload));
+                forward(module, workload)?;
+                other.join().map_err(|_| anyhow::anyhow!("forward thread panicked"))??;
+                Ok(())
+            })?;
+            let pair = started.elapsed() / 2;
             if round > 0 {
                 two.push(t2);
                 one.push(t1);
+                side_by_side.push(pair);
             }
         }
-        writeln!(report, "| {} | {:.1} | {:.1} |", workload.name, ms(fastest(&two)), ms(fastest(&one)))?;
+        writeln!(
+            report,
+            "| {} | {:.1} | {:.1} | {:.1} |",
+            workload.name,
+            ms(fastest(&two)),
+            ms(fastest(&one)),
+            ms(fastest(&side_by_side))
+        )?;
     }
     writeln!(report)?;
     Ok(())

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use kube_ocr_golden::{GoldenSet, Task};
-use kube_ocr_inference::model::set_intra_op_threads;
+use kube_ocr_inference::model::{TorchThreadMode, set_intra_op_threads, set_torch_thread_mode};
 use kube_ocr_proto::v1::Task as ProtoTask;
 use kube_ocr_vision::image::DecodeLimits;
 
@@ -87,6 +87,9 @@ struct Args {
     /// The server's `--max-batch-size` (its default); figure 3 also runs it at 1.
     #[arg(long, env = "OCR_BENCH_MAX_BATCH_SIZE", default_value_t = 8)]
     max_batch_size: usize,
+    /// Which threads call libtorch, as the pod's `--torch-thread-mode`.
+    #[arg(long, env = "OCR_BENCH_TORCH_THREAD_MODE", default_value_t = TorchThreadMode::default())]
+    torch_thread_mode: TorchThreadMode,
     /// The figures to run (all by default). Figure 4 offers a multiple of figure 2's best
     /// rate; without figure 2 it measures that rate first, at concurrency 4.
     #[arg(long, env = "OCR_BENCH_FIGURES", value_delimiter = ',', value_enum, default_values_t = Figure::ALL)]
@@ -118,6 +121,7 @@ impl Figure {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    set_torch_thread_mode(args.torch_thread_mode);
     let load_at_start = load_average();
     let set = GoldenSet::load(&args.golden)?;
     let lines = Arc::new(golden::samples(&set, Task::Line)?);

@@ -25,4 +25,5 @@ pub use error::ModelError;
 pub use precision::{ModelOptions, Precision};
 pub use stages::Recognizer;
 pub use stages::{BatchProcessor, ClassifierInput, ClassifierStage, DetectorStage, RecognizerStage};
+pub use torch_thread::{TorchThreadMode, set_torch_thread_mode};
 pub use torchscript::TorchScriptModule;

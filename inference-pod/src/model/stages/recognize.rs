@@ -165,10 +165,10 @@ impl Recognizer {
 }
 
 /// Widths (at the model's input height) of the synthetic lines [`Recognizer::fastest_batch_size`]
-/// reads: a line at the default width (every shorter one is padded to it) and a long one.
-/// Each comes as a group of similar lines, so two kinds keep the start-up measurement to
-/// seconds on a CPU.
-pub const MEASURED_LINE_WIDTHS: [u32; 2] = [320, 640];
+/// reads: one group at the default width, to which every shorter line is padded (most
+/// lines of a page). One group keeps the measurement to about a second on a CPU: every
+/// pod start pays for it.
+pub const MEASURED_LINE_WIDTHS: [u32; 1] = [320];
 
 /// Timed rounds in [`Recognizer::measure_batch_throughput`].
 const THROUGHPUT_ROUNDS: usize = 3;
