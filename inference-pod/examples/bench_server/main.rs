@@ -136,6 +136,16 @@ async fn main() -> anyhow::Result<()> {
 
     let runs = |figure: Figure| args.figures.contains(&figure);
 
+    // Before any server starts: in per-stage mode each thread that calls libtorch gets an
+    // OpenMP team, and once the process has more teams than cores every forward slows
+    // (docs/benchmarks.md), so the raw loops measured later would not be the model's limit.
+    let raw = if runs(Figure::Lines) {
+        progress("3. lines: raw recogniser loops");
+        Some(lines::raw_recognizer(&args.bundle, &lines, &args.raw_batch_sizes, seconds)?)
+    } else {
+        None
+    };
+
     let mut serving = None;
     let both_tasks = [(lines.as_slice(), ProtoTask::Line), (documents.as_slice(), ProtoTask::Document)];
     let serve_all = || Serving::start(config(args.max_batch_size), &both_tasks);
@@ -193,9 +203,7 @@ async fn main() -> anyhow::Result<()> {
         serving = Some(server);
     }
 
-    if runs(Figure::Lines) {
-        progress("3. lines: raw recogniser loops");
-        let raw = lines::raw_recognizer(&args.bundle, &lines, &args.raw_batch_sizes, seconds)?;
+    if let Some(raw) = raw {
         progress("3. lines at concurrency 32");
         let server = match serving.take() {
             Some(server) => server,
