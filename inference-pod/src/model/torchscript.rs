@@ -2,8 +2,9 @@
 //! memory format, run on stacked f32 inputs, returning f32.
 //!
 //! Callers run these on dedicated worker threads, never on the async runtime: a forward
-//! pass blocks for milliseconds to seconds. The libtorch calls themselves run on the
-//! process's one libtorch thread ([`torch_thread`](crate::model::torch_thread)).
+//! pass blocks for milliseconds to seconds. The libtorch calls themselves run where the
+//! process's torch thread mode says: on the caller's thread, or on the one shared libtorch
+//! thread ([`torch_thread`](crate::model::torch_thread)).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -20,7 +21,7 @@ use crate::model::torch_thread;
 #[derive(Debug)]
 pub struct TorchScriptModule {
     name: String,
-    /// Shared with the jobs the libtorch thread runs for this module.
+    /// Shared with the jobs that run this module (on the shared libtorch thread, in that mode).
     module: Arc<CModule>,
     device: ComputeDevice,
     options: ModelOptions,
