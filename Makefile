@@ -5,7 +5,8 @@
 #   $(CACHE)/venv-<hash of tools/requirements.txt>          torch 2.11 (libtorch for tch), export tools
 #   $(CACHE)/models-<hash of export inputs and golden set>  exported model bundles
 #   $(CACHE)/target-<hash of tools/requirements.txt>        the cargo target dir
-#   $(CACHE)/k8s-<version>/bin                               etcd, kube-apiserver, ..., helm
+#   $(CACHE)/k8s-<version>/bin                               etcd, kube-apiserver, ..., helm, and the
+#                                                            nodes': kubelet, containerd, cni/, ...
 #   $(CACHE)/seaweedfs-<version>/bin                         weed-s3tests, the tests' S3 server
 #   $(CACHE)/keda-<version>/{bin,crds}                       keda, keda-adapter and KEDA's CRDs
 # The repo gets two ignored symlinks to them: .venv and models.
@@ -118,8 +119,11 @@ setup-prerequisites: $(VENV)/.complete k8s-binaries seaweedfs keda $(MODELS)/.co
 	kubeconform gateway-api-crds $(HADOLINT_VENV)/.complete $(API_TOOLS_VENV)/.complete pod-network target-dir
 pod-network: | system-packages
 
-# A cold build takes about 13 minutes on 2 cores; each binary is stamped and skipped after.
+# The control plane's and the real nodes' binaries. A cold build takes about 13 minutes on 2
+# cores for the control plane and about 15 more for the nodes (kubelet and kube-proxy 9.5,
+# containerd 4, CoreDNS 1.5, CNI 1); each binary is stamped and skipped after.
 .PHONY: k8s-binaries
+k8s-binaries: | system-packages
 k8s-binaries:
 	@bash tools/build-k8s-binaries.sh $(K8S_BIN)
 
@@ -194,9 +198,13 @@ pod-network:
 .PHONY: system-packages
 # protoc for the gRPC build; redis-server (and redis-cli) for the shared result cache's
 # tests, started per test by test-servers/; curl, whose --aws-sigv4 signs the requests of
-# test-servers/'s S3 harness.
+# test-servers/'s S3 harness. For the real nodes (e2e/src/node): runc, iptables and
+# conntrack (containerd, kube-proxy), buildah (the images, built offline), iproute2 and
+# util-linux (the nodes' namespaces and links), busybox-static (the test pods' image), gcc
+# and libc6-dev (the static pause program).
 system-packages:
-	@bash tools/install-system-packages.sh protobuf-compiler redis-server curl
+	@bash tools/install-system-packages.sh protobuf-compiler redis-server curl \
+		runc iptables conntrack buildah iproute2 util-linux busybox-static gcc libc6-dev
 
 # The cache paths carry a hash of their inputs, so these stamps depend on nothing by mtime:
 # a fresh clone's newer file times must not trigger a rebuild of an identical cache.

@@ -1,8 +1,10 @@
-//! End-to-end harness: the local control plane (real Kubernetes components), the local
-//! node agent (our stand-in for the kubelet), KEDA against the control plane, and where their
-//! binaries live.
+//! End-to-end harness: the local control plane (real Kubernetes components), real nodes
+//! (kubelet, containerd, kube-proxy) on a network of their own, the local node agent (the
+//! stand-in for the kubelet the scenarios still use), KEDA against the control plane, and
+//! where their binaries live.
 
 pub mod control_plane;
 pub mod keda;
+pub mod node;
 pub mod node_agent;
 pub mod toolchain;

@@ -2,6 +2,7 @@
 //! with, minus what needs a kubelet, on loopback ports.
 
 use std::ffi::OsString;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use super::ControlPlaneError;
@@ -137,11 +138,16 @@ pub(crate) fn etcd_args(data_dir: &Path, ports: Ports) -> Vec<OsString> {
 /// RBAC and the Node authorizer on, and the default admission plugins (NamespaceLifecycle,
 /// LimitRanger, ServiceAccount, PodSecurity, ResourceQuota, the admission webhooks and
 /// policies, ...) plus NodeRestriction, as kubeadm enables them.
-pub(crate) fn apiserver_args(dir: &Path, ports: Ports, etcd_client: u16, pki: &Pki) -> Vec<OsString> {
+pub(crate) fn apiserver_args(dir: &Path, listen: Ipv4Addr, ports: Ports, etcd_client: u16, pki: &Pki) -> Vec<OsString> {
     args([
         ("etcd-servers", s(format!("http://127.0.0.1:{etcd_client}"))),
-        ("bind-address", s("127.0.0.1")),
-        ("advertise-address", s("127.0.0.1")),
+        ("bind-address", s(listen)),
+        // The `kubernetes` Service's endpoint: real nodes reach it over their network.
+        ("advertise-address", s(listen)),
+        // Kubelets (real nodes) serve logs, exec and port-forward on their node IP.
+        ("kubelet-client-certificate", p(&pki.apiserver_kubelet_client_cert_path())),
+        ("kubelet-client-key", p(&pki.apiserver_kubelet_client_key_path())),
+        ("kubelet-preferred-address-types", s("InternalIP,Hostname")),
         ("secure-port", s(ports.apiserver)),
         ("tls-cert-file", p(&pki.apiserver_cert_path())),
         ("tls-private-key-file", p(&pki.apiserver_key_path())),

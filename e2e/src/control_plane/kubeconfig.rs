@@ -70,7 +70,7 @@ mod tests {
     #[tokio::test]
     async fn kube_reads_what_is_written() {
         let dir = tempfile::tempdir().unwrap();
-        let pki = super::super::pki::Pki::generate(dir.path()).unwrap();
+        let pki = super::super::pki::Pki::generate(dir.path(), &[]).unwrap();
         let text = render("https://127.0.0.1:6443", &pki.ca_pem(), "system:node:n1", &Credentials::Token("t0k".into()));
         let config = client_config("system:node:n1", &text).await.unwrap();
         assert_eq!(config.cluster_url.to_string(), "https://127.0.0.1:6443/");

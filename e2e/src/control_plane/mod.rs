@@ -26,6 +26,7 @@ mod readiness;
 mod shared;
 
 use std::future::Future;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -38,7 +39,7 @@ use tracing::{info, warn};
 pub use components::{Binaries, SERVICE_ACCOUNT_ISSUER, SERVICE_CIDR, default_bin_dir};
 pub use error::ControlPlaneError;
 pub use kubeconfig::{CLUSTER_NAME, Credentials};
-pub use pki::{APISERVER_SANS, IssuedCertificate, Pki};
+pub use pki::{APISERVER_KUBELET_CLIENT, APISERVER_SANS, IssuedCertificate, Pki};
 pub use process::{StopOutcome, is_alive};
 
 use components::Ports;
@@ -57,6 +58,10 @@ pub struct ControlPlaneOptions {
     pub bin_dir: PathBuf,
     /// A fixed directory (reused, wiped first), or `None` for a fresh temp dir.
     pub dir: Option<PathBuf>,
+    /// Where the apiserver listens and what it advertises: loopback for host processes
+    /// only, the host's address on the node network for real nodes
+    /// ([`crate::node::ClusterNetwork::host_ip`]). etcd and the controllers stay on loopback.
+    pub listen_address: Ipv4Addr,
     /// How long each component may take to become ready.
     pub ready_timeout: Duration,
     /// How long a component may take to exit after SIGTERM before it gets SIGKILL.
@@ -68,6 +73,7 @@ impl Default for ControlPlaneOptions {
         ControlPlaneOptions {
             bin_dir: default_bin_dir(),
             dir: None,
+            listen_address: Ipv4Addr::LOCALHOST,
             ready_timeout: Duration::from_secs(120),
             stop_grace: Duration::from_secs(15),
         }
@@ -144,9 +150,9 @@ impl LocalControlPlane {
 
     async fn start_once(options: &ControlPlaneOptions, binaries: &Binaries) -> Result<Self, ControlPlaneError> {
         let dir = ClusterDir::prepare(options.dir.as_deref())?;
-        let pki = Pki::generate(&dir.path().join("pki"))?;
+        let pki = Pki::generate(&dir.path().join("pki"), &[options.listen_address.to_string()])?;
         let ports = Ports::from_free(&ports::free_loopback_ports(Ports::COUNT)?);
-        let apiserver_url = format!("https://127.0.0.1:{}", ports.apiserver);
+        let apiserver_url = format!("https://{}:{}", options.listen_address, ports.apiserver);
         let kubeconfig = dir.path().join("kubeconfig");
         let admin = kubeconfig::render(
             &apiserver_url,
@@ -170,7 +176,8 @@ impl LocalControlPlane {
 
         let data_dir = plane.dir().join("etcd");
         plane.spawn("etcd", &binaries.etcd, components::etcd_args(&data_dir, ports))?;
-        let apiserver_args = components::apiserver_args(plane.dir(), ports, ports.etcd_client, &plane.pki);
+        let apiserver_args =
+            components::apiserver_args(plane.dir(), options.listen_address, ports, ports.etcd_client, &plane.pki);
         plane.spawn("kube-apiserver", &binaries.kube_apiserver, apiserver_args)?;
         let client = plane.client()?;
         plane.wait_for("kube-apiserver", || readiness::apiserver_ready(client.clone())).await?;
@@ -363,7 +370,7 @@ impl LocalControlPlane {
         &self.kubeconfig
     }
 
-    /// `https://127.0.0.1:<port>`.
+    /// `https://<listen address>:<port>`.
     pub fn apiserver_url(&self) -> &str {
         &self.apiserver_url
     }

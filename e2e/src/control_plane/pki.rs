@@ -35,6 +35,9 @@ pub const APISERVER_SANS: &[&str] = &[
 /// with (`--proxy-client-cert-file`); the only name `--requestheader-allowed-names` allows.
 pub const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
 
+/// The user the apiserver is to kubelets (`--kubelet-client-certificate`), as kubeadm names it.
+pub const APISERVER_KUBELET_CLIENT: &str = "kube-apiserver-kubelet-client";
+
 /// A certificate and its private key, both PEM.
 #[derive(Clone)]
 pub struct IssuedCertificate {
@@ -62,8 +65,10 @@ impl fmt::Debug for Pki {
 }
 
 impl Pki {
-    /// Generates the CA, the apiserver certificate and the service-account keys into `dir`.
-    pub(crate) fn generate(dir: &Path) -> Result<Pki, ControlPlaneError> {
+    /// Generates the CA, the apiserver certificate (for [`APISERVER_SANS`] and
+    /// `extra_sans`), the apiserver's kubelet client certificate and the service-account
+    /// keys into `dir`.
+    pub(crate) fn generate(dir: &Path, extra_sans: &[String]) -> Result<Pki, ControlPlaneError> {
         fs::create_dir_all(dir).map_err(|e| ControlPlaneError::dir("create", dir, e))?;
 
         let mut ca_params = CertificateParams::default();
@@ -78,10 +83,17 @@ impl Pki {
         write_public(&pki.ca_cert_path(), &pki.ca.pem())?;
         write_private(&pki.ca_key_path(), &ca_key_pem)?;
 
-        let sans = APISERVER_SANS.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let mut sans = APISERVER_SANS.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        sans.extend(extra_sans.iter().filter(|san| !sans.contains(san)).cloned().collect::<Vec<_>>());
         let apiserver = pki.issue_serving("kube-apiserver", &sans)?;
         write_public(&pki.apiserver_cert_path(), &apiserver.cert_pem)?;
         write_private(&pki.apiserver_key_path(), &apiserver.key_pem)?;
+
+        // What the apiserver presents to kubelets (logs, exec, port-forward); kubelets trust
+        // the CA and authorize this user by SubjectAccessReview, which system:masters passes.
+        let kubelet_client = pki.issue_client(APISERVER_KUBELET_CLIENT, &["system:masters"])?;
+        write_public(&pki.apiserver_kubelet_client_cert_path(), &kubelet_client.cert_pem)?;
+        write_private(&pki.apiserver_kubelet_client_key_path(), &kubelet_client.key_pem)?;
 
         let sa = KeyPair::generate().map_err(|e| ControlPlaneError::cert("the service-account key", e))?;
         write_private(&pki.service_account_key_path(), &sa.serialize_pem())?;
@@ -174,6 +186,14 @@ impl Pki {
         self.dir.join("apiserver.key")
     }
 
+    pub(crate) fn apiserver_kubelet_client_cert_path(&self) -> PathBuf {
+        self.dir.join("apiserver-kubelet-client.crt")
+    }
+
+    pub(crate) fn apiserver_kubelet_client_key_path(&self) -> PathBuf {
+        self.dir.join("apiserver-kubelet-client.key")
+    }
+
     pub(crate) fn service_account_key_path(&self) -> PathBuf {
         self.dir.join("sa.key")
     }
@@ -219,7 +239,7 @@ mod tests {
     #[test]
     fn generates_the_files_the_components_read() {
         let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::generate(dir.path()).unwrap();
+        let pki = Pki::generate(dir.path(), &[]).unwrap();
         for path in [
             pki.ca_cert_path(),
             pki.ca_key_path(),

@@ -17,6 +17,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File};
+use std::io::Write as _;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -38,15 +39,17 @@ shift 5
 "$@" </dev/null &
 child=$!
 echo "$child" >"$pidfile.tmp" && mv "$pidfile.tmp" "$pidfile"
-stop=0
+stop=0 orderly=0 parent_gone=0
 trap 'stop=1' TERM INT HUP
 wait_gone() {
   local i
   for ((i = 0; i < grace * 10; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
 }
 while :; do
-  read -r -t 1 _
+  read -r -t 1 line
   status=$?
+  [[ $status == 0 && $line == stop ]] && orderly=1
+  [[ $status == 1 ]] && parent_gone=1
   if (( status > 128 && ! stop )); then
     kill -0 "$child" 2>/dev/null && continue
     break
@@ -64,8 +67,10 @@ while :; do
 done
 wait "$child"
 status=$?
-# $PPID is the parent we started with; alive (and not a zombie) it removes the dir itself.
-if [[ -n $orphan_dir ]] && ! grep -qs '^State:[[:space:]]*[^Z]' "/proc/$PPID/status"; then
+# EOF without the word "stop" first: the parent died (it may not be a zombie yet, so its
+# /proc entry is no test). An orderly stop, or a component that exited by itself, leaves
+# the dir to the parent.
+if [[ -n $orphan_dir ]] && (( parent_gone && ! orderly )); then
   rm -rf "$orphan_dir"
 fi
 exit "$status"
@@ -216,8 +221,11 @@ impl Component {
     /// period plus a few seconds.
     pub fn stop(&mut self) -> StopOutcome {
         let started = Instant::now();
-        // EOF on the watchdog's stdin: it sends SIGTERM, and SIGKILL after the grace period.
-        self.stdin.take();
+        // "stop" then EOF on the watchdog's stdin: it sends SIGTERM, and SIGKILL after the
+        // grace period; the word tells it we live on (EOF alone means we died).
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"stop\n");
+        }
         let deadline = started + self.grace + Duration::from_secs(5);
         let mut we_killed = false;
         while self.exit_status().is_none() {
