@@ -175,6 +175,13 @@ async fn run_scenario(cluster: &LocalCluster) {
         }
     };
     assert!(through_service.contains("hello from web"), "{through_service}");
+
+    // The cluster DNS (CoreDNS behind kube-dns, which the kubelet wrote into the pod's
+    // resolv.conf) knows the Service.
+    let name = format!("web.{namespace}.svc.cluster.local");
+    let lookup = kubectl(plane, &namespace, &["exec", "client", "--", "/bin/busybox", "nslookup", &name])
+        .unwrap_or_else(|err| panic!("nslookup {name} in pod client: {err}"));
+    assert!(lookup.contains(&format!("Address: {cluster_ip}")), "{lookup}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,7 @@
 
 pub mod addressing;
 pub mod config;
+pub mod dns;
 mod error;
 pub mod host_state;
 pub mod image;
@@ -56,6 +57,7 @@ pub struct NodeBinaries {
     pub containerd: PathBuf,
     pub ctr: PathBuf,
     pub pause: PathBuf,
+    pub coredns: PathBuf,
     /// Holds bridge, host-local, loopback and portmap.
     pub cni_dir: PathBuf,
     /// Holds containerd-shim-runc-v2, which containerd finds on PATH.
@@ -82,6 +84,7 @@ impl NodeBinaries {
             containerd: dir.join("containerd"),
             ctr: dir.join("ctr"),
             pause: dir.join("pause"),
+            coredns: dir.join("coredns"),
             cni_dir: dir.join("cni"),
             dir: dir.to_owned(),
         };
@@ -92,6 +95,7 @@ impl NodeBinaries {
             "containerd-shim-runc-v2",
             "ctr",
             "pause",
+            "coredns",
             "cni/bridge",
             "cni/host-local",
             "cni/loopback",
@@ -213,7 +217,7 @@ impl LocalNode {
             cgroup_root: &cgroup_root,
             resolv_conf: &resolv_conf,
             kube_proxy_kubeconfig: &proxy_kubeconfig,
-            cluster_dns: None,
+            cluster_dns: Some(dns::CLUSTER_DNS_IP),
         };
         write(&dir.join("containerd.toml"), &config::containerd_config(&inputs))?;
         write(&dir.join("cni/10-kube-ocr.conflist"), &config::cni_config(&inputs))?;
@@ -361,8 +365,12 @@ impl LocalNode {
 
     /// Builds `image` and imports it into this node's containerd.
     pub fn import_image(&self, image: &ScratchImage) -> Result<(), NodeError> {
-        let archive = image.build(&self.dir.join("images"))?;
-        network::run(self.ctr_command().args(["images", "import", "--all-platforms"]).arg(&archive))?;
+        self.import_archive(&image.build(&self.dir.join("images"))?)
+    }
+
+    /// Imports an OCI archive (see [`ScratchImage::build`]) into this node's containerd.
+    pub fn import_archive(&self, archive: &Path) -> Result<(), NodeError> {
+        network::run(self.ctr_command().args(["images", "import", "--all-platforms"]).arg(archive))?;
         Ok(())
     }
 
@@ -463,7 +471,34 @@ impl LocalCluster {
             let started = LocalNode::start(&cluster.plane, &cluster.network, index, node).await?;
             cluster.nodes.push(started);
         }
+        if !cluster.nodes.is_empty() {
+            cluster.install_dns().await?;
+        }
         Ok(cluster)
+    }
+
+    /// CoreDNS on every node's image list, then as a Deployment (a replica on each of up to
+    /// two nodes) behind `kube-dns`.
+    async fn install_dns(&self) -> Result<(), NodeError> {
+        let started = Instant::now();
+        let binaries = NodeBinaries::locate(&self.plane.binaries().dir)?;
+        let archive = ScratchImage {
+            reference: dns::COREDNS_IMAGE.to_owned(),
+            files: vec![(binaries.coredns.clone(), "/coredns".to_owned())],
+            entrypoint: vec!["/coredns".to_owned()],
+        }
+        .build(&self.plane.dir().join("images"))?;
+        for node in &self.nodes {
+            node.import_archive(&archive)?;
+        }
+        let client = self.plane.client().map_err(|source| NodeError::ControlPlane {
+            what: "an admin client".to_owned(),
+            source: Box::new(source),
+        })?;
+        let replicas = i32::try_from(self.nodes.len().min(2)).unwrap_or(2);
+        dns::install(&client, replicas, Duration::from_secs(60)).await?;
+        info!(replicas, elapsed_ms = started.elapsed().as_millis() as u64, "cluster DNS ready");
+        Ok(())
     }
 
     pub fn plane(&self) -> &LocalControlPlane {
