@@ -7,21 +7,23 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, HTTPGetAction, Node, Pod, PodSpec, Probe, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, LogParams, PostParams};
+use kube::api::{Api, ListParams, LogParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube_ocr_e2e::control_plane::{ControlPlaneOptions, LocalControlPlane};
 use kube_ocr_e2e::node::host_state::HostState;
 use kube_ocr_e2e::node::{GPU_RESOURCE, LocalCluster, NodeOptions, ScratchImage, ZONE_LABEL};
+use serde_json::json;
 
 const BUSYBOX_IMAGE: &str = "kube-ocr.test/busybox:1";
 
@@ -70,24 +72,37 @@ fn http_get(ip: Ipv4Addr, port: u16) -> std::io::Result<String> {
     Ok(reply)
 }
 
-fn kubectl(plane: &LocalControlPlane, namespace: &str, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(&plane.binaries().kubectl)
-        .arg("--kubeconfig")
-        .arg(plane.kubeconfig())
-        .args(["--namespace", namespace])
-        .args(args)
-        .output()
-        .map_err(|e| format!("kubectl: {e}"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+/// kubectl with the cluster's admin kubeconfig, as a user would run it.
+struct Kubectl {
+    program: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    fn new(plane: &LocalControlPlane) -> Kubectl {
+        Kubectl { program: plane.binaries().kubectl.clone(), kubeconfig: plane.kubeconfig().to_owned() }
+    }
+
+    fn run(&self, namespace: &str, args: &[&str]) -> Result<String, String> {
+        let output = Command::new(&self.program)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--namespace", namespace])
+            .args(args)
+            .output()
+            .map_err(|e| format!("kubectl: {e}"))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
     }
 }
 
 async fn run_scenario(cluster: &LocalCluster) {
     let plane = cluster.plane();
     let client = plane.client().unwrap();
+    let kubectl = Kubectl::new(plane);
     let node = &cluster.nodes()[0];
     let busybox = Path::new("/bin/busybox");
     assert!(busybox.is_file(), "/bin/busybox missing: `make setup` installs busybox-static");
@@ -136,7 +151,7 @@ async fn run_scenario(cluster: &LocalCluster) {
     // apiserver -> kubelet: logs and exec.
     let logs = pods.logs("web", &LogParams::default()).await.unwrap();
     assert!(logs.contains("serving"), "logs: {logs:?}");
-    let exec = kubectl(plane, &namespace, &["exec", "web", "--", "/bin/busybox", "cat", "/www/index.html"]);
+    let exec = kubectl.run(&namespace, &["exec", "web", "--", "/bin/busybox", "cat", "/www/index.html"]);
     assert_eq!(exec.as_deref().map(str::trim), Ok("hello from web"));
 
     // A ClusterIP Service through kube-proxy, from a second pod.
@@ -166,7 +181,7 @@ async fn run_scenario(cluster: &LocalCluster) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let through_service = loop {
         // kube-proxy programs the Service's rules shortly after its EndpointSlice appears.
-        let reply = kubectl(plane, &namespace, &["exec", "client", "--", "/bin/busybox", "sh", "-c", &request]);
+        let reply = kubectl.run(&namespace, &["exec", "client", "--", "/bin/busybox", "sh", "-c", &request]);
         match reply {
             Ok(page) if page.contains("200 OK") => break page,
             Ok(page) if Instant::now() > deadline => panic!("{cluster_ip}:80 from pod client answered {page:?}"),
@@ -179,27 +194,34 @@ async fn run_scenario(cluster: &LocalCluster) {
     // The cluster DNS (CoreDNS behind kube-dns, which the kubelet wrote into the pod's
     // resolv.conf) knows the Service.
     let name = format!("web.{namespace}.svc.cluster.local");
-    let lookup = kubectl(plane, &namespace, &["exec", "client", "--", "/bin/busybox", "nslookup", &name])
+    let lookup = kubectl
+        .run(&namespace, &["exec", "client", "--", "/bin/busybox", "nslookup", &name])
         .unwrap_or_else(|err| panic!("nslookup {name} in pod client: {err}"));
     assert!(lookup.contains(&format!("Address: {cluster_ip}")), "{lookup}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_node_runs_pods_that_answer_through_the_cluster_and_leaves_nothing_behind() {
+/// One cluster at a time: each is a control plane and real nodes on 2 cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Starts a cluster, runs `scenario` on it, stops it, and fails if the host is not as it was.
+/// A failing scenario shows the tail of each node's logs first (they go with the cluster).
+async fn on_a_cluster<F>(control_plane: ControlPlaneOptions, nodes: Vec<NodeOptions>, scenario: F)
+where
+    F: AsyncFnOnce(&mut LocalCluster),
+{
+    let _serial = SERIAL.lock().await;
     let before = HostState::capture();
-    let nodes = vec![NodeOptions::new("node-a", "zone-a").with_gpus(1)];
-    let cluster =
-        LocalCluster::start(ControlPlaneOptions::default(), nodes).await.unwrap_or_else(|err| panic!("{err}"));
-    let outcome = std::panic::AssertUnwindSafe(run_scenario(&cluster)).catch_unwind().await;
+    let mut cluster = LocalCluster::start(control_plane, nodes).await.unwrap_or_else(|err| panic!("{err}"));
+    let outcome = std::panic::AssertUnwindSafe(scenario(&mut cluster)).catch_unwind().await;
     if let Err(panic) = outcome {
-        // The logs go with the cluster's directory: show them before it is removed.
-        let logs = cluster.nodes()[0].dir().join("logs");
-        for name in ["kubelet", "containerd", "kube-proxy", "holder"] {
-            let path = logs.join(format!("{name}.log"));
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let tail = text.lines().rev().take(15).collect::<Vec<_>>();
-            eprintln!("--- last lines of {}:", path.display());
-            tail.iter().rev().for_each(|line| eprintln!("{line}"));
+        for node in cluster.nodes() {
+            for name in ["kubelet", "containerd", "kube-proxy", "holder"] {
+                let path = node.dir().join("logs").join(format!("{name}.log"));
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail = text.lines().rev().take(15).collect::<Vec<_>>();
+                eprintln!("--- last lines of {}:", path.display());
+                tail.iter().rev().for_each(|line| eprintln!("{line}"));
+            }
         }
         drop(cluster);
         std::panic::resume_unwind(panic);
@@ -207,4 +229,185 @@ async fn a_real_node_runs_pods_that_answer_through_the_cluster_and_leaves_nothin
     drop(cluster);
     let leftovers = before.diff(&HostState::capture());
     assert!(leftovers.is_empty(), "the cluster left this on the host:\n{}", leftovers.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_node_runs_pods_that_answer_through_the_cluster_and_leaves_nothing_behind() {
+    let nodes = vec![NodeOptions::new("node-a", "zone-a").with_gpus(1)];
+    on_a_cluster(ControlPlaneOptions::default(), nodes, async |cluster| run_scenario(cluster).await).await;
+}
+
+/// Two replicas of the web server spread over both zones, tolerating a lost node for 5 s
+/// (the default is 300 s) so the test need not wait long for their replacement.
+fn web_deployment() -> Deployment {
+    let pod = web_pod("unused");
+    let mut spec = pod.spec.unwrap();
+    let labels = json!({ "app": "web" });
+    spec.topology_spread_constraints = Some(vec![
+        serde_json::from_value(json!({
+            "maxSkew": 1,
+            "topologyKey": ZONE_LABEL,
+            "whenUnsatisfiable": "DoNotSchedule",
+            // A lost node's zone stops counting once the node is tainted unreachable.
+            "nodeTaintsPolicy": "Honor",
+            "labelSelector": { "matchLabels": labels },
+        }))
+        .unwrap(),
+    ]);
+    spec.tolerations = Some(
+        ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
+            .map(|key| {
+                serde_json::from_value(json!({
+                    "key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5,
+                }))
+                .unwrap()
+            })
+            .into(),
+    );
+    serde_json::from_value(json!({
+        "metadata": { "name": "web" },
+        "spec": {
+            "replicas": 2,
+            "selector": { "matchLabels": labels },
+            "template": { "metadata": { "labels": labels }, "spec": spec },
+        },
+    }))
+    .unwrap()
+}
+
+/// The web pods that are Ready, as (pod name, node name, pod IP).
+async fn ready_web_pods(pods: &Api<Pod>) -> Vec<(String, String, Ipv4Addr)> {
+    let list = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+    list.items
+        .into_iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .filter_map(|pod| {
+            let status = pod.status?;
+            let ready = status.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+            if !ready {
+                return None;
+            }
+            Some((pod.metadata.name?, pod.spec?.node_name?, status.pod_ip?.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn node_loss_scenario(cluster: &mut LocalCluster) {
+    let plane = cluster.plane();
+    let client = plane.client().unwrap();
+    let kubectl = Kubectl::new(plane);
+    let archive = ScratchImage {
+        reference: BUSYBOX_IMAGE.to_owned(),
+        files: vec![(Path::new("/bin/busybox").to_owned(), "/bin/busybox".to_owned())],
+        entrypoint: vec!["/bin/busybox".to_owned()],
+    }
+    .build(&plane.dir().join("images"))
+    .unwrap_or_else(|err| panic!("{err}"));
+    for node in cluster.nodes() {
+        node.import_archive(&archive).unwrap_or_else(|err| panic!("{err}"));
+    }
+    let namespace = plane.create_namespace("node-loss").await.unwrap();
+    let pods = Api::<Pod>::namespaced(client.clone(), &namespace);
+    Api::<Deployment>::namespaced(client.clone(), &namespace)
+        .create(&PostParams::default(), &web_deployment())
+        .await
+        .unwrap();
+
+    // One replica per zone.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let spread = loop {
+        let ready = ready_web_pods(&pods).await;
+        if ready.len() == 2 {
+            break ready;
+        }
+        assert!(Instant::now() < deadline, "2 ready web pods within 90 s; have {ready:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let mut nodes: Vec<&str> = spread.iter().map(|(_, node, _)| node.as_str()).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["node-a", "node-b"], "{spread:?}");
+    let (on_b, _, ip_on_b) = spread.iter().find(|(_, node, _)| node == "node-b").unwrap().clone();
+
+    // Pods of both nodes answer the host, and a pod on node-a reaches the one on node-b.
+    for (name, _, ip) in &spread {
+        let reply = http_get(*ip, 8080).unwrap_or_else(|e| panic!("GET http://{ip}:8080/: {e}"));
+        assert!(reply.contains(&format!("hello from {name}")), "{reply}");
+    }
+    let mut client_pod = web_pod("client");
+    client_pod.metadata.labels = None;
+    client_pod.spec.as_mut().unwrap().node_selector =
+        Some(BTreeMap::from([("kubernetes.io/hostname".to_owned(), "node-a".to_owned())]));
+    pods.create(&PostParams::default(), &client_pod).await.unwrap();
+    let running = await_condition(pods.clone(), "client", conditions::is_pod_running());
+    tokio::time::timeout(Duration::from_secs(60), running).await.expect("pod client running").unwrap();
+    let get = |address: String| format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 3 {address}");
+    let across = kubectl
+        .run(&namespace, &["exec", "client", "--", "/bin/busybox", "sh", "-c", &get(format!("{ip_on_b} 8080"))])
+        .unwrap_or_else(|err| panic!("node-a -> {ip_on_b}:8080: {err}"));
+    assert!(across.contains(&format!("hello from {on_b}")), "{across}");
+
+    let services = Api::<Service>::namespaced(client.clone(), &namespace);
+    let service: Service = serde_json::from_value(json!({
+        "metadata": { "name": "web" },
+        "spec": { "selector": { "app": "web" }, "ports": [{ "port": 80, "targetPort": 8080 }] },
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &service).await.unwrap();
+    let by_name = get(format!("web.{namespace}.svc.cluster.local 80"));
+    let ask_service = || kubectl.run(&namespace, &["exec", "client", "--", "/bin/busybox", "sh", "-c", &by_name]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ask_service().is_ok_and(|reply| reply.contains("200 OK")) {
+        assert!(Instant::now() < deadline, "the web Service answers within 30 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // node-b's kubelet stops. Its containers run on, but the node turns NotReady, its pods
+    // are evicted and replaced on node-a; the Service answers all along.
+    cluster.nodes_mut()[1].stop_kubelet();
+    let lost = Instant::now();
+    let nodes_api = Api::<Node>::all(client.clone());
+    let mut answered = 0;
+    let mut failures = Vec::new();
+    let replaced = loop {
+        match ask_service() {
+            Ok(reply) if reply.contains("200 OK") => answered += 1,
+            other => failures.push(format!("{:?}: {other:?}", lost.elapsed())),
+        }
+        let ready = ready_web_pods(&pods).await;
+        if ready.len() == 2 && ready.iter().all(|(_, node, _)| node == "node-a") {
+            break ready;
+        }
+        assert!(lost.elapsed() < Duration::from_secs(150), "web not replaced on node-a within 150 s: {ready:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        failures.is_empty(),
+        "the Service failed {} of {} requests: {failures:#?}",
+        failures.len(),
+        answered + failures.len()
+    );
+    let node_b = nodes_api.get("node-b").await.unwrap();
+    let ready_condition = node_b.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready_condition.status, "Unknown", "node-b's Ready condition after its kubelet stopped");
+    eprintln!(
+        "node-b lost: web replaced on node-a after {:?} ({replaced:?}); the Service answered {answered} requests meanwhile",
+        lost.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_spread_over_two_zones_and_are_replaced_when_a_node_is_lost() {
+    // The node is declared lost 15 s after its last lease renewal (kubelets renew every
+    // quarter of their 20 s lease), rather than Kubernetes' default 40 s.
+    let control_plane = ControlPlaneOptions {
+        node_monitor_grace_period: Some(Duration::from_secs(15)),
+        ..ControlPlaneOptions::default()
+    };
+    let nodes = ["node-a", "node-b"]
+        .map(|name| {
+            let zone = name.replace("node", "zone");
+            NodeOptions { lease_duration: Duration::from_secs(20), ..NodeOptions::new(name, zone) }
+        })
+        .to_vec();
+    on_a_cluster(control_plane, nodes, node_loss_scenario).await;
 }

@@ -182,8 +182,13 @@ pub(crate) fn apiserver_args(dir: &Path, listen: Ipv4Addr, ports: Ports, etcd_cl
 /// The controller manager with its own identity (`system:kube-controller-manager`), one
 /// ServiceAccount per controller, the CA to sign approved CSRs, and leader election as in a
 /// real cluster (a fresh cluster has no lease, so it takes it at once).
-pub(crate) fn controller_manager_args(kubeconfig: &Path, ports: Ports, pki: &Pki) -> Vec<OsString> {
-    args([
+pub(crate) fn controller_manager_args(
+    kubeconfig: &Path,
+    ports: Ports,
+    pki: &Pki,
+    node_monitor_grace_period: Option<std::time::Duration>,
+) -> Vec<OsString> {
+    let mut all = args([
         ("kubeconfig", p(kubeconfig)),
         ("authentication-kubeconfig", p(kubeconfig)),
         ("authorization-kubeconfig", p(kubeconfig)),
@@ -195,7 +200,11 @@ pub(crate) fn controller_manager_args(kubeconfig: &Path, ports: Ports, pki: &Pki
         ("cluster-signing-key-file", p(&pki.ca_key_path())),
         ("use-service-account-credentials", s(true)),
         ("leader-elect", s(true)),
-    ])
+    ]);
+    if let Some(grace) = node_monitor_grace_period {
+        all.extend(args([("node-monitor-grace-period", s(format!("{}s", grace.as_secs().max(1))))]));
+    }
+    all
 }
 
 /// The scheduler as `system:kube-scheduler`.

@@ -62,6 +62,10 @@ pub struct ControlPlaneOptions {
     /// only, the host's address on the node network for real nodes
     /// ([`crate::node::ClusterNetwork::host_ip`]). etcd and the controllers stay on loopback.
     pub listen_address: Ipv4Addr,
+    /// How long a node may go without renewing its lease before it is NotReady (the
+    /// controller manager's `--node-monitor-grace-period`); `None` keeps Kubernetes' default.
+    /// Node-loss tests shorten it, with a kubelet lease to match.
+    pub node_monitor_grace_period: Option<Duration>,
     /// How long each component may take to become ready.
     pub ready_timeout: Duration,
     /// How long a component may take to exit after SIGTERM before it gets SIGKILL.
@@ -74,6 +78,7 @@ impl Default for ControlPlaneOptions {
             bin_dir: default_bin_dir(),
             dir: None,
             listen_address: Ipv4Addr::LOCALHOST,
+            node_monitor_grace_period: None,
             ready_timeout: Duration::from_secs(120),
             stop_grace: Duration::from_secs(15),
         }
@@ -183,7 +188,8 @@ impl LocalControlPlane {
         plane.wait_for("kube-apiserver", || readiness::apiserver_ready(client.clone())).await?;
 
         let kcm_kubeconfig = plane.write_kubeconfig_for_user(CONTROLLER_MANAGER_USER, &[])?;
-        let kcm_args = components::controller_manager_args(&kcm_kubeconfig, ports, &plane.pki);
+        let kcm_args =
+            components::controller_manager_args(&kcm_kubeconfig, ports, &plane.pki, options.node_monitor_grace_period);
         plane.spawn("kube-controller-manager", &binaries.kube_controller_manager, kcm_args)?;
         let scheduler_kubeconfig = plane.write_kubeconfig_for_user(SCHEDULER_USER, &[])?;
         let scheduler_args = components::scheduler_args(&scheduler_kubeconfig, ports);

@@ -57,6 +57,8 @@ pub struct NodeConfigInputs<'a> {
     pub kube_proxy_kubeconfig: &'a Path,
     /// The cluster DNS Service's address, once the cluster has one.
     pub cluster_dns: Option<Ipv4Addr>,
+    /// The kubelet's node lease; it renews it every quarter of that.
+    pub node_lease_seconds: u32,
 }
 
 /// containerd's config (version 3): CRI with runc under cgroupfs and the node's CNI.
@@ -167,6 +169,7 @@ pub fn kubelet_config(inputs: &NodeConfigInputs<'_>) -> String {
         // The machine's disk is shared with builds: evict for memory only.
         "evictionHard": { "memory.available": "100Mi", "nodefs.available": "0%", "imagefs.available": "0%" },
         "nodeStatusReportFrequency": "10s",
+        "nodeLeaseDurationSeconds": inputs.node_lease_seconds,
     });
     serde_json::to_string_pretty(&config).expect("JSON serializes")
 }
@@ -238,6 +241,7 @@ mod tests {
             resolv_conf: &paths.resolv,
             kube_proxy_kubeconfig: &paths.proxy_kubeconfig,
             cluster_dns: None,
+            node_lease_seconds: 40,
         }
     }
 

@@ -133,11 +133,20 @@ pub struct NodeOptions {
     pub gpus: u32,
     /// How long the node may take to become Ready.
     pub ready_timeout: Duration,
+    /// The kubelet's node lease (Kubernetes' default 40 s); shorten it together with the
+    /// control plane's `node_monitor_grace_period`.
+    pub lease_duration: Duration,
 }
 
 impl NodeOptions {
     pub fn new(name: impl Into<String>, zone: impl Into<String>) -> NodeOptions {
-        NodeOptions { name: name.into(), zone: zone.into(), gpus: 0, ready_timeout: Duration::from_secs(90) }
+        NodeOptions {
+            name: name.into(),
+            zone: zone.into(),
+            gpus: 0,
+            ready_timeout: Duration::from_secs(90),
+            lease_duration: Duration::from_secs(40),
+        }
     }
 
     pub fn with_gpus(mut self, gpus: u32) -> NodeOptions {
@@ -218,6 +227,7 @@ impl LocalNode {
             resolv_conf: &resolv_conf,
             kube_proxy_kubeconfig: &proxy_kubeconfig,
             cluster_dns: Some(dns::CLUSTER_DNS_IP),
+            node_lease_seconds: u32::try_from(options.lease_duration.as_secs()).unwrap_or(40).max(1),
         };
         write(&dir.join("containerd.toml"), &config::containerd_config(&inputs))?;
         write(&dir.join("cni/10-kube-ocr.conflist"), &config::cni_config(&inputs))?;
@@ -385,6 +395,14 @@ impl LocalNode {
     /// The node's files: configs, `logs/` (containerd, kubelet, kube-proxy, holder).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Stops only the kubelet, as when it crashes or its machine is cut off: containers keep
+    /// running, the node stops renewing its lease and turns NotReady.
+    pub fn stop_kubelet(&mut self) {
+        if let Some(kubelet) = self.daemons.iter_mut().find(|daemon| daemon.name() == "kubelet") {
+            kubelet.stop();
+        }
     }
 
     /// Stops the daemons (newest first), then the holder, which clears the node's cgroups.
