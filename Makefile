@@ -44,6 +44,11 @@ CARGO ?= cargo
 K8S_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" { print $$2; exit }' e2e/k8s-tools/kubernetes/go.mod)
 K8S_BIN := $(CACHE)/k8s-$(K8S_VERSION)/bin
 
+# The offline base of the images the e2e tests and the demo build from deploy/docker (a
+# debootstrapped Debian, tools/build-base-image.sh); the suite is read from the script.
+BASE_IMAGE_SUITE := $(shell awk -F= '$$1 == "SUITE" { print $$2; exit }' tools/build-base-image.sh)
+BASE_IMAGE := $(CACHE)/base-image-$(BASE_IMAGE_SUITE)
+
 # promtool for `make monitoring-test`, built from the Go module pinned in tools/promtool/
 # (Prometheus publishes release v3.X.Y as Go module v0.3XX.Y).
 PROMTOOL_MODULE := $(shell awk '$$1 == "github.com/prometheus/prometheus" { print $$2; exit }' tools/promtool/go.mod)
@@ -104,6 +109,7 @@ setup: ## Install everything the build, tests and demo need (idempotent)
 	@echo "setup: kubeconform $(KUBECONFORM_VERSION) in $(KUBECONFORM)"
 	@echo "setup: SeaweedFS $(SEAWEEDFS_VERSION) (weed-s3tests) in $(SEAWEEDFS_BIN)"
 	@echo "setup: Gateway API $(GATEWAY_API_VERSION) CRDs in $(GATEWAY_API_CRDS)"
+	@echo "setup: images' base $(BASE_IMAGE)"
 	@echo "setup: KEDA $(KEDA_VERSION) (keda, keda-adapter) in $(KEDA_BIN), CRDs in $(dir $(KEDA_BIN))crds"
 
 # setup's parts run side by side, in a make of their own with SETUP_JOBS jobs, so that on a
@@ -116,7 +122,8 @@ setup: ## Install everything the build, tests and demo need (idempotent)
 SETUP_JOBS ?= 4
 .PHONY: setup-prerequisites
 setup-prerequisites: $(VENV)/.complete k8s-binaries seaweedfs keda $(MODELS)/.complete promtool system-packages \
-	kubeconform gateway-api-crds $(HADOLINT_VENV)/.complete $(API_TOOLS_VENV)/.complete pod-network target-dir
+	kubeconform gateway-api-crds $(HADOLINT_VENV)/.complete $(API_TOOLS_VENV)/.complete pod-network target-dir \
+	base-image
 pod-network: | system-packages
 
 # The control plane's and the real nodes' binaries. A cold build takes about 13 minutes on 2
@@ -126,6 +133,11 @@ pod-network: | system-packages
 k8s-binaries: | system-packages
 k8s-binaries:
 	@bash tools/build-k8s-binaries.sh $(K8S_BIN)
+
+# The images' offline base: about 30 s cold (debootstrap); stamped and skipped after.
+.PHONY: base-image
+base-image: | system-packages
+	@bash tools/build-base-image.sh $(BASE_IMAGE)
 
 # promtool: a cold build takes about 5 minutes on 2 cores; stamped and skipped after.
 .PHONY: promtool
@@ -201,10 +213,10 @@ pod-network:
 # test-servers/'s S3 harness. For the real nodes (e2e/src/node): runc, iptables and
 # conntrack (containerd, kube-proxy), buildah (the images, built offline), iproute2 and
 # util-linux (the nodes' namespaces and links), busybox-static (the test pods' image), gcc
-# and libc6-dev (the static pause program).
+# and libc6-dev (the static pause program), debootstrap (the images' base).
 system-packages:
 	@bash tools/install-system-packages.sh protobuf-compiler redis-server curl \
-		runc iptables conntrack buildah iproute2 util-linux busybox-static gcc libc6-dev
+		runc iptables conntrack buildah iproute2 util-linux busybox-static gcc libc6-dev debootstrap
 
 # The cache paths carry a hash of their inputs, so these stamps depend on nothing by mtime:
 # a fresh clone's newer file times must not trigger a rebuild of an identical cache.

@@ -35,7 +35,8 @@ done
 op=$(final_stage operator.Dockerfile)
 grep -Eq '^ARG RUNTIME_IMAGE=gcr.io/distroless/static' operator.Dockerfile || fail "operator.Dockerfile: runtime is not distroless/static"
 grep -Eq -- '--target x86_64-unknown-linux-musl' operator.Dockerfile || fail "operator.Dockerfile: not a musl (static) build"
-has "$op" '^COPY --from=build /out/ocr-operator ' || fail "operator.Dockerfile: the final stage does not copy ocr-operator"
+has "$op" '^COPY --from=artifacts /out/ocr-operator ' || fail "operator.Dockerfile: the final stage does not copy ocr-operator"
+grep -Eq '^ARG ARTIFACTS=build$' operator.Dockerfile || fail "operator.Dockerfile: users' default is not the build stage"
 
 inf=$(final_stage inference-pod.Dockerfile)
 has "$inf" '^EXPOSE 50051 8000 8080$' || fail "inference-pod.Dockerfile: does not EXPOSE 50051 8000 8080"

@@ -12,6 +12,11 @@
 
 ARG RUST_IMAGE=rust:1.95.0-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
+# Where the runtime stage takes the binary from: "build" compiles it (what users build);
+# "prebuilt" copies ./ocr-operator from the build context, a folder holding only that binary
+# (how the e2e tests and `make demo` build this image from `cargo build` output; see
+# deploy/README.md).
+ARG ARTIFACTS=build
 
 FROM ${RUST_IMAGE} AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -33,12 +38,18 @@ RUN if readelf -d /out/ocr-operator | grep NEEDED >/dev/null || readelf -l /out/
     fi \
  && /out/ocr-operator --help >/dev/null
 
-FROM ${RUNTIME_IMAGE}
+FROM scratch AS prebuilt
+COPY ocr-operator /out/ocr-operator
+
+# hadolint ignore=DL3006
+FROM ${ARTIFACTS} AS artifacts
+
+FROM ${RUNTIME_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="kube-ocr operator" \
       org.opencontainers.image.description="Reconciles OcrService resources into OCR inference pods and runs canary rollouts" \
       org.opencontainers.image.source="https://github.com/kube-ocr/kube-ocr" \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=build /out/ocr-operator /ocr-operator
+COPY --from=artifacts /out/ocr-operator /ocr-operator
 # Numeric, so that Kubernetes' runAsNonRoot can verify it (distroless "nonroot" is 65532).
 USER 65532:65532
 # Health (/healthz, /readyz) and metrics (/metrics): --http-addr, default 0.0.0.0:8080.

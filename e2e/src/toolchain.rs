@@ -40,6 +40,17 @@ pub fn keda_crd_dir(cache_root: &Path, version: &str) -> PathBuf {
     cache_root.join(format!("keda-{version}")).join("crds")
 }
 
+/// The Debian suite of the images' offline base (tools/build-base-image.sh `SUITE`).
+pub const BASE_IMAGE_SUITE: &str = "bookworm";
+
+/// The base image's OCI archive, and the reference it carries, as `make setup` writes them
+/// (`BASE_IMAGE` in the Makefile).
+pub fn base_image(cache_root: &Path) -> (PathBuf, String) {
+    let archive =
+        cache_root.join(format!("base-image-{BASE_IMAGE_SUITE}")).join(format!("debian-{BASE_IMAGE_SUITE}.oci.tar"));
+    (archive, format!("localhost/kube-ocr-base:{BASE_IMAGE_SUITE}"))
+}
+
 /// `${KUBE_OCR_CACHE:-~/.cache/kube-ocr}`, the cache `make setup` fills (`CACHE` in the Makefile).
 pub fn cache_root() -> PathBuf {
     std::env::var_os("KUBE_OCR_CACHE")
@@ -51,6 +62,20 @@ pub fn cache_root() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_base_image_is_where_and_what_the_build_script_says() {
+        let script =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/build-base-image.sh")).unwrap();
+        assert!(script.contains(&format!("\nSUITE={BASE_IMAGE_SUITE}\n")), "SUITE differs");
+        assert!(script.contains("BASE_IMAGE_REFERENCE=localhost/kube-ocr-base:$SUITE"));
+        assert!(script.contains("archive=$out/debian-$SUITE.oci.tar"));
+        let makefile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Makefile")).unwrap();
+        assert!(makefile.contains("BASE_IMAGE := $(CACHE)/base-image-$(BASE_IMAGE_SUITE)"), "Makefile's BASE_IMAGE");
+        let (archive, reference) = base_image(Path::new("/cache"));
+        assert_eq!(archive, Path::new("/cache/base-image-bookworm/debian-bookworm.oci.tar"));
+        assert_eq!(reference, "localhost/kube-ocr-base:bookworm");
+    }
 
     #[test]
     fn binaries_are_cached_per_version() {

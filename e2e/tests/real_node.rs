@@ -22,7 +22,10 @@ use kube::api::{Api, ListParams, LogParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube_ocr_e2e::control_plane::{ControlPlaneOptions, LocalControlPlane};
 use kube_ocr_e2e::node::host_state::HostState;
+use kube_ocr_e2e::node::image::DockerfileImage;
 use kube_ocr_e2e::node::{GPU_RESOURCE, LocalCluster, NodeOptions, ScratchImage, ZONE_LABEL};
+use kube_ocr_e2e::node_agent::cargo_bin_dir;
+use kube_ocr_e2e::toolchain;
 use serde_json::json;
 
 const BUSYBOX_IMAGE: &str = "kube-ocr.test/busybox:1";
@@ -63,10 +66,14 @@ fn web_pod(name: &str) -> Pod {
 }
 
 fn http_get(ip: Ipv4Addr, port: u16) -> std::io::Result<String> {
+    http_get_path(ip, port, "/")
+}
+
+fn http_get_path(ip: Ipv4Addr, port: u16, path: &str) -> std::io::Result<String> {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n")?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n")?;
     let mut reply = String::new();
     stream.read_to_string(&mut reply)?;
     Ok(reply)
@@ -410,4 +417,126 @@ async fn pods_spread_over_two_zones_and_are_replaced_when_a_node_is_lost() {
         })
         .to_vec();
     on_a_cluster(control_plane, nodes, node_loss_scenario).await;
+}
+
+/// The operator image as `deploy/docker/operator.Dockerfile` builds it, from this checkout's
+/// `ocr-operator` (stripped) through the Dockerfile's "prebuilt" artifacts stage, on the
+/// offline Debian base instead of distroless.
+fn operator_image(work_dir: &Path) -> DockerfileImage {
+    let binary = cargo_bin_dir().expect("the test runs from target/<profile>").join("ocr-operator");
+    assert!(binary.is_file(), "{} missing: `cargo test --workspace` builds it", binary.display());
+    let context = work_dir.join("operator-context");
+    std::fs::create_dir_all(&context).unwrap();
+    let stripped = Command::new("strip").arg("-o").arg(context.join("ocr-operator")).arg(&binary).status().unwrap();
+    assert!(stripped.success(), "strip {}", binary.display());
+    let (base_archive, base_reference) = toolchain::base_image(&toolchain::cache_root());
+    DockerfileImage {
+        reference: OPERATOR_IMAGE.to_owned(),
+        dockerfile: workspace_root().join("deploy/docker/operator.Dockerfile"),
+        context,
+        build_args: vec![("ARTIFACTS".to_owned(), "prebuilt".to_owned()), ("RUNTIME_IMAGE".to_owned(), base_reference)],
+        base_archives: vec![base_archive],
+    }
+}
+
+const OPERATOR_IMAGE: &str = "kube-ocr.local/operator:e2e";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// A free port on the host's loopback, for `kubectl port-forward`.
+fn free_local_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn operator_in_cluster_scenario(cluster: &mut LocalCluster) {
+    let plane = cluster.plane();
+    let client = plane.client().unwrap();
+    let kubectl = Kubectl::new(plane);
+    let images = plane.dir().join("images");
+    let archive = operator_image(&images).build(&images.join("operator")).unwrap_or_else(|err| panic!("{err}"));
+    for node in cluster.nodes() {
+        node.import_archive(&archive).unwrap_or_else(|err| panic!("{err}"));
+    }
+
+    // helm install as a user would, with the image the node holds.
+    let namespace = plane.create_namespace("operator").await.unwrap();
+    let helm_home = tempfile::tempdir().unwrap();
+    let chart = workspace_root().join("charts/kube-ocr");
+    let (repository, tag) = OPERATOR_IMAGE.rsplit_once(':').unwrap();
+    let installed = Command::new(&plane.binaries().helm)
+        .env("HOME", helm_home.path())
+        .env("XDG_CACHE_HOME", helm_home.path().join("cache"))
+        .env("XDG_CONFIG_HOME", helm_home.path().join("config"))
+        .env("XDG_DATA_HOME", helm_home.path().join("data"))
+        .arg("--kubeconfig")
+        .arg(plane.kubeconfig())
+        .args(["install", "kube-ocr"])
+        .arg(&chart)
+        .args(["--namespace", &namespace, "--wait", "--timeout", "180s"])
+        .args(["--set", &format!("operator.image.repository={repository}")])
+        .args(["--set", &format!("operator.image.tag={tag}")])
+        .args(["--set", "operator.image.pullPolicy=Never", "--set", "operator.replicas=1"])
+        .output()
+        .unwrap();
+    assert!(
+        installed.status.success(),
+        "helm install: {}\n{}\noperator pods: {:?}",
+        String::from_utf8_lossy(&installed.stdout),
+        String::from_utf8_lossy(&installed.stderr),
+        kubectl.run(&namespace, &["describe", "pods"]),
+    );
+
+    // Ready means /readyz passed: the operator reached the apiserver in-cluster, through the
+    // `kubernetes` Service and kube-proxy, as its ServiceAccount.
+    let logs = kubectl.run(&namespace, &["logs", "deployment/kube-ocr-operator"]).unwrap_or_else(|err| panic!("{err}"));
+    assert!(!logs.trim().is_empty(), "the operator logged nothing");
+
+    // kubectl port-forward from the host to the operator's metrics.
+    let port = free_local_port();
+    let mut forward = std::process::Command::new(&plane.binaries().kubectl)
+        .arg("--kubeconfig")
+        .arg(plane.kubeconfig())
+        .args(["--namespace", &namespace, "port-forward", "deployment/kube-ocr-operator", &format!("{port}:8080")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        match http_get_path(Ipv4Addr::LOCALHOST, port, "/metrics") {
+            Ok(reply) if reply.contains("200 OK") => break reply,
+            other => {
+                assert!(Instant::now() < deadline, "GET /metrics through port-forward: {other:?}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    let _ = forward.kill();
+    let _ = forward.wait();
+    assert!(metrics.contains("# TYPE"), "{metrics}");
+
+    // The operator reconciles an OcrService from the samples into its Deployment.
+    let sample = workspace_root().join("deploy/samples/ocrservice-cpu-minimal.yaml");
+    kubectl.run(&namespace, &["apply", "-f", sample.to_str().unwrap()]).unwrap_or_else(|err| panic!("{err}"));
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &namespace);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let owned =
+            deployments.list(&ListParams::default()).await.unwrap().items.into_iter().any(|d| {
+                d.metadata.owner_references.unwrap_or_default().iter().any(|owner| owner.kind == "OcrService")
+            });
+        if owned {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no Deployment of the OcrService within 60 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_image_runs_in_cluster_from_the_helm_chart() {
+    let nodes = vec![NodeOptions::new("node-a", "zone-a")];
+    on_a_cluster(ControlPlaneOptions::default(), nodes, operator_in_cluster_scenario).await;
 }

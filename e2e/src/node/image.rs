@@ -49,3 +49,58 @@ impl ScratchImage {
         Ok(archive)
     }
 }
+
+/// An image built by `buildah bud` from one of deploy/docker's Dockerfiles, offline: its
+/// base images are OCI archives loaded into the builder's storage first (see
+/// tools/build-base-image.sh), and it never pulls.
+#[derive(Debug, Clone)]
+pub struct DockerfileImage {
+    /// The reference pods name, e.g. `kube-ocr.local/operator:e2e`.
+    pub reference: String,
+    pub dockerfile: PathBuf,
+    /// The build context: for the "prebuilt" artifacts stage, a folder holding only the
+    /// artifacts.
+    pub context: PathBuf,
+    pub build_args: Vec<(String, String)>,
+    /// OCI archives of the base images the Dockerfile's `FROM`s name through build args.
+    pub base_archives: Vec<PathBuf>,
+}
+
+impl DockerfileImage {
+    /// Builds the image (storage under `work_dir`, vfs, nothing mounted) and writes it as an
+    /// OCI archive; returns the archive's path.
+    pub fn build(&self, work_dir: &Path) -> Result<PathBuf, NodeError> {
+        std::fs::create_dir_all(work_dir).map_err(|e| NodeError::dir("create", work_dir, e))?;
+        let buildah = || {
+            let mut command = Command::new("buildah");
+            command
+                .arg("--root")
+                .arg(work_dir.join("storage"))
+                .arg("--runroot")
+                .arg(work_dir.join("run"))
+                .args(["--storage-driver", "vfs"]);
+            command
+        };
+        for base in &self.base_archives {
+            if !base.is_file() {
+                return Err(NodeError::command(
+                    format!("build {}", self.reference),
+                    format!("base image {} missing; run `make setup`", base.display()),
+                ));
+            }
+            run(buildah().args(["pull", "--quiet"]).arg(format!("oci-archive:{}", base.display())))?;
+        }
+        let mut bud = buildah();
+        bud.args(["bud", "--quiet", "--pull=false", "--layers", "-f"]).arg(&self.dockerfile);
+        for (name, value) in &self.build_args {
+            bud.arg("--build-arg").arg(format!("{name}={value}"));
+        }
+        bud.args(["-t", &self.reference]).arg(&self.context);
+        run(&mut bud)?;
+        let file_name = self.reference.replace(['/', ':'], "_");
+        let archive = work_dir.join(format!("{file_name}.oci.tar"));
+        let destination = format!("oci-archive:{}:{}", archive.display(), self.reference);
+        run(buildah().args(["push", "--quiet", &self.reference, &destination]))?;
+        Ok(archive)
+    }
+}
