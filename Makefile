@@ -258,6 +258,9 @@ lint: setup ## rustfmt check and clippy with warnings denied
 test: setup lint monitoring-test docker-lint chart-test ## Everything CI runs: setup, lint, every test
 	cd golden/data && sha256sum --quiet --check MANIFEST.sha256
 	cd golden/documents && sha256sum --quiet --check MANIFEST.sha256
+	@# The real-node tests build the operator image from this binary; no test target
+	@# of its package makes cargo build it.
+	$(CARGO) build --quiet --locked -p kube-ocr-operator --bin ocr-operator
 	$(CARGO) test --workspace --locked
 
 # promtool check + unit tests of the alerts, the PrometheusRule drift check, metric names
@@ -387,11 +390,16 @@ CLUSTER_DIR ?= $(CURDIR)/target/kube-ocr
 CLUSTER := $(CARGO) run --quiet --locked -p kube-ocr-e2e --bin kube-ocr-cluster --
 
 .PHONY: cluster
-cluster: k8s-binaries target-dir ## Start the local control plane in the background; prints its kubeconfig
-	@KUBE_OCR_K8S_BIN=$(K8S_BIN) $(CLUSTER) up --detach --dir $(CLUSTER_DIR)
+# Real nodes (0 for the control plane alone); each in a zone of its own, with CLUSTER_GPUS
+# pretend GPUs.
+CLUSTER_NODES ?= 2
+CLUSTER_GPUS ?= 1
+cluster: k8s-binaries system-packages target-dir ## Start the local cluster (control plane, CLUSTER_NODES real nodes) in the background
+	@KUBE_OCR_K8S_BIN=$(K8S_BIN) $(CLUSTER) up --detach --dir $(CLUSTER_DIR) \
+		--nodes $(CLUSTER_NODES) --gpus-per-node $(CLUSTER_GPUS)
 
 .PHONY: cluster-down
-cluster-down: ## Stop the control plane `make cluster` started
+cluster-down: ## Stop the cluster `make cluster` started
 	@$(CLUSTER) down --dir $(CLUSTER_DIR)
 
 .PHONY: golden-set

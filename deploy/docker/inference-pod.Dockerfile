@@ -28,6 +28,13 @@
 
 ARG RUST_IMAGE=rust:1.95.0-bookworm
 ARG RUNTIME_IMAGE=nvidia/cuda:13.0.0-base-ubuntu24.04
+# Where the runtime stage takes its files from: "build" and "bundle" make them (what users
+# build); "prebuilt" copies them from the build context, a folder holding only libs/ (the
+# venv's torch/lib and nvidia/ at their absolute paths), bin/ (both binaries) and models/
+# (the bundle): how the e2e tests build this image from `make setup` and `cargo build`
+# output (see deploy/README.md).
+ARG ARTIFACTS=build
+ARG BUNDLE_ARTIFACTS=bundle
 
 FROM ${RUST_IMAGE} AS torch
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -72,17 +79,28 @@ RUN site=$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
  && find /out/libs \( -name include -type d -prune -exec rm -rf {} + \) -o \( -name '*.a' -delete \) \
  && if ldd /out/bin/ocr-inference-pod | grep 'not found'; then exit 1; fi
 
+FROM scratch AS prebuilt
+COPY libs/ /out/libs/
+COPY bin/ /out/bin/
+COPY models/ /out/models/
+
+# hadolint ignore=DL3006
+FROM ${ARTIFACTS} AS artifacts
+
+# hadolint ignore=DL3006
+FROM ${BUNDLE_ARTIFACTS} AS bundle-artifacts
+
 FROM ${RUNTIME_IMAGE} AS runtime
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 LABEL org.opencontainers.image.title="kube-ocr inference pod" \
       org.opencontainers.image.description="gRPC OCR server on libtorch (CUDA 13 or CPU) with the PP-OCRv4 bundle" \
       org.opencontainers.image.source="https://github.com/kube-ocr/kube-ocr" \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=build /out/libs/ /
-COPY --from=build /out/bin/ocr-inference-pod /usr/local/bin/ocr-inference-pod
+COPY --from=artifacts /out/libs/ /
+COPY --from=artifacts /out/bin/ocr-inference-pod /usr/local/bin/ocr-inference-pod
 # The PDF renderer the server runs per PDF request, beside it (--pdf-renderer's default).
-COPY --from=build /out/bin/ocr-pdf-render /usr/local/bin/ocr-pdf-render
-COPY --from=bundle /out/models/ppocr-v4 /models/ppocr-v4
+COPY --from=artifacts /out/bin/ocr-pdf-render /usr/local/bin/ocr-pdf-render
+COPY --from=bundle-artifacts /out/models/ppocr-v4 /models/ppocr-v4
 # Every library resolves in this image too, and the binary starts (no GPU needed for --help).
 RUN if ldd /usr/local/bin/ocr-inference-pod | grep 'not found'; then exit 1; fi \
  && /usr/local/bin/ocr-inference-pod --help >/dev/null \

@@ -40,9 +40,11 @@ grep -Eq '^ARG ARTIFACTS=build$' operator.Dockerfile || fail "operator.Dockerfil
 
 inf=$(final_stage inference-pod.Dockerfile)
 has "$inf" '^EXPOSE 50051 8000 8080$' || fail "inference-pod.Dockerfile: does not EXPOSE 50051 8000 8080"
-has "$inf" '^COPY --from=bundle /out/models/ppocr-v4 /models/ppocr-v4$' || fail "inference-pod.Dockerfile: no bundle at /models/ppocr-v4"
+has "$inf" '^COPY --from=bundle-artifacts /out/models/ppocr-v4 /models/ppocr-v4$' || fail "inference-pod.Dockerfile: no bundle at /models/ppocr-v4"
 has "$inf" 'OCR_BUNDLE=file:///models/ppocr-v4' || fail "inference-pod.Dockerfile: OCR_BUNDLE does not default to the baked bundle"
-has "$inf" '^COPY --from=build /out/libs/ /$' || fail "inference-pod.Dockerfile: libtorch is not copied to its build-time path"
+has "$inf" '^COPY --from=artifacts /out/libs/ /$' || fail "inference-pod.Dockerfile: libtorch is not copied to its build-time path"
+grep -Eq '^ARG ARTIFACTS=build$' inference-pod.Dockerfile && grep -Eq '^ARG BUNDLE_ARTIFACTS=bundle$' inference-pod.Dockerfile \
+  || fail "inference-pod.Dockerfile: users' defaults are not the build and bundle stages"
 grep -Eq '^ARG RUNTIME_IMAGE=nvidia/cuda:13\.' inference-pod.Dockerfile || fail "inference-pod.Dockerfile: runtime is not a CUDA 13 image"
 
 if [ $failures -gt 0 ]; then

@@ -424,7 +424,11 @@ async fn pods_spread_over_two_zones_and_are_replaced_when_a_node_is_lost() {
 /// offline Debian base instead of distroless.
 fn operator_image(work_dir: &Path) -> DockerfileImage {
     let binary = cargo_bin_dir().expect("the test runs from target/<profile>").join("ocr-operator");
-    assert!(binary.is_file(), "{} missing: `cargo test --workspace` builds it", binary.display());
+    assert!(
+        binary.is_file(),
+        "{} missing: `make test` builds it (`cargo build -p kube-ocr-operator --bin ocr-operator`)",
+        binary.display()
+    );
     let context = work_dir.join("operator-context");
     std::fs::create_dir_all(&context).unwrap();
     let stripped = Command::new("strip").arg("-o").arg(context.join("ocr-operator")).arg(&binary).status().unwrap();

@@ -66,21 +66,31 @@ pub struct DockerfileImage {
     pub base_archives: Vec<PathBuf>,
 }
 
+/// pull (each base archive), bud, push, in one private mount namespace: buildah's overlay
+/// mounts can never outlive it. `$1` storage root, `$2` run root, `$3` Dockerfile, `$4`
+/// context, `$5` image reference, `$6` archive to write, `$7` the number of base archives,
+/// then the base archives, then `--build-arg` pairs.
+const BUILD: &str = r#"
+set -euo pipefail
+storage=$1 runroot=$2 dockerfile=$3 context=$4 reference=$5 archive=$6 bases=$7
+shift 7
+buildah=(buildah --root "$storage" --runroot "$runroot" --storage-driver overlay)
+for ((i = 0; i < bases; i++)); do
+  "${buildah[@]}" pull --quiet "oci-archive:$1" >/dev/null
+  shift
+done
+# docker format: the OCI format drops SHELL (and with it the Dockerfiles' pipefail).
+"${buildah[@]}" bud --quiet --pull=false --layers --format docker --isolation chroot \
+  -f "$dockerfile" "$@" -t "$reference" "$context" >/dev/null
+rm -f "$archive"
+"${buildah[@]}" push --quiet "$reference" "oci-archive:$archive:$reference"
+"#;
+
 impl DockerfileImage {
-    /// Builds the image (storage under `work_dir`, vfs, nothing mounted) and writes it as an
-    /// OCI archive; returns the archive's path.
+    /// Builds the image (buildah's overlay storage under `work_dir`, layers reused between
+    /// builds there) and writes it as an OCI archive; returns the archive's path.
     pub fn build(&self, work_dir: &Path) -> Result<PathBuf, NodeError> {
         std::fs::create_dir_all(work_dir).map_err(|e| NodeError::dir("create", work_dir, e))?;
-        let buildah = || {
-            let mut command = Command::new("buildah");
-            command
-                .arg("--root")
-                .arg(work_dir.join("storage"))
-                .arg("--runroot")
-                .arg(work_dir.join("run"))
-                .args(["--storage-driver", "vfs"]);
-            command
-        };
         for base in &self.base_archives {
             if !base.is_file() {
                 return Err(NodeError::command(
@@ -88,19 +98,24 @@ impl DockerfileImage {
                     format!("base image {} missing; run `make setup`", base.display()),
                 ));
             }
-            run(buildah().args(["pull", "--quiet"]).arg(format!("oci-archive:{}", base.display())))?;
         }
-        let mut bud = buildah();
-        bud.args(["bud", "--quiet", "--pull=false", "--layers", "-f"]).arg(&self.dockerfile);
-        for (name, value) in &self.build_args {
-            bud.arg("--build-arg").arg(format!("{name}={value}"));
-        }
-        bud.args(["-t", &self.reference]).arg(&self.context);
-        run(&mut bud)?;
         let file_name = self.reference.replace(['/', ':'], "_");
         let archive = work_dir.join(format!("{file_name}.oci.tar"));
-        let destination = format!("oci-archive:{}:{}", archive.display(), self.reference);
-        run(buildah().args(["push", "--quiet", &self.reference, &destination]))?;
+        let mut command = Command::new("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "--", "bash", "-c", BUILD, "build"])
+            .arg(work_dir.join("storage"))
+            .arg(work_dir.join("run"))
+            .arg(&self.dockerfile)
+            .arg(&self.context)
+            .arg(&self.reference)
+            .arg(&archive)
+            .arg(self.base_archives.len().to_string())
+            .args(&self.base_archives);
+        for (name, value) in &self.build_args {
+            command.arg("--build-arg").arg(format!("{name}={value}"));
+        }
+        run(&mut command)?;
         Ok(archive)
     }
 }

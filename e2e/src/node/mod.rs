@@ -534,6 +534,25 @@ impl LocalCluster {
     pub fn network(&self) -> &ClusterNetwork {
         &self.network
     }
+
+    /// Fails with the log tail of the first control-plane component or node process that
+    /// has exited.
+    pub fn check_running(&mut self) -> Result<(), NodeError> {
+        self.plane.check_running().map_err(|source| NodeError::ControlPlane {
+            what: "the control plane".to_owned(),
+            source: Box::new(source),
+        })?;
+        self.nodes.iter_mut().try_for_each(LocalNode::check_running)
+    }
+
+    /// Stops the nodes, then the control plane (whose report this returns), then the network.
+    pub fn stop(self) -> crate::control_plane::StopReport {
+        let LocalCluster { nodes, plane, network, _network_dir } = self;
+        drop(nodes);
+        let report = plane.stop();
+        drop(network);
+        report
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! `kube-ocr-cluster`: the local control plane for humans (`make cluster`, `make demo`).
+//! `kube-ocr-cluster`: the local cluster for humans (`make cluster`, `make demo`): the control
+//! plane and, with `--nodes`, real nodes (kubelet, containerd, kube-proxy; one zone each)
+//! with the cluster DNS.
 //!
 //! `up` runs it in the foreground until SIGTERM/SIGINT/SIGHUP, in a fixed directory holding the
 //! kubeconfig, logs and `state.json`; `up --detach` starts that in the background (own
@@ -15,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
-use kube_ocr_e2e::control_plane::{ControlPlaneOptions, LocalControlPlane, default_bin_dir, is_alive};
+use kube_ocr_e2e::control_plane::{ControlPlaneOptions, LocalControlPlane, StopReport, default_bin_dir, is_alive};
+use kube_ocr_e2e::node::{LocalCluster, NodeOptions};
 use rustix::process::{Pid, Signal, kill_process, kill_process_group};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
@@ -23,7 +26,9 @@ use tracing::{error, info, warn};
 use state::{ClusterState, ComponentState};
 
 #[derive(Debug, Parser)]
-#[command(about = "The local Kubernetes control plane (etcd, kube-apiserver, controller manager, scheduler)")]
+#[command(
+    about = "The local Kubernetes cluster: control plane (etcd, kube-apiserver, controller manager, scheduler) and real nodes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -48,6 +53,13 @@ struct UpArgs {
     /// How long each component may take to become ready.
     #[arg(long, env = "KUBE_OCR_READY_TIMEOUT_SECS", default_value_t = 120)]
     ready_timeout_secs: u64,
+    /// Real nodes to start (node-a in zone-a, node-b in zone-b, ...; needs root); 0 starts
+    /// the control plane alone, on loopback.
+    #[arg(long, env = "KUBE_OCR_CLUSTER_NODES", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=4))]
+    nodes: u8,
+    /// `nvidia.com/gpu` each node advertises (there are no devices behind them).
+    #[arg(long, env = "KUBE_OCR_CLUSTER_GPUS_PER_NODE", default_value_t = 1)]
+    gpus_per_node: u32,
     /// Run in the background (output to <dir>/cluster.log) and return once ready; succeed at
     /// once if it already runs.
     #[arg(long, env = "KUBE_OCR_CLUSTER_DETACH")]
@@ -122,21 +134,22 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut stop_signals = StopSignals::new(args.ignore_hangup)?;
     let started = Instant::now();
     // A signal during the start drops the start future, and with it what was started.
-    let plane = tokio::select! {
-        plane = LocalControlPlane::start(options) => plane,
+    let cluster = tokio::select! {
+        cluster = Cluster::start(options, args.nodes, args.gpus_per_node) => cluster,
         signal = stop_signals.next() => {
             info!(signal, "stopping before the cluster was ready");
             state::remove(&dir);
             return Ok(ExitCode::from(130));
         }
     };
-    let mut plane = match plane {
-        Ok(plane) => plane,
+    let mut cluster = match cluster {
+        Ok(cluster) => cluster,
         Err(err) => {
             state::remove(&dir);
-            return Err(err.into());
+            return Err(err);
         }
     };
+    let plane = cluster.plane();
     state.ready = true;
     state.apiserver_url = Some(plane.apiserver_url().to_owned());
     state.kubeconfig = Some(plane.kubeconfig().to_owned());
@@ -146,7 +159,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .map(|c| ComponentState { name: c.name.to_owned(), pid: c.pid, process_group: c.process_group })
         .collect();
     state::write(&dir, &state)?;
-    info!(elapsed_ms = started.elapsed().as_millis() as u64, "cluster ready");
+    info!(elapsed_ms = started.elapsed().as_millis() as u64, nodes = args.nodes, "cluster ready");
     print_info(&state, &dir);
 
     let mut code = ExitCode::SUCCESS;
@@ -157,7 +170,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 break;
             }
             () = tokio::time::sleep(Duration::from_secs(1)) => {
-                if let Err(err) = plane.check_running() {
+                if let Err(err) = cluster.check_running() {
                     error!(error = %err, "a component died; stopping the cluster");
                     code = ExitCode::FAILURE;
                     break;
@@ -165,10 +178,52 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let report = tokio::task::spawn_blocking(move || plane.stop()).await?;
+    let report = tokio::task::spawn_blocking(move || cluster.stop()).await?;
     state::remove(&dir);
     info!(elapsed_ms = report.elapsed.as_millis() as u64, clean = report.clean(), "cluster stopped");
     Ok(code)
+}
+
+/// The control plane alone, or with real nodes.
+enum Cluster {
+    ControlPlane(LocalControlPlane),
+    WithNodes(LocalCluster),
+}
+
+impl Cluster {
+    async fn start(options: ControlPlaneOptions, nodes: u8, gpus_per_node: u32) -> anyhow::Result<Cluster> {
+        if nodes == 0 {
+            return Ok(Cluster::ControlPlane(LocalControlPlane::start(options).await?));
+        }
+        let nodes = (0..nodes)
+            .map(|index| {
+                let letter = char::from(b'a' + index);
+                NodeOptions::new(format!("node-{letter}"), format!("zone-{letter}")).with_gpus(gpus_per_node)
+            })
+            .collect();
+        Ok(Cluster::WithNodes(LocalCluster::start(options, nodes).await?))
+    }
+
+    fn plane(&self) -> &LocalControlPlane {
+        match self {
+            Cluster::ControlPlane(plane) => plane,
+            Cluster::WithNodes(cluster) => cluster.plane(),
+        }
+    }
+
+    fn check_running(&mut self) -> anyhow::Result<()> {
+        match self {
+            Cluster::ControlPlane(plane) => Ok(plane.check_running()?),
+            Cluster::WithNodes(cluster) => Ok(cluster.check_running()?),
+        }
+    }
+
+    fn stop(self) -> StopReport {
+        match self {
+            Cluster::ControlPlane(plane) => plane.stop(),
+            Cluster::WithNodes(cluster) => cluster.stop(),
+        }
+    }
 }
 
 /// SIGTERM, SIGINT and (unless ignored) SIGHUP. Registering SIGHUP even when ignoring it
@@ -235,6 +290,10 @@ fn detach(args: &UpArgs) -> anyhow::Result<ExitCode> {
         .arg(&dir)
         .arg("--ready-timeout-secs")
         .arg(args.ready_timeout_secs.to_string())
+        .arg("--nodes")
+        .arg(args.nodes.to_string())
+        .arg("--gpus-per-node")
+        .arg(args.gpus_per_node.to_string())
         .arg("--ignore-hangup")
         // Or the background process would detach again.
         .env_remove("KUBE_OCR_CLUSTER_DETACH")
