@@ -21,6 +21,7 @@ pub mod addressing;
 pub mod config;
 pub mod dns;
 mod error;
+mod holder;
 pub mod host_state;
 pub mod image;
 mod namespace;

@@ -17,7 +17,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::NodeError;
 use super::config::KUBELET_KERNEL_TUNABLES;
@@ -149,28 +149,7 @@ impl NodeNamespace {
         })
         .map_err(|source| NodeError::StartProcess { process: "the namespace holder", source: Box::new(source) })?;
 
-        let ready = state_dir.join("ready");
-        let started = Instant::now();
-        while !ready.exists() {
-            if let Some(status) = holder.exit_status() {
-                return Err(NodeError::Exited {
-                    process: "holder",
-                    status,
-                    log: holder.log().to_owned(),
-                    tail: holder.log_tail(20),
-                });
-            }
-            if started.elapsed() > Duration::from_secs(20) {
-                return Err(NodeError::NotReady {
-                    process: "holder",
-                    waited: started.elapsed(),
-                    last_error: format!("no {}", ready.display()),
-                    log: holder.log().to_owned(),
-                    tail: holder.log_tail(20),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::holder::wait_for_ready_file(&mut holder, "holder", &state_dir.join("ready"), Duration::from_secs(20))?;
         Ok(NodeNamespace { holder, cgroup_root: cgroup_root.trim_start_matches('/').to_owned() })
     }
 

@@ -15,7 +15,7 @@ use std::ffi::OsStr;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::NodeError;
 use super::addressing::{ClusterAddressing, MAX_SLOTS};
@@ -50,7 +50,7 @@ impl ClusterNetwork {
     pub fn create(dir: &Path, grace: Duration) -> Result<ClusterNetwork, NodeError> {
         std::fs::create_dir_all(dir.join("run")).map_err(|e| NodeError::dir("create", dir, e))?;
         let ready = dir.join("bridge.ready");
-        let holder = Component::spawn(ComponentSpec {
+        let mut holder = Component::spawn(ComponentSpec {
             name: "bridge",
             program: Path::new("unshare"),
             args: ["--net", "--", "bash", "-c", BRIDGE_HOLDER, "bridge"]
@@ -69,19 +69,7 @@ impl ClusterNetwork {
             process: "the bridge's namespace holder",
             source: Box::new(source),
         })?;
-        let started = Instant::now();
-        while !ready.exists() {
-            if started.elapsed() > Duration::from_secs(10) {
-                return Err(NodeError::NotReady {
-                    process: "bridge",
-                    waited: started.elapsed(),
-                    last_error: format!("no {}", ready.display()),
-                    log: holder.log().to_owned(),
-                    tail: holder.log_tail(20),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::holder::wait_for_ready_file(&mut holder, "bridge", &ready, Duration::from_secs(10))?;
         let holder_pid = holder.pid().to_string();
 
         // The first slot whose host link does not exist yet; creating it claims the slot.
