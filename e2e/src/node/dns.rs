@@ -201,6 +201,17 @@ mod tests {
     }
 
     #[test]
+    fn the_image_tag_is_the_coredns_version_the_go_module_pins() {
+        let go_mod = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/k8s-tools/coredns/go.mod")).unwrap();
+        let pinned = go_mod
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("github.com/coredns/coredns "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("go.mod requires github.com/coredns/coredns");
+        assert_eq!(COREDNS_IMAGE.rsplit_once(':').map(|(_, tag)| tag), Some(pinned));
+    }
+
+    #[test]
     fn the_service_sits_at_the_kubelets_cluster_dns_address() {
         let service = manifests(1).into_iter().find(|m| m["kind"] == "Service").unwrap();
         assert_eq!(service["spec"]["clusterIP"], CLUSTER_DNS_IP.to_string());
