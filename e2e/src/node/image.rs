@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::NodeError;
-use super::network::run;
+use super::command::run;
 
 /// An image made of files only (`FROM scratch`): a static program and what it reads.
 #[derive(Debug, Clone)]

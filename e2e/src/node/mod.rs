@@ -18,6 +18,7 @@
 //! [`namespace`] and [`network`] for why that holds even if the test process is killed.
 
 pub mod addressing;
+mod command;
 pub mod config;
 pub mod dns;
 mod error;
@@ -381,7 +382,7 @@ impl LocalNode {
 
     /// Imports an OCI archive (see [`ScratchImage::build`]) into this node's containerd.
     pub fn import_archive(&self, archive: &Path) -> Result<(), NodeError> {
-        network::run(self.ctr_command().args(["images", "import", "--all-platforms"]).arg(archive))?;
+        command::run(self.ctr_command().args(["images", "import", "--all-platforms"]).arg(archive))?;
         Ok(())
     }
 
