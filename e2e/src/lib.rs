@@ -4,6 +4,7 @@
 //! where their binaries live.
 
 pub mod control_plane;
+pub mod harness;
 pub mod keda;
 pub mod node;
 pub mod node_agent;

@@ -59,9 +59,32 @@ pub fn cache_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kube-ocr"))
 }
 
+/// The cargo profile directory the running executable belongs to, where the workspace's
+/// binaries are: `target/debug` for a binary there and for a test binary in
+/// `target/debug/deps`.
+pub fn cargo_bin_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    profile_dir_of(&exe)
+}
+
+fn profile_dir_of(exe: &Path) -> Option<PathBuf> {
+    let dir = exe.parent()?;
+    match dir.file_name() {
+        Some(name) if name == "deps" || name == "examples" => dir.parent().map(Path::to_owned),
+        _ => Some(dir.to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_binaries_find_the_profile_dir() {
+        assert_eq!(profile_dir_of(Path::new("/t/debug/deps/node_agent-abc")), Some("/t/debug".into()));
+        assert_eq!(profile_dir_of(Path::new("/t/release/ocr-node-agent")), Some("/t/release".into()));
+        assert!(cargo_bin_dir().is_some_and(|dir| dir.is_dir()));
+    }
 
     #[test]
     fn the_base_image_is_where_and_what_the_build_script_says() {

@@ -65,10 +65,9 @@ async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected(
     assert!(owned_by(&stable.metadata, &ocr));
     // The children are applied concurrently, so a Service may land after the Deployment.
     for name in ["invoices", "invoices-stable", "invoices-canary"] {
-        let service = wait_for(&format!("the Service {name}"), TIMEOUT, async || {
-            s.api::<Service>().get_opt(name).await.ok()?
-        })
-        .await;
+        let service =
+            wait_for(&format!("the Service {name}"), TIMEOUT, async || s.api::<Service>().get_opt(name).await.ok()?)
+                .await;
         assert!(owned_by(&service.metadata, &ocr), "Service {name}");
     }
     let hpa = wait_for("the HPA", TIMEOUT, async || {

@@ -7,25 +7,22 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use futures::FutureExt as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, HTTPGetAction, Node, Pod, PodSpec, Probe, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, ListParams, LogParams, PostParams};
+use kube::api::{Api, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
-use kube_ocr_e2e::control_plane::{ControlPlaneOptions, LocalControlPlane};
-use kube_ocr_e2e::node::host_state::HostState;
-use kube_ocr_e2e::node::image::DockerfileImage;
+use kube_ocr_e2e::control_plane::ControlPlaneOptions;
+use kube_ocr_e2e::harness::{Kubectl, free_local_port, on_a_cluster, wait_for, workspace_root};
+use kube_ocr_e2e::node::workspace_images::{ImageInputs, OPERATOR_IMAGE};
 use kube_ocr_e2e::node::{GPU_RESOURCE, LocalCluster, NodeOptions, ScratchImage, ZONE_LABEL};
-use kube_ocr_e2e::node_agent::cargo_bin_dir;
-use kube_ocr_e2e::toolchain;
 use serde_json::json;
 
 const BUSYBOX_IMAGE: &str = "kube-ocr.test/busybox:1";
@@ -79,33 +76,6 @@ fn http_get_path(ip: Ipv4Addr, port: u16, path: &str) -> std::io::Result<String>
     Ok(reply)
 }
 
-/// kubectl with the cluster's admin kubeconfig, as a user would run it.
-struct Kubectl {
-    program: PathBuf,
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    fn new(plane: &LocalControlPlane) -> Kubectl {
-        Kubectl { program: plane.binaries().kubectl.clone(), kubeconfig: plane.kubeconfig().to_owned() }
-    }
-
-    fn run(&self, namespace: &str, args: &[&str]) -> Result<String, String> {
-        let output = Command::new(&self.program)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(["--namespace", namespace])
-            .args(args)
-            .output()
-            .map_err(|e| format!("kubectl: {e}"))?;
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).into_owned())
-        }
-    }
-}
-
 async fn run_scenario(cluster: &LocalCluster) {
     let plane = cluster.plane();
     let client = plane.client().unwrap();
@@ -129,6 +99,17 @@ async fn run_scenario(cluster: &LocalCluster) {
     assert_eq!(allocatable.get(GPU_RESOURCE).map(|q| q.0.as_str()), Some("1"), "{allocatable:?}");
     let addresses = status.addresses.unwrap_or_default();
     assert!(addresses.iter().any(|a| a.type_ == "InternalIP" && a.address == node.ip().to_string()), "{addresses:?}");
+
+    // A kubelet that registers its Node anew reports no GPUs (a device plugin would add them
+    // back): the node advertises them again.
+    let nodes = Api::<Node>::all(client.clone());
+    let reset = json!({ "status": { "capacity": { GPU_RESOURCE: null }, "allocatable": { GPU_RESOURCE: null } } });
+    nodes.patch_status(node.name(), &PatchParams::default(), &Patch::Merge(&reset)).await.unwrap();
+    wait_for("the GPUs advertised again", Duration::from_secs(30), async || {
+        let allocatable = nodes.get(node.name()).await.ok()?.status?.allocatable?;
+        (allocatable.get(GPU_RESOURCE).map(|q| q.0.as_str()) == Some("1")).then_some(())
+    })
+    .await;
 
     let namespace = plane.create_namespace("real-node").await.unwrap();
     let pods = Api::<Pod>::namespaced(client.clone(), &namespace);
@@ -205,37 +186,6 @@ async fn run_scenario(cluster: &LocalCluster) {
         .run(&namespace, &["exec", "client", "--", "/bin/busybox", "nslookup", &name])
         .unwrap_or_else(|err| panic!("nslookup {name} in pod client: {err}"));
     assert!(lookup.contains(&format!("Address: {cluster_ip}")), "{lookup}");
-}
-
-/// One cluster at a time: each is a control plane and real nodes on 2 cores.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Starts a cluster, runs `scenario` on it, stops it, and fails if the host is not as it was.
-/// A failing scenario shows the tail of each node's logs first (they go with the cluster).
-async fn on_a_cluster<F>(control_plane: ControlPlaneOptions, nodes: Vec<NodeOptions>, scenario: F)
-where
-    F: AsyncFnOnce(&mut LocalCluster),
-{
-    let _serial = SERIAL.lock().await;
-    let before = HostState::capture();
-    let mut cluster = LocalCluster::start(control_plane, nodes).await.unwrap_or_else(|err| panic!("{err}"));
-    let outcome = std::panic::AssertUnwindSafe(scenario(&mut cluster)).catch_unwind().await;
-    if let Err(panic) = outcome {
-        for node in cluster.nodes() {
-            for name in ["kubelet", "containerd", "kube-proxy", "holder"] {
-                let path = node.dir().join("logs").join(format!("{name}.log"));
-                let text = std::fs::read_to_string(&path).unwrap_or_default();
-                let tail = text.lines().rev().take(15).collect::<Vec<_>>();
-                eprintln!("--- last lines of {}:", path.display());
-                tail.iter().rev().for_each(|line| eprintln!("{line}"));
-            }
-        }
-        drop(cluster);
-        std::panic::resume_unwind(panic);
-    }
-    drop(cluster);
-    let leftovers = before.diff(&HostState::capture());
-    assert!(leftovers.is_empty(), "the cluster left this on the host:\n{}", leftovers.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -419,47 +369,15 @@ async fn pods_spread_over_two_zones_and_are_replaced_when_a_node_is_lost() {
     on_a_cluster(control_plane, nodes, node_loss_scenario).await;
 }
 
-/// The operator image as `deploy/docker/operator.Dockerfile` builds it, from this checkout's
-/// `ocr-operator` (stripped) through the Dockerfile's "prebuilt" artifacts stage, on the
-/// offline Debian base instead of distroless.
-fn operator_image(work_dir: &Path) -> DockerfileImage {
-    let binary = cargo_bin_dir().expect("the test runs from target/<profile>").join("ocr-operator");
-    assert!(
-        binary.is_file(),
-        "{} missing: `make test` builds it (`cargo build -p kube-ocr-operator --bin ocr-operator`)",
-        binary.display()
-    );
-    let context = work_dir.join("operator-context");
-    std::fs::create_dir_all(&context).unwrap();
-    let stripped = Command::new("strip").arg("-o").arg(context.join("ocr-operator")).arg(&binary).status().unwrap();
-    assert!(stripped.success(), "strip {}", binary.display());
-    let (base_archive, base_reference) = toolchain::base_image(&toolchain::cache_root());
-    DockerfileImage {
-        reference: OPERATOR_IMAGE.to_owned(),
-        dockerfile: workspace_root().join("deploy/docker/operator.Dockerfile"),
-        context,
-        build_args: vec![("ARTIFACTS".to_owned(), "prebuilt".to_owned()), ("RUNTIME_IMAGE".to_owned(), base_reference)],
-        base_archives: vec![base_archive],
-    }
-}
-
-const OPERATOR_IMAGE: &str = "kube-ocr.local/operator:e2e";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
-
-/// A free port on the host's loopback, for `kubectl port-forward`.
-fn free_local_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn operator_in_cluster_scenario(cluster: &mut LocalCluster) {
     let plane = cluster.plane();
     let client = plane.client().unwrap();
     let kubectl = Kubectl::new(plane);
-    let images = plane.dir().join("images");
-    let archive = operator_image(&images).build(&images.join("operator")).unwrap_or_else(|err| panic!("{err}"));
+    // The operator image as `deploy/docker/operator.Dockerfile` builds it, from this
+    // checkout's `ocr-operator` through the "prebuilt" stage, on the offline Debian base.
+    let archive = ImageInputs::of_this_checkout()
+        .and_then(|inputs| inputs.build_operator())
+        .unwrap_or_else(|err| panic!("{err}"));
     for node in cluster.nodes() {
         node.import_archive(&archive).unwrap_or_else(|err| panic!("{err}"));
     }

@@ -8,6 +8,54 @@ use std::process::Command;
 use super::NodeError;
 use super::command::run;
 
+/// A built image as an OCI archive, ready to import into a node's containerd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageArchive {
+    pub path: PathBuf,
+    /// The reference the archive names the image by (what pods ask for).
+    pub reference: String,
+    /// The manifest's digest (`sha256:...`): a node that holds `reference` at this digest
+    /// already has the image.
+    pub digest: String,
+}
+
+impl ImageArchive {
+    /// Reads the digest that `buildah push --digestfile` wrote beside the archive.
+    fn written(path: PathBuf, reference: &str) -> Result<ImageArchive, NodeError> {
+        let digest_file = digest_file(&path);
+        let digest = std::fs::read_to_string(&digest_file).map_err(|e| NodeError::dir("read", &digest_file, e))?;
+        let digest = digest.trim().to_owned();
+        if !digest.starts_with("sha256:") {
+            return Err(NodeError::command(
+                format!("build {reference}"),
+                format!("{} holds {digest:?}, not a sha256 digest", digest_file.display()),
+            ));
+        }
+        Ok(ImageArchive { path, reference: reference.to_owned(), digest })
+    }
+}
+
+/// The digest of `reference` in the output of `ctr images list` (columns REF, TYPE, DIGEST,
+/// ...), if it is listed.
+pub fn listed_image_digest(listing: &str, reference: &str) -> Option<String> {
+    listing.lines().skip(1).find_map(|line| {
+        let mut columns = line.split_whitespace();
+        (columns.next()? == reference).then_some(())?;
+        let digest = columns.nth(1)?;
+        digest.starts_with("sha256:").then(|| digest.to_owned())
+    })
+}
+
+fn digest_file(archive: &Path) -> PathBuf {
+    let mut name = archive.as_os_str().to_owned();
+    name.push(".digest");
+    PathBuf::from(name)
+}
+
+fn archive_path(work_dir: &Path, reference: &str) -> PathBuf {
+    work_dir.join(format!("{}.oci.tar", reference.replace(['/', ':'], "_")))
+}
+
 /// An image made of files only (`FROM scratch`): a static program and what it reads.
 #[derive(Debug, Clone)]
 pub struct ScratchImage {
@@ -20,8 +68,8 @@ pub struct ScratchImage {
 
 impl ScratchImage {
     /// Builds the image with buildah (its storage under `work_dir`, vfs, so nothing is
-    /// mounted) and writes it as an OCI archive; returns the archive's path.
-    pub fn build(&self, work_dir: &Path) -> Result<PathBuf, NodeError> {
+    /// mounted) and writes it as an OCI archive.
+    pub fn build(&self, work_dir: &Path) -> Result<ImageArchive, NodeError> {
         std::fs::create_dir_all(work_dir).map_err(|e| NodeError::dir("create", work_dir, e))?;
         let buildah = || {
             let mut command = Command::new("buildah");
@@ -40,13 +88,17 @@ impl ScratchImage {
         let entrypoint = serde_json::to_string(&self.entrypoint).expect("strings serialize");
         run(buildah().args(["config", "--entrypoint", &entrypoint, &container]))?;
         let local_name = format!("localhost/kube-ocr-build-{container}");
-        run(buildah().args(["commit", "--quiet", "--rm", &container, &local_name]))?;
-        let file_name = self.reference.replace(['/', ':'], "_");
-        let archive = work_dir.join(format!("{file_name}.oci.tar"));
+        // A fixed timestamp makes the digest depend on the files only, so a node whose image
+        // store already holds the same image skips the import.
+        run(buildah().args(["commit", "--quiet", "--timestamp", "0", "--rm", &container, &local_name]))?;
+        let archive = archive_path(work_dir, &self.reference);
         let destination = format!("oci-archive:{}:{}", archive.display(), self.reference);
-        run(buildah().args(["push", "--quiet", &local_name, &destination]))?;
+        run(buildah()
+            .args(["push", "--quiet", "--digestfile"])
+            .arg(digest_file(&archive))
+            .args([&local_name, &destination]))?;
         run(buildah().args(["rmi", &local_name]))?;
-        Ok(archive)
+        ImageArchive::written(archive, &self.reference)
     }
 }
 
@@ -69,7 +121,10 @@ pub struct DockerfileImage {
 /// pull (each base archive), bud, push, in one private mount namespace: buildah's overlay
 /// mounts can never outlive it. `$1` storage root, `$2` run root, `$3` Dockerfile, `$4`
 /// context, `$5` image reference, `$6` archive to write, `$7` the number of base archives,
-/// then the base archives, then `--build-arg` pairs.
+/// then the base archives, then `--build-arg` pairs. The archive is written beside its
+/// final name and renamed, so a node importing the previous one never reads half a file;
+/// layers are not compressed (gzip of the 4 GB libtorch layer costs minutes and saves
+/// nothing on a local disk).
 const BUILD: &str = r#"
 set -euo pipefail
 storage=$1 runroot=$2 dockerfile=$3 context=$4 reference=$5 archive=$6 bases=$7
@@ -82,15 +137,27 @@ done
 # docker format: the OCI format drops SHELL (and with it the Dockerfiles' pipefail).
 "${buildah[@]}" bud --quiet --pull=false --layers --format docker --isolation chroot \
   -f "$dockerfile" "$@" -t "$reference" "$context" >/dev/null
-rm -f "$archive"
-"${buildah[@]}" push --quiet "$reference" "oci-archive:$archive:$reference"
+rm -f "$archive.partial" "$archive.digest.partial"
+"${buildah[@]}" push --quiet --disable-compression --digestfile "$archive.digest.partial" \
+  "$reference" "oci-archive:$archive.partial:$reference"
+mv "$archive.partial" "$archive"
+mv "$archive.digest.partial" "$archive.digest"
 "#;
 
 impl DockerfileImage {
     /// Builds the image (buildah's overlay storage under `work_dir`, layers reused between
-    /// builds there) and writes it as an OCI archive; returns the archive's path.
-    pub fn build(&self, work_dir: &Path) -> Result<PathBuf, NodeError> {
+    /// builds there) and writes it as an OCI archive. Builds in one `work_dir` take turns,
+    /// also across processes (a file lock).
+    pub fn build(&self, work_dir: &Path) -> Result<ImageArchive, NodeError> {
         std::fs::create_dir_all(work_dir).map_err(|e| NodeError::dir("create", work_dir, e))?;
+        let lock_path = work_dir.join("build.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| NodeError::dir("open", &lock_path, e))?;
+        lock.lock().map_err(|e| NodeError::dir("lock", &lock_path, e))?;
         for base in &self.base_archives {
             if !base.is_file() {
                 return Err(NodeError::command(
@@ -99,8 +166,7 @@ impl DockerfileImage {
                 ));
             }
         }
-        let file_name = self.reference.replace(['/', ':'], "_");
-        let archive = work_dir.join(format!("{file_name}.oci.tar"));
+        let archive = archive_path(work_dir, &self.reference);
         let mut command = Command::new("unshare");
         command
             .args(["--mount", "--propagation", "private", "--", "bash", "-c", BUILD, "build"])
@@ -116,6 +182,29 @@ impl DockerfileImage {
             command.arg("--build-arg").arg(format!("{name}={value}"));
         }
         run(&mut command)?;
-        Ok(archive)
+        ImageArchive::written(archive, &self.reference)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_of_a_listed_image_is_read_from_its_row_only() {
+        let listing = "REF                          TYPE                                                 DIGEST          SIZE    PLATFORMS   LABELS\n\
+                       kube-ocr.local/operator:e2e  application/vnd.docker.distribution.manifest.v2+json sha256:aaa 12.0 MiB linux/amd64 -\n\
+                       kube-ocr.local/operator:old  application/vnd.docker.distribution.manifest.v2+json sha256:bbb 12.0 MiB linux/amd64 -\n";
+        assert_eq!(listed_image_digest(listing, "kube-ocr.local/operator:old").as_deref(), Some("sha256:bbb"));
+        assert_eq!(listed_image_digest(listing, "kube-ocr.local/operator:e2e").as_deref(), Some("sha256:aaa"));
+        assert_eq!(listed_image_digest(listing, "kube-ocr.local/operator"), None);
+        assert_eq!(listed_image_digest("REF TYPE DIGEST SIZE PLATFORMS LABELS\n", "x"), None);
+    }
+
+    #[test]
+    fn an_archive_is_named_after_its_reference_and_its_digest_sits_beside_it() {
+        let archive = archive_path(Path::new("/w"), "ghcr.io/kube-ocr/inference-pod:0.1.0");
+        assert_eq!(archive, Path::new("/w/ghcr.io_kube-ocr_inference-pod_0.1.0.oci.tar"));
+        assert_eq!(digest_file(&archive), Path::new("/w/ghcr.io_kube-ocr_inference-pod_0.1.0.oci.tar.digest"));
     }
 }

@@ -22,11 +22,14 @@ mod command;
 pub mod config;
 pub mod dns;
 mod error;
+mod gpus;
 mod holder;
 pub mod host_state;
 pub mod image;
+pub mod image_store;
 mod namespace;
 mod network;
+pub mod workspace_images;
 
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
@@ -34,11 +37,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use tracing::info;
 
 pub use error::NodeError;
-pub use image::ScratchImage;
+pub use image::{DockerfileImage, ImageArchive, ScratchImage};
+pub use image_store::ImageStore;
 pub use namespace::NodeNamespace;
 pub use network::ClusterNetwork;
 
@@ -138,6 +142,9 @@ pub struct NodeOptions {
     /// The kubelet's node lease (Kubernetes' default 40 s); shorten it together with the
     /// control plane's `node_monitor_grace_period`.
     pub lease_duration: Duration,
+    /// Where the node claims its containerd root (see [`image_store`]): by default in the
+    /// cache, so images outlive the cluster.
+    pub image_stores: PathBuf,
 }
 
 impl NodeOptions {
@@ -148,6 +155,7 @@ impl NodeOptions {
             gpus: 0,
             ready_timeout: Duration::from_secs(90),
             lease_duration: Duration::from_secs(40),
+            image_stores: image_store::image_store_root(&crate::toolchain::cache_root()),
         }
     }
 
@@ -167,6 +175,10 @@ pub struct LocalNode {
     /// containerd, kubelet, kube-proxy, in start order.
     daemons: Vec<Component>,
     namespace: NodeNamespace,
+    /// Advertises the node's GPUs again when the Node loses them; aborted on stop.
+    gpu_keeper: Option<tokio::task::JoinHandle<()>>,
+    /// Released (by drop, after `stop`) only once containerd no longer runs on it.
+    _image_store: ImageStore,
 }
 
 impl LocalNode {
@@ -184,12 +196,13 @@ impl LocalNode {
             return Err(NodeError::command("start a node", format!("node index {index} is past the limit")));
         };
         let dir = plane.dir().join("nodes").join(&options.name);
-        for sub in ["logs", "run", "cni", "containerd"] {
+        for sub in ["logs", "run", "cni"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| NodeError::dir("create", &dir.join(sub), e))?;
         }
         let cgroup_root = cgroup_root(addressing.slot(), &options.name);
         let grace = Duration::from_secs(15);
-        let namespace = NodeNamespace::start(&dir, &dir.join("containerd"), &cgroup_root, grace)?;
+        let image_store = ImageStore::claim(&options.image_stores)?;
+        let namespace = NodeNamespace::start(&dir, image_store.containerd_root(), &cgroup_root, grace)?;
         let mut node = LocalNode {
             name: options.name.clone(),
             ip,
@@ -197,6 +210,8 @@ impl LocalNode {
             ctr: binaries.ctr.clone(),
             daemons: Vec::new(),
             namespace,
+            gpu_keeper: None,
+            _image_store: image_store,
         };
         network.attach_node(index, node.namespace.pid())?;
 
@@ -267,6 +282,7 @@ impl LocalNode {
         node.wait_ready(&client, options.ready_timeout).await?;
         if options.gpus > 0 {
             node.advertise_gpus(&client, options.gpus).await?;
+            node.gpu_keeper = Some(gpus::keep_advertised(client.clone(), options.name.clone(), options.gpus));
         }
         info!(node = %node.name, %ip, elapsed_ms = started.elapsed().as_millis() as u64, "node ready");
         Ok(node)
@@ -354,18 +370,13 @@ impl LocalNode {
     /// plugin would have the kubelet report it; the scheduler and the kubelet's admission
     /// then count it.
     pub async fn advertise_gpus(&self, client: &kube::Client, gpus: u32) -> Result<(), NodeError> {
-        let quantity = serde_json::Value::String(gpus.to_string());
-        let patch = serde_json::json!({
-            "status": {
-                "capacity": { GPU_RESOURCE: quantity },
-                "allocatable": { GPU_RESOURCE: quantity },
-            }
-        });
-        Api::<Node>::all(client.clone())
-            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|source| NodeError::Api { what: format!("advertise {gpus} GPUs on {}", self.name), source })?;
-        Ok(())
+        gpus::advertise(client, &self.name, gpus).await
+    }
+
+    /// A command that runs inside the node's network and mount namespaces (as a program on
+    /// the node itself would), e.g. to reach a Service through the node's kube-proxy rules.
+    pub fn command(&self, program: impl Into<PathBuf>) -> std::process::Command {
+        self.namespace.command(program)
     }
 
     /// A `ctr` command against this node's containerd, in the CRI's namespace.
@@ -380,10 +391,42 @@ impl LocalNode {
         self.import_archive(&image.build(&self.dir.join("images"))?)
     }
 
-    /// Imports an OCI archive (see [`ScratchImage::build`]) into this node's containerd.
-    pub fn import_archive(&self, archive: &Path) -> Result<(), NodeError> {
-        command::run(self.ctr_command().args(["images", "import", "--all-platforms"]).arg(archive))?;
+    /// Imports a built image into this node's containerd, unless the node already holds
+    /// that reference at that digest (its image store outlives clusters). The layer blobs
+    /// stay in the content store beside their unpacked snapshots: a rebuilt image whose
+    /// libtorch layer did not change then skips that layer instead of writing 4 GB again.
+    pub fn import_archive(&self, archive: &ImageArchive) -> Result<(), NodeError> {
+        if self.image_digest(&archive.reference)?.as_deref() == Some(archive.digest.as_str()) {
+            info!(node = %self.name, image = %archive.reference, digest = %archive.digest, "image already on the node");
+            return Ok(());
+        }
+        let started = Instant::now();
+        command::run(self.ctr_command().args(["images", "import", "--all-platforms"]).arg(&archive.path))?;
+        match self.image_digest(&archive.reference)? {
+            Some(digest) if digest == archive.digest => {}
+            other => {
+                return Err(NodeError::command(
+                    format!("ctr images import {}", archive.path.display()),
+                    format!(
+                        "the node holds {} at {other:?} after the import, not {}",
+                        archive.reference, archive.digest
+                    ),
+                ));
+            }
+        }
+        info!(
+            node = %self.name,
+            image = %archive.reference,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "image imported"
+        );
         Ok(())
+    }
+
+    /// The digest this node's containerd holds `reference` at, if it holds it.
+    pub fn image_digest(&self, reference: &str) -> Result<Option<String>, NodeError> {
+        let listing = command::run(self.ctr_command().args(["images", "list"]).arg(format!("name=={reference}")))?;
+        Ok(image::listed_image_digest(&listing, reference))
     }
 
     pub fn name(&self) -> &str {
@@ -409,6 +452,9 @@ impl LocalNode {
 
     /// Stops the daemons (newest first), then the holder, which clears the node's cgroups.
     pub fn stop(&mut self) {
+        if let Some(keeper) = self.gpu_keeper.take() {
+            keeper.abort();
+        }
         while let Some(mut daemon) = self.daemons.pop() {
             daemon.stop();
         }

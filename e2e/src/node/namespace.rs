@@ -7,7 +7,8 @@
 //! - /sys: a sysfs of the node's network namespace (the host's lists the host's links).
 //!   Mounting it hides the cgroup hierarchies beneath, so they are moved back on top.
 //! - /proc/sys files: see [`super::config::KUBELET_KERNEL_TUNABLES`].
-//! - /var/lib/containerd: a directory on disk, so image layers do not fill memory.
+//! - /var/lib/containerd: a directory on disk that outlives the cluster (an
+//!   [`super::ImageStore`]), so image layers do not fill memory and are imported once.
 //!
 //! The holder also owns the node's cgroup tree (the kubelet's `cgroupRoot`, and `system`
 //! below it for the node's daemons). On SIGTERM, which its watchdog sends once the daemons

@@ -85,22 +85,6 @@ impl ImageMap {
     }
 }
 
-/// The cargo profile directory the running executable belongs to, where the workspace's
-/// binaries are: `target/debug` for a binary there and for a test binary in
-/// `target/debug/deps`. For [`ImageMap::workspace_defaults`] from tests.
-pub fn cargo_bin_dir() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    profile_dir_of(&exe)
-}
-
-fn profile_dir_of(exe: &Path) -> Option<PathBuf> {
-    let dir = exe.parent()?;
-    match dir.file_name() {
-        Some(name) if name == "deps" || name == "examples" => dir.parent().map(Path::to_owned),
-        _ => Some(dir.to_owned()),
-    }
-}
-
 /// An image reference without its `@digest` and `:tag`. A `:` before the last `/` is a
 /// registry port and stays (`localhost:5000/app:1` → `localhost:5000/app`).
 pub fn image_name(reference: &str) -> &str {
@@ -159,13 +143,6 @@ mod tests {
         let map = ImageMap::workspace_defaults(Path::new("/t/debug"));
         assert_eq!(map.resolve(INFERENCE_POD_IMAGE), Some(Path::new("/t/debug/ocr-inference-pod")));
         assert_eq!(map.resolve("ghcr.io/kube-ocr/operator:1"), Some(Path::new("/t/debug/ocr-operator")));
-    }
-
-    #[test]
-    fn test_binaries_find_the_profile_dir() {
-        assert_eq!(profile_dir_of(Path::new("/t/debug/deps/node_agent-abc")), Some("/t/debug".into()));
-        assert_eq!(profile_dir_of(Path::new("/t/release/ocr-node-agent")), Some("/t/release".into()));
-        assert!(cargo_bin_dir().is_some_and(|dir| dir.is_dir()));
     }
 
     #[test]

@@ -39,12 +39,13 @@ mod sandbox;
 mod status;
 mod volumes;
 
+pub use crate::toolchain::cargo_bin_dir;
 pub use agent::{NodeAgent, NodeAgentHandle};
 pub use backoff::{Backoff, RestartPolicy};
 pub use config::{FIELD_MANAGER, GPU_RESOURCE, NodeAgentConfig, NodeCapacity};
 pub use error::NodeAgentError;
 pub use expand::expand;
-pub use image_map::{INFERENCE_POD_IMAGE, ImageMap, OPERATOR_IMAGE, cargo_bin_dir, image_name};
+pub use image_map::{INFERENCE_POD_IMAGE, ImageMap, OPERATOR_IMAGE, image_name};
 pub use ip_pool::{IpPool, LOOPBACK_POD_IP_RANGE, ROUTABLE_POD_IP_RANGE, choose_pod_ip_range, range_is_local};
 pub use node::NODE_LEASE_NAMESPACE;
 pub use probe::{ProbeEffect, ProbeKind, ProbeSettings, ProbeTracker};
