@@ -70,13 +70,15 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && install -D -m 0755 target/release/ocr-inference-pod /out/bin/ocr-inference-pod \
  && install -D -m 0755 target/release/ocr-pdf-render /out/bin/ocr-pdf-render
 # Stage libtorch and the CUDA libraries under /out/libs at their absolute venv paths
-# (cp --parents), without headers and static archives. Fail if the binary's rpath does not
+# (cp --parents), without headers and static archives (two finds: -delete implies -depth,
+# under which find refuses -prune). Fail if the binary's rpath does not
 # point there or a library does not resolve.
 RUN site=$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
  && readelf -d /out/bin/ocr-inference-pod | grep "R.*PATH.*${site}/torch/lib" >/dev/null \
  && mkdir -p /out/libs \
  && cp -a --parents "${site}/torch/lib" "${site}/nvidia" /out/libs/ \
- && find /out/libs \( -name include -type d -prune -exec rm -rf {} + \) -o \( -name '*.a' -delete \) \
+ && find /out/libs -name include -type d -prune -exec rm -rf {} + \
+ && find /out/libs -name '*.a' -delete \
  && if ldd /out/bin/ocr-inference-pod | grep 'not found'; then exit 1; fi
 
 FROM scratch AS prebuilt

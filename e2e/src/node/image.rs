@@ -122,8 +122,9 @@ pub struct DockerfileImage {
 /// mounts can never outlive it. `$1` storage root, `$2` run root, `$3` Dockerfile, `$4`
 /// context, `$5` image reference, `$6` archive to write, `$7` the number of base archives,
 /// then the base archives, then `--build-arg` pairs. The archive is written beside its
-/// final name and renamed, so a node importing the previous one never reads half a file;
-/// layers are not compressed (gzip of the 4 GB libtorch layer costs minutes and saves
+/// final name and renamed, so a node importing the previous one never reads half a file,
+/// and not written again when the build produced the image it already holds (the image ID
+/// beside it says which); layers are not compressed (gzip of the 4 GB libtorch layer costs minutes and saves
 /// nothing on a local disk).
 const BUILD: &str = r#"
 set -euo pipefail
@@ -136,12 +137,18 @@ for ((i = 0; i < bases; i++)); do
 done
 # docker format: the OCI format drops SHELL (and with it the Dockerfiles' pipefail).
 "${buildah[@]}" bud --quiet --pull=false --layers --format docker --isolation chroot \
-  -f "$dockerfile" "$@" -t "$reference" "$context" >/dev/null
-rm -f "$archive.partial" "$archive.digest.partial"
+  --iidfile "$archive.iid.new" -f "$dockerfile" "$@" -t "$reference" "$context" >/dev/null
+# The same image as the archive holds (every layer came from the cache): keep the archive.
+if [[ -f $archive && -f $archive.digest && -f $archive.iid ]] && cmp -s "$archive.iid.new" "$archive.iid"; then
+  rm -f "$archive.iid.new"
+  exit 0
+fi
+rm -f "$archive.partial" "$archive.digest.partial" "$archive.iid"
 "${buildah[@]}" push --quiet --disable-compression --digestfile "$archive.digest.partial" \
   "$reference" "oci-archive:$archive.partial:$reference"
 mv "$archive.partial" "$archive"
 mv "$archive.digest.partial" "$archive.digest"
+mv "$archive.iid.new" "$archive.iid"
 "#;
 
 impl DockerfileImage {

@@ -79,17 +79,25 @@ impl ImageInputs {
             )
         })?;
         let site_packages = torch_lib.parent().and_then(Path::parent).unwrap_or(Path::new("/")).to_owned();
-        let sources = [torch_lib.clone(), site_packages.join("nvidia")];
-        // Hard links: the libraries are 4 GB and the builder only reads them.
-        let linked = Command::new("cp").arg("-al").arg("--parents").args(&sources).arg(&libs).status();
-        if !linked.is_ok_and(|status| status.success()) {
-            run(Command::new("cp").arg("-a").arg("--parents").args(&sources).arg(&libs))?;
+        for source in [torch_lib.clone(), site_packages.join("nvidia")] {
+            // At the same absolute path under libs/, as the Dockerfile's `cp --parents` lays
+            // them out (which, with -l, coreutils refuses here).
+            let parent =
+                libs.join(source.parent().unwrap_or(Path::new("/")).strip_prefix("/").unwrap_or(Path::new("")));
+            std::fs::create_dir_all(&parent).map_err(|e| NodeError::dir("create", &parent, e))?;
+            // Hard links: the libraries are 4 GB and the builder only reads them.
+            let linked = Command::new("cp").arg("-al").arg(&source).arg(&parent).status();
+            if !linked.is_ok_and(|status| status.success()) {
+                let copy = parent.join(source.file_name().unwrap_or_default());
+                let _ = std::fs::remove_dir_all(&copy);
+                run(Command::new("cp").arg("-a").arg(&source).arg(&parent))?;
+            }
         }
         // What the Dockerfile's build stage leaves out: headers and static archives.
-        run(Command::new("find").arg(&libs).args([
-            "(", "-name", "include", "-type", "d", "-prune", "-exec", "rm", "-rf", "{}", "+", ")", "-o", "(", "-name",
-            "*.a", "-delete", ")",
-        ]))?;
+        run(Command::new("find")
+            .arg(&libs)
+            .args(["-name", "include", "-type", "d", "-prune", "-exec", "rm", "-rf", "{}", "+"]))?;
+        run(Command::new("find").arg(&libs).args(["-name", "*.a", "-delete"]))?;
 
         let bundle = self.workspace_root.join("models/ppocr-v4");
         if !bundle.join("bundle.yaml").is_file() {
