@@ -364,15 +364,16 @@ fuzz: ## Fuzz FUZZ_TARGET (decode_preprocess, pdf_document, http_body) for FUZZ_
 	CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) $(CARGO) +nightly fuzz run --debug-assertions $(FUZZ_TARGET) -- \
 		-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $(FUZZ_FLAGS)
 
-# The demo (docs/quickstart.md): its own local control plane and node agent in the
-# background (in $(DEMO_DIR), apart from `make cluster`), the Helm chart, the minimal sample
-# OcrService, a document read over gRPC, a canary rollout. The cluster stays up afterwards;
-# a new `make demo` starts from scratch; `make demo-down` stops it. Dev-profile binaries:
-# the node agent runs ocr-inference-pod and ocr-operator from $(CARGO_TARGET_DIR)/debug.
+# The demo (docs/quickstart.md): its own local cluster with two real nodes in the background
+# (`kube-ocr-cluster up --workspace-images` in $(DEMO_DIR), apart from `make cluster`), the
+# Helm chart, the minimal sample OcrService, a document read over gRPC and HTTP through
+# `kubectl port-forward`, a canary rollout. The cluster stays up afterwards; a new
+# `make demo` starts from scratch; `make demo-down` stops it. The images are built from
+# the dev-profile binaries in $(CARGO_TARGET_DIR)/debug (deploy/README.md).
 DEMO_DIR ?= $(CURDIR)/target/kube-ocr/demo
-DEMO_BINS := -p kube-ocr-inference --bin ocr-inference-pod -p kube-ocr-pdf-render --bin ocr-pdf-render \
-	-p kube-ocr-operator --bin ocr-operator \
-	-p kube-ocr-golden --bin ocr -p kube-ocr-e2e --bin kube-ocr-demo
+IMAGE_BINS := -p kube-ocr-inference --bin ocr-inference-pod -p kube-ocr-pdf-render --bin ocr-pdf-render \
+	-p kube-ocr-operator --bin ocr-operator
+DEMO_BINS := $(IMAGE_BINS) -p kube-ocr-golden --bin ocr -p kube-ocr-e2e --bin kube-ocr-demo --bin kube-ocr-cluster
 
 .PHONY: demo
 demo: setup ## Local cluster + Helm chart + sample OcrService + gRPC and HTTP + a canary rollout; leaves it running
@@ -381,7 +382,8 @@ demo: setup ## Local cluster + Helm chart + sample OcrService + gRPC and HTTP + 
 
 .PHONY: demo-down
 demo-down: ## Stop the cluster `make demo` left running
-	@$(CARGO) run --quiet --locked -p kube-ocr-e2e --bin kube-ocr-demo -- down --dir $(DEMO_DIR)
+	@$(CARGO) build --quiet --locked -p kube-ocr-e2e --bin kube-ocr-demo --bin kube-ocr-cluster
+	@$(CARGO_TARGET_DIR)/debug/kube-ocr-demo down --dir $(DEMO_DIR)
 
 # The local control plane for humans, in the background; its kubeconfig, logs and state live
 # in $(CLUSTER_DIR). `kube-ocr-cluster up --detach` returns once it is ready (or already
@@ -391,12 +393,19 @@ CLUSTER := $(CARGO) run --quiet --locked -p kube-ocr-e2e --bin kube-ocr-cluster 
 
 .PHONY: cluster
 # Real nodes (0 for the control plane alone); each in a zone of its own, with CLUSTER_GPUS
-# pretend GPUs.
+# pretend GPUs, and the project's images built from this checkout (the operator's and the
+# inference pod's, so the chart and deploy/samples run as they are; CLUSTER_IMAGES=0 skips
+# them).
 CLUSTER_NODES ?= 2
 CLUSTER_GPUS ?= 1
-cluster: k8s-binaries system-packages target-dir ## Start the local cluster (control plane, CLUSTER_NODES real nodes) in the background
-	@KUBE_OCR_K8S_BIN=$(K8S_BIN) $(CLUSTER) up --detach --dir $(CLUSTER_DIR) \
-		--nodes $(CLUSTER_NODES) --gpus-per-node $(CLUSTER_GPUS)
+CLUSTER_IMAGES ?= 1
+cluster: setup ## Start the local cluster (control plane, CLUSTER_NODES real nodes with the project's images) in the background
+	@if [ "$(CLUSTER_IMAGES)" = 1 ] && [ "$(CLUSTER_NODES)" != 0 ]; then \
+		$(CARGO) build --quiet --locked $(IMAGE_BINS); \
+		images=--workspace-images; \
+	fi; \
+	KUBE_OCR_K8S_BIN=$(K8S_BIN) $(CLUSTER) up --detach --dir $(CLUSTER_DIR) \
+		--nodes $(CLUSTER_NODES) --gpus-per-node $(CLUSTER_GPUS) $$images
 
 .PHONY: cluster-down
 cluster-down: ## Stop the cluster `make cluster` started

@@ -3,6 +3,7 @@
 //! stand-in for the kubelet the scenarios still use), KEDA against the control plane, and
 //! where their binaries live.
 
+pub mod cluster_state;
 pub mod control_plane;
 pub mod harness;
 pub mod keda;

@@ -7,8 +7,6 @@
 //! process group, output to `<dir>/cluster.log`) and returns once it is ready; `down` asks the
 //! `up` process to stop and waits until every component is gone.
 
-mod state;
-
 use std::fs::{self, File};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -18,12 +16,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use kube_ocr_e2e::control_plane::{ControlPlaneOptions, LocalControlPlane, StopReport, default_bin_dir, is_alive};
-use kube_ocr_e2e::node::{LocalCluster, NodeOptions};
+use kube_ocr_e2e::node::workspace_images::ImageInputs;
+use kube_ocr_e2e::node::{ImageArchive, LocalCluster, NodeOptions};
 use rustix::process::{Pid, Signal, kill_process, kill_process_group};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
-use state::{ClusterState, ComponentState};
+use kube_ocr_e2e::cluster_state::{self as state, ClusterState, ComponentState};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,6 +59,10 @@ struct UpArgs {
     /// `nvidia.com/gpu` each node advertises (there are no devices behind them).
     #[arg(long, env = "KUBE_OCR_CLUSTER_GPUS_PER_NODE", default_value_t = 1)]
     gpus_per_node: u32,
+    /// Build the project's images (operator, inference pod) from this checkout's binaries
+    /// and `make setup`'s artifacts, and import them into every node (needs --nodes).
+    #[arg(long, env = "KUBE_OCR_CLUSTER_WORKSPACE_IMAGES")]
+    workspace_images: bool,
     /// Run in the background (output to <dir>/cluster.log) and return once ready; succeed at
     /// once if it already runs.
     #[arg(long, env = "KUBE_OCR_CLUSTER_DETACH")]
@@ -104,14 +107,9 @@ fn main() -> ExitCode {
     })
 }
 
-/// The state of a cluster whose `up` process still runs in `dir`.
-fn running(dir: &Path) -> Option<ClusterState> {
-    state::read(dir).filter(|state| is_alive(state.pid) && state::runs(state.pid, "kube-ocr-cluster"))
-}
-
 async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let dir = std::path::absolute(&args.dir)?;
-    if let Some(state) = running(&dir) {
+    if let Some(state) = state::running(&dir) {
         bail!("a cluster already runs in {} (pid {}); `kube-ocr-cluster down` first", dir.display(), state.pid);
     }
     fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
@@ -135,7 +133,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     // A signal during the start drops the start future, and with it what was started.
     let cluster = tokio::select! {
-        cluster = Cluster::start(options, args.nodes, args.gpus_per_node) => cluster,
+        cluster = Cluster::start(options, args.nodes, args.gpus_per_node, args.workspace_images) => cluster,
         signal = stop_signals.next() => {
             info!(signal, "stopping before the cluster was ready");
             state::remove(&dir);
@@ -191,8 +189,16 @@ enum Cluster {
 }
 
 impl Cluster {
-    async fn start(options: ControlPlaneOptions, nodes: u8, gpus_per_node: u32) -> anyhow::Result<Cluster> {
+    async fn start(
+        options: ControlPlaneOptions,
+        nodes: u8,
+        gpus_per_node: u32,
+        workspace_images: bool,
+    ) -> anyhow::Result<Cluster> {
         if nodes == 0 {
+            if workspace_images {
+                bail!("--workspace-images needs nodes to import the images into (--nodes 1 or more)");
+            }
             return Ok(Cluster::ControlPlane(LocalControlPlane::start(options).await?));
         }
         let nodes = (0..nodes)
@@ -201,7 +207,11 @@ impl Cluster {
                 NodeOptions::new(format!("node-{letter}"), format!("zone-{letter}")).with_gpus(gpus_per_node)
             })
             .collect();
-        Ok(Cluster::WithNodes(LocalCluster::start(options, nodes).await?))
+        let cluster = LocalCluster::start(options, nodes).await?;
+        if workspace_images {
+            import_workspace_images(&cluster).await?;
+        }
+        Ok(Cluster::WithNodes(cluster))
     }
 
     fn plane(&self) -> &LocalControlPlane {
@@ -224,6 +234,29 @@ impl Cluster {
             Cluster::WithNodes(cluster) => cluster.stop(),
         }
     }
+}
+
+/// Builds the operator and inference pod images (the builder reuses unchanged layers) and
+/// imports them into every node that does not hold them yet.
+async fn import_workspace_images(cluster: &LocalCluster) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let inputs = ImageInputs::of_this_checkout()?;
+    let archives = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<ImageArchive>> {
+        Ok(vec![inputs.build_operator()?, inputs.build_inference_pod()?])
+    })
+    .await??;
+    info!(elapsed_ms = started.elapsed().as_millis() as u64, "workspace images built");
+    for node in cluster.nodes() {
+        for archive in &archives {
+            tokio::task::block_in_place(|| node.import_archive(archive))?;
+        }
+    }
+    info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        images = ?archives.iter().map(|a| a.reference.as_str()).collect::<Vec<_>>(),
+        "workspace images on every node"
+    );
+    Ok(())
 }
 
 /// SIGTERM, SIGINT and (unless ignored) SIGHUP. Registering SIGHUP even when ignoring it
@@ -275,7 +308,7 @@ fn print_info(state: &ClusterState, dir: &Path) {
 /// Starts `up` in the background and waits until it is ready (or has failed).
 fn detach(args: &UpArgs) -> anyhow::Result<ExitCode> {
     let dir = std::path::absolute(&args.dir)?;
-    if let Some(state) = running(&dir) {
+    if let Some(state) = state::running(&dir) {
         println!("already running");
         print_info(&state, &dir);
         return Ok(ExitCode::SUCCESS);
@@ -294,9 +327,11 @@ fn detach(args: &UpArgs) -> anyhow::Result<ExitCode> {
         .arg(args.nodes.to_string())
         .arg("--gpus-per-node")
         .arg(args.gpus_per_node.to_string())
+        .args(args.workspace_images.then_some("--workspace-images"))
         .arg("--ignore-hangup")
         // Or the background process would detach again.
         .env_remove("KUBE_OCR_CLUSTER_DETACH")
+        .env_remove("KUBE_OCR_CLUSTER_WORKSPACE_IMAGES")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -307,7 +342,10 @@ fn detach(args: &UpArgs) -> anyhow::Result<ExitCode> {
     }
     let mut child = command.spawn().context("start `kube-ocr-cluster up` in the background")?;
     println!("starting the cluster in the background (pid {}, log {})", child.id(), log_path.display());
-    let deadline = Instant::now() + Duration::from_secs(args.ready_timeout_secs * 3 + 60);
+    // A cold build of the inference pod image (4 GB of libraries) and its first import into
+    // each node take minutes.
+    let images = if args.workspace_images { Duration::from_secs(900) } else { Duration::ZERO };
+    let deadline = Instant::now() + Duration::from_secs(args.ready_timeout_secs * 3 + 60) + images;
     loop {
         if let Some(status) = child.try_wait()? {
             let log = fs::read_to_string(&log_path).unwrap_or_default();

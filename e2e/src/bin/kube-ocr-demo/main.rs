@@ -1,14 +1,17 @@
 //! `kube-ocr-demo`: the one-command demo (`make demo`, docs/quickstart.md).
 //!
-//! `run` starts the local control plane and node agent in the background (`serve`, in a
-//! fixed directory), `helm install`s the chart, applies the minimal sample OcrService, reads
-//! a real document over gRPC through the Service's endpoint, rolls a new model version out
-//! as a canary while printing its progression, and leaves the cluster running for the user
-//! until `down` (`make demo-down`). A new `run` starts from scratch. Every wait says what it
-//! waits for and why; a timeout fails with the last state seen.
+//! `run` starts the local cluster in the background (`kube-ocr-cluster up --detach` in a fixed
+//! directory: a control plane and two real nodes holding the project's images, built from
+//! this checkout), `helm install`s the chart, applies the minimal sample OcrService as
+//! shipped, reads a real document over gRPC and HTTP through `kubectl port-forward` to the
+//! Service, shows the inference pod's `kubectl logs`, rolls a new model version out as a
+//! canary while printing its progression, and leaves the cluster running for the user until
+//! `down` (`make demo-down`). A new `run` starts from scratch. Every wait says what it waits
+//! for and why; a timeout fails with the last state seen.
 
 mod background;
 mod manifest;
+mod port_forward;
 mod report;
 mod wait;
 
@@ -28,6 +31,8 @@ use kube_ocr_e2e::control_plane::{Binaries, default_bin_dir};
 use kube_ocr_proto::v1::{RecognizeOptions, RecognizeRequest, Task, ocr_client::OcrClient};
 use serde_json::json;
 
+use kube_ocr_e2e::node::workspace_images::OPERATOR_IMAGE;
+use port_forward::PortForward;
 use wait::{Poll, wait_for};
 
 const RELEASE: &str = "kube-ocr";
@@ -54,24 +59,21 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run the demo (stopping a previous demo cluster first); leaves the cluster running.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Stop the demo cluster.
     Down(DownArgs),
-    /// Run the demo cluster (control plane + node agent) until SIGTERM; `run` starts it.
-    #[command(hide = true)]
-    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
 struct ClusterArgs {
-    /// The demo cluster's directory: kubeconfig, logs, pod directories, state.json.
+    /// The demo cluster's directory: kubeconfig, logs, nodes, state.json.
     #[arg(long, env = "KUBE_OCR_DEMO_DIR", default_value = "target/kube-ocr/demo")]
     dir: PathBuf,
     /// Where etcd, kube-apiserver, kubectl, helm, ... are (default: where `make setup` builds them).
     #[arg(long, env = "KUBE_OCR_K8S_BIN")]
     k8s_bin: Option<PathBuf>,
-    /// Where ocr-inference-pod and ocr-operator are, which the node agent runs for their
-    /// images (default: next to this binary).
+    /// Where kube-ocr-cluster is, and ocr-inference-pod, ocr-pdf-render and ocr-operator,
+    /// which the images are built from (default: next to this binary).
     #[arg(long, env = "KUBE_OCR_DEMO_BIN_DIR")]
     bin_dir: Option<PathBuf>,
 }
@@ -125,24 +127,19 @@ struct DownArgs {
     /// How long to wait for an orderly stop before killing what is left, in seconds.
     #[arg(long, env = "KUBE_OCR_DEMO_STOP_TIMEOUT_SECS", default_value_t = 60)]
     timeout_secs: u64,
-}
-
-#[derive(Debug, Args)]
-struct ServeArgs {
-    #[command(flatten)]
-    cluster: ClusterArgs,
+    /// Where kube-ocr-cluster is (default: next to this binary).
+    #[arg(long, env = "KUBE_OCR_DEMO_BIN_DIR")]
+    bin_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let serving = matches!(cli.command, Cmd::Serve(_));
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            // kube's client logs every refused /readyz poll during start-up as an error.
-            if serving { "info,kube_client::client::builder=off" } else { "warn,kube_client=off" }.into()
-        }))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,kube_client=off".into()),
+        )
         .with_writer(std::io::stderr)
-        .with_ansi(!serving && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -152,13 +149,8 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Cmd::Run(args) => return runtime.block_on(run_interruptible(args)),
+        Cmd::Run(args) => return runtime.block_on(run_interruptible(*args)),
         Cmd::Down(args) => down(&args),
-        Cmd::Serve(args) => runtime.block_on(async {
-            let dir = std::path::absolute(&args.cluster.dir)?;
-            let k8s_bin = args.cluster.k8s_bin.clone().unwrap_or_else(default_bin_dir);
-            background::serve(&dir, k8s_bin, &bin_dir(&args.cluster)?).await
-        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -169,8 +161,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn bin_dir(args: &ClusterArgs) -> anyhow::Result<PathBuf> {
-    match &args.bin_dir {
+fn bin_dir(given: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
         Some(dir) => Ok(std::path::absolute(dir)?),
         None => std::env::current_exe()
             .context("locate this binary")?
@@ -183,7 +175,7 @@ fn bin_dir(args: &ClusterArgs) -> anyhow::Result<PathBuf> {
 fn down(args: &DownArgs) -> anyhow::Result<()> {
     let dir = std::path::absolute(&args.dir)?;
     let started = Instant::now();
-    if background::stop(&dir, Duration::from_secs(args.timeout_secs))? {
+    if background::stop(&bin_dir(args.bin_dir.as_ref())?, &dir, Duration::from_secs(args.timeout_secs))? {
         println!("demo cluster stopped in {:.1} s", started.elapsed().as_secs_f64());
     } else {
         println!("no demo cluster runs in {}", dir.display());
@@ -194,10 +186,14 @@ fn down(args: &DownArgs) -> anyhow::Result<()> {
 /// `run`, with Ctrl-C stopping the demo cluster it started (after the demo finished, the
 /// cluster stays until `down`).
 async fn run_interruptible(args: RunArgs) -> ExitCode {
-    let dir = match std::path::absolute(&args.cluster.dir) {
-        Ok(dir) => dir,
-        Err(err) => {
+    let (dir, bin_dir) = match (std::path::absolute(&args.cluster.dir), bin_dir(args.cluster.bin_dir.as_ref())) {
+        (Ok(dir), Ok(bin_dir)) => (dir, bin_dir),
+        (Err(err), _) => {
             eprintln!("kube-ocr-demo: {err}");
+            return ExitCode::FAILURE;
+        }
+        (_, Err(err)) => {
+            eprintln!("kube-ocr-demo: {err:#}");
             return ExitCode::FAILURE;
         }
     };
@@ -206,7 +202,7 @@ async fn run_interruptible(args: RunArgs) -> ExitCode {
         result = run(args) => result,
         _ = tokio::signal::ctrl_c() => {
             println!("\ninterrupted: stopping the demo cluster");
-            match background::stop(&dir, Duration::from_secs(60)) {
+            match background::stop(&bin_dir, &dir, Duration::from_secs(60)) {
                 Ok(_) => println!("demo cluster stopped"),
                 Err(err) => eprintln!("kube-ocr-demo: {err:#}"),
             }
@@ -222,12 +218,13 @@ async fn run_interruptible(args: RunArgs) -> ExitCode {
                 if let Some(kubeconfig) = &state.kubeconfig {
                     println!("  export KUBECONFIG={}", kubeconfig.display());
                 }
+                println!("  pod logs:           kubectl logs -n <namespace> <pod>");
                 println!("  control plane logs: {}", dir.join("logs").display());
                 println!(
-                    "  pod logs:           {}/<namespace>_<pod>/<container>.log",
-                    dir.join(background::AGENT_DIR).display()
+                    "  node logs:          {}/<node>/logs (kubelet, containerd, kube-proxy)",
+                    dir.join("nodes").display()
                 );
-                println!("  node agent log:     {}", dir.join(background::SERVE_LOG).display());
+                println!("  cluster log:        {}", dir.join(background::CLUSTER_LOG).display());
                 println!("  stop it:            make demo-down");
             }
             ExitCode::FAILURE
@@ -243,7 +240,6 @@ struct Demo {
     k8s_bin: PathBuf,
     tools: Binaries,
     bin_dir: PathBuf,
-    bundle: PathBuf,
     image: PathBuf,
     started: Instant,
     step: usize,
@@ -263,26 +259,25 @@ impl Demo {
                 );
             }
         }
-        let bundle = workspace
-            .join(BUNDLE)
-            .canonicalize()
-            .with_context(|| format!("{} is missing: run `make setup`", workspace.join(BUNDLE).display()))?;
+        if !workspace.join(BUNDLE).join("bundle.yaml").is_file() {
+            bail!("{} is missing: run `make setup`", workspace.join(BUNDLE).display());
+        }
         let image = workspace.join(&args.image);
         if !image.is_file() {
             bail!("{} is missing", image.display());
         }
         let k8s_bin = args.cluster.k8s_bin.clone().unwrap_or_else(default_bin_dir);
         let tools = Binaries::locate(&k8s_bin)?;
-        let bin_dir = bin_dir(&args.cluster)?;
-        for binary in background::IMAGE_BINARIES {
+        let bin_dir = bin_dir(args.cluster.bin_dir.as_ref())?;
+        for binary in background::REQUIRED_BINARIES {
             if !bin_dir.join(binary).is_file() {
                 bail!(
-                    "{} is missing: build it first (`make demo` does: cargo build -p kube-ocr-inference -p kube-ocr-pdf-render -p kube-ocr-operator)",
+                    "{} is missing: build it first (`make demo` does: cargo build -p kube-ocr-e2e -p kube-ocr-inference -p kube-ocr-pdf-render -p kube-ocr-operator)",
                     bin_dir.join(binary).display()
                 );
             }
         }
-        Ok(Self { args, dir, workspace, k8s_bin, tools, bin_dir, bundle, image, started: Instant::now(), step: 0 })
+        Ok(Self { args, dir, workspace, k8s_bin, tools, bin_dir, image, started: Instant::now(), step: 0 })
     }
 
     fn step(&mut self, title: &str) {
@@ -324,6 +319,14 @@ impl Demo {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// `kubectl port-forward` to `target` (a Service or pod) for the gRPC and HTTP API ports
+    /// of `endpoint`, which the container ports the Service forwards to.
+    fn port_forward(&self, target: &str, endpoint: &Endpoint) -> anyhow::Result<PortForward> {
+        let remote = [endpoint.port, endpoint.http_port].map(|port| u16::try_from(port).unwrap_or_default());
+        let (kubectl, kubeconfig, namespace) = (self.tools.kubectl.clone(), self.kubeconfig(), &self.args.namespace);
+        PortForward::start(&kubectl, &kubeconfig, namespace, target, &remote, Duration::from_secs(30))
+    }
+
     fn print_indented(text: &str) {
         for line in text.lines() {
             println!("    {line}");
@@ -349,44 +352,43 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
 
     // 1. The cluster.
-    demo.step("Local cluster: etcd, kube-apiserver, controller-manager, scheduler and the node agent");
+    demo.step(
+        "Local cluster: a control plane and two real nodes (kubelet, containerd, kube-proxy), the images on them",
+    );
     if background::running(&demo.dir).is_some() {
         println!(
             "  a previous demo cluster still runs in {}; stopping it so this run starts clean",
             demo.dir.display()
         );
         let stopping = Instant::now();
-        let dir = demo.dir.clone();
-        tokio::task::spawn_blocking(move || background::stop(&dir, Duration::from_secs(60))).await??;
+        let (bin_dir, dir) = (demo.bin_dir.clone(), demo.dir.clone());
+        tokio::task::spawn_blocking(move || background::stop(&bin_dir, &dir, Duration::from_secs(60))).await??;
         println!("  stopped after {:.1} s", stopping.elapsed().as_secs_f64());
     }
     println!(
-        "  waiting for the cluster: fresh certificates, etcd, the API server and both controllers ready, then the \
-         node agent registers node {} and the node lifecycle controller lifts its not-ready taint (≈10 s here)",
-        background::NODE_NAME
+        "  waiting for the cluster: fresh certificates, etcd, the API server and both controllers ready, then nodes \
+         node-a (zone-a) and node-b (zone-b) register and turn Ready, CoreDNS starts; then buildah builds the \
+         operator and inference pod images from deploy/docker's Dockerfiles with this checkout's binaries (unchanged \
+         layers come from the builder's cache) and each node imports what it does not hold yet (≈30 s here when \
+         nothing changed; the first time, the 4 GB libtorch layer takes a few minutes)"
     );
     let cluster_started = Instant::now();
-    // The pods' binaries, as of now: a later `cargo build` does not change the running demo.
-    let images = background::snapshot_images(&demo.bin_dir, &demo.dir.join("images"))?;
-    let (dir, k8s_bin, bin_dir, timeout) = (demo.dir.clone(), demo.k8s_bin.clone(), images.clone(), demo.timeout());
-    let state =
-        tokio::task::spawn_blocking(move || background::start_detached(&dir, &k8s_bin, &bin_dir, timeout)).await??;
+    let (bin_dir, dir, k8s_bin) = (demo.bin_dir.clone(), demo.dir.clone(), demo.k8s_bin.clone());
+    let state = tokio::task::spawn_blocking(move || background::start(&bin_dir, &dir, &k8s_bin)).await??;
     println!("  ok: cluster ready after {:.1} s", cluster_started.elapsed().as_secs_f64());
     println!("    API server {}", state.apiserver_url.as_deref().unwrap_or("?"));
     println!("    kubeconfig {}", demo.kubeconfig().display());
-    println!(
-        "    node {} runs pods as local processes with addresses in {}; images map to the binaries in {} \
-         (from {})",
-        background::NODE_NAME,
-        state.pod_ip_range.as_deref().unwrap_or("?"),
-        images.display(),
-        demo.bin_dir.display()
-    );
+    let nodes = demo.tool(&demo.tools.kubectl.clone(), &["get", "nodes", "-L", "topology.kubernetes.io/zone"])?;
+    Demo::print_indented(nodes.trim_end());
     let client = client(&demo.kubeconfig()).await?;
 
     // 2. The chart.
     demo.step("helm install the kube-ocr chart");
-    println!("  one operator replica; it binds its pod IP because the node agent's pods share this machine's network");
+    println!(
+        "  one operator replica, its image as the nodes hold it ({OPERATOR_IMAGE}, never pulled: no registry is \
+         reachable here)"
+    );
+    let (repository, tag) = OPERATOR_IMAGE.rsplit_once(':').context("the operator image has no tag")?;
     let helm = demo.tools.helm.clone();
     let installed = demo.tool(
         &helm,
@@ -400,8 +402,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             "--create-namespace",
             "--set",
             "operator.replicas=1",
-            "--set-string",
-            "operator.listenHost=$(POD_IP)",
+            "--set",
+            &format!("operator.image.repository={repository}"),
+            "--set",
+            &format!("operator.image.tag={tag}"),
+            "--set",
+            "operator.image.pullPolicy=Never",
             "--set",
             "operator.log.format=text",
         ],
@@ -411,9 +417,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
     wait_for(
         "the operator Deployment to be Available",
-        "the scheduler binds the operator pod to the node, the node agent runs the ocr-operator binary for its \
-         image with the pod's ServiceAccount token; /readyz passes once it reached the API server and found the \
-         OcrService CRD (≈5 s here)",
+        "the scheduler binds the operator pod to a node, its kubelet runs the image with containerd and runc; \
+         /readyz passes once the operator reached the API server through the `kubernetes` Service (kube-proxy) \
+         with its ServiceAccount and found the OcrService CRD (≈5 s here)",
         demo.timeout(),
         async || {
             let available = deployments.get_opt(OPERATOR_DEPLOYMENT).await.ok().flatten().is_some_and(|d| {
@@ -439,7 +445,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     demo.step("Apply the minimal sample OcrService");
     let settings = manifest::DemoSettings {
         namespace: demo.args.namespace.clone(),
-        model_uri: format!("file://{}", demo.bundle.display()),
         step_interval: demo.args.step_interval.clone(),
         analysis_interval: demo.args.analysis_interval.clone(),
         progress_deadline: demo.args.progress_deadline.clone(),
@@ -452,7 +457,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let applied = demo.dir.join("ocrservice-cpu-minimal.yaml");
     std::fs::write(&applied, serde_norway::to_string(&ocr)?).with_context(|| format!("write {}", applied.display()))?;
     println!("  {SAMPLE} as shipped, but for:");
-    println!("    spec.model.uri: {} (this machine's bundle; the sample's image has it baked in)", settings.model_uri);
     println!(
         "    spec.rollout: stepInterval {}, analysis.interval {}, progressDeadline {} (defaults 60s, 30s, 10m), so the \
          canary takes a couple of minutes, not a quarter hour",
@@ -477,8 +481,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let selector = format!("{SERVICE_LABEL}={name}");
     wait_for(
         &format!("OcrService {name} to be Available"),
-        "the operator creates the stable Deployment and the Service; the node agent starts ocr-inference-pod, \
-         which loads the PP-OCRv4 bundle on the CPU, warms up and passes its golden self-test before its startup \
+        "the operator creates the stable Deployment and the Service; a kubelet runs the inference pod image, \
+         whose server loads the PP-OCRv4 bundle on the CPU, warms up and passes its golden self-test before its startup \
          probe succeeds (≈20 s here)",
         demo.timeout(),
         async || {
@@ -504,15 +508,20 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     )
     .await?;
 
-    // 4. A real document over gRPC.
-    demo.step("Read a document over gRPC and over HTTP through the Service's endpoint");
+    // 4. A real document over gRPC and HTTP, from this machine through kubectl port-forward.
+    demo.step("Read a document over gRPC and HTTP through `kubectl port-forward` to the Service; the pod's logs");
     let endpoint = ready_endpoint(&demo, &client, &name, &format!("{name}-stable-"), &version).await?;
-    let read_over_grpc = recognize(&demo, &endpoint).await?;
-    let read_over_http = recognize_over_http(&demo, &endpoint).await?;
+    let forward = demo.port_forward(&format!("service/{name}"), &endpoint)?;
+    let forwarded = endpoint.through(&forward);
+    let read_over_grpc = recognize(&demo, &forwarded).await?;
+    let read_over_http = recognize_over_http(&demo, &forwarded).await?;
+    drop(forward);
     if read_over_http != read_over_grpc.text {
         bail!("the HTTP API read {read_over_http:?}, gRPC {:?}: both APIs must answer alike", read_over_grpc.text);
     }
     println!("  ok: both APIs read the same text");
+    let logs = demo.tool(&kubectl, &["logs", "-n", &settings.namespace, &endpoint.pod, "--tail", "6"])?;
+    Demo::print_indented(logs.trim_end());
 
     // 5. kubectl get ocrs.
     demo.step("kubectl get ocrs");
@@ -541,7 +550,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // 7. The new stable.
     demo.step(&format!("Stable serves {new_version}"));
     let endpoint = ready_endpoint(&demo, &client, &name, &format!("{name}-stable-"), &new_version).await?;
-    let bundle_version = recognize(&demo, &endpoint).await?.version;
+    let forward = demo.port_forward(&format!("pod/{}", endpoint.pod), &endpoint)?;
+    let bundle_version = recognize(&demo, &endpoint.through(&forward)).await?.version;
+    drop(forward);
     if bundle_version != new_version {
         println!(
             "  (the same bundle as before, which reports its own version {bundle_version}; spec.model.version \
@@ -577,8 +588,8 @@ async fn ready_endpoint(
     let selector = format!("kubernetes.io/service-name={service}");
     wait_for(
         &format!("a Ready endpoint of Service {service} on a stable pod with model {version}"),
-        "the EndpointSlice controller lists Ready pods behind the Service (no kube-proxy here: clients dial pod \
-         addresses, ≈1 s)",
+        "the EndpointSlice controller lists Ready pods behind the Service; kube-proxy on each node routes the \
+         Service's cluster IP to them (≈1 s)",
         demo.timeout(),
         async || {
             let list = match slices.list(&ListParams::default().labels(&selector)).await {
@@ -624,6 +635,16 @@ struct Endpoint {
 impl Endpoint {
     fn url(&self) -> String {
         format!("http://{}:{}", self.address, self.port)
+    }
+
+    /// The same pod, reached through `forward` (its ports in the order gRPC, HTTP API).
+    fn through(&self, forward: &PortForward) -> Endpoint {
+        Endpoint {
+            address: "127.0.0.1".to_owned(),
+            port: i32::from(forward.local_ports[0]),
+            http_port: i32::from(forward.local_ports[1]),
+            ..self.clone()
+        }
     }
 }
 
@@ -809,17 +830,20 @@ fn print_next_steps(demo: &Demo, name: &str, namespace: &str, endpoint: &Endpoin
     println!("  export PATH={}:$PATH    # kubectl and helm", demo.k8s_bin.display());
     println!("  kubectl get ocrs -n {namespace}");
     println!("  kubectl describe ocrs -n {namespace} {name}      # conditions, canary, last analysis, events");
-    println!("  {ocr_cli} --endpoint {} {shown_image}", endpoint.url());
     println!(
-        "  curl -F file=@{shown_image} -F task=document http://{}:{}/v1/ocr    # the HTTP API",
-        endpoint.address, endpoint.http_port
+        "  kubectl port-forward -n {namespace} service/{name} {}:{} {}:{} &   # the Service on this machine",
+        endpoint.port, endpoint.port, endpoint.http_port, endpoint.http_port
     );
-    println!("      (the address is pod {}; after a pod change find the new one with", endpoint.pod);
-    println!("       kubectl get endpointslices -n {namespace} -l kubernetes.io/service-name={name})");
+    println!("  {ocr_cli} --endpoint http://127.0.0.1:{} {shown_image}", endpoint.port);
+    println!(
+        "  curl -F file=@{shown_image} -F task=document http://127.0.0.1:{}/v1/ocr    # the HTTP API",
+        endpoint.http_port
+    );
     println!(
         "  kubectl patch ocrs -n {namespace} {name} --type merge -p '{{\"spec\":{{\"model\":{{\"version\":\"4.0.2\"}}}}}}'   # another canary"
     );
-    println!("  logs: {}/<namespace>_<pod>/<container>.log", demo.dir.join(background::AGENT_DIR).display());
+    println!("  kubectl logs -n {namespace} -l {SERVICE_LABEL}={name}    # the inference pods' logs");
+    println!("  node logs (kubelet, containerd, kube-proxy): {}/<node>/logs", demo.dir.join("nodes").display());
     println!("Tear down: make demo-down   (a new `make demo` also starts from scratch)");
 }
 

@@ -1,5 +1,6 @@
-//! The demo's OcrService: the minimal sample as shipped, with what only this machine knows
-//! (the bundle's path) and a rollout fast enough to watch. Pure, so it is unit-tested.
+//! The demo's OcrService: the minimal sample as shipped (its image carries the bundle it
+//! names), in the demo's namespace, with a rollout fast enough to watch. Pure, so it is
+//! unit-tested.
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
@@ -9,8 +10,6 @@ use serde_json::{Value, json};
 pub struct DemoSettings {
     /// The namespace the OcrService goes to.
     pub namespace: String,
-    /// `file://` + the absolute path of this machine's `models/ppocr-v4`.
-    pub model_uri: String,
     /// `spec.rollout.stepInterval` (the sample keeps the default, 60s).
     pub step_interval: String,
     /// `spec.rollout.analysis.interval` (default 30s).
@@ -42,11 +41,9 @@ pub fn demo_ocr_service(sample: &str, settings: &DemoSettings) -> anyhow::Result
     if ocr.pointer("/metadata/name").and_then(Value::as_str).is_none() {
         bail!("the sample's OcrService has no metadata.name");
     }
-    let model = ocr
-        .pointer_mut("/spec/model")
-        .and_then(Value::as_object_mut)
-        .context("the sample's OcrService has no spec.model")?;
-    model.insert("uri".into(), Value::String(settings.model_uri.clone()));
+    if ocr.pointer("/spec/model/version").and_then(Value::as_str).is_none() {
+        bail!("the sample's OcrService has no spec.model.version");
+    }
     ocr["metadata"]["namespace"] = Value::String(settings.namespace.clone());
     merge(
         &mut ocr["spec"],
@@ -98,7 +95,6 @@ mod tests {
     fn settings() -> DemoSettings {
         DemoSettings {
             namespace: "demo".into(),
-            model_uri: "file:///home/me/.cache/kube-ocr/models-abc/ppocr-v4".into(),
             step_interval: "10s".into(),
             analysis_interval: "5s".into(),
             progress_deadline: "3m".into(),
@@ -113,11 +109,11 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_minimal_sample_gets_this_machines_bundle_and_a_fast_rollout() {
+    fn the_shipped_minimal_sample_keeps_its_bundle_and_gets_a_fast_rollout() {
         let ocr = demo_ocr_service(&shipped_sample(), &settings()).unwrap();
         assert_eq!(ocr["metadata"]["name"], "ocr-cpu-minimal");
         assert_eq!(ocr["metadata"]["namespace"], "demo");
-        assert_eq!(ocr["spec"]["model"]["uri"], "file:///home/me/.cache/kube-ocr/models-abc/ppocr-v4");
+        assert_eq!(ocr["spec"]["model"]["uri"], "file:///models/ppocr-v4", "the bundle baked into the image");
         assert_eq!(ocr["spec"]["rollout"]["stepInterval"], "10s");
         assert_eq!(ocr["spec"]["rollout"]["progressDeadline"], "3m");
         assert_eq!(ocr["spec"]["rollout"]["analysis"]["interval"], "5s");
@@ -161,7 +157,7 @@ mod tests {
         let error = |sample: &str| demo_ocr_service(sample, &settings()).unwrap_err().to_string();
         assert_eq!(error(route), "the sample holds no OcrService");
         assert_eq!(error(&format!("{ocr}---\n{ocr}")), "the sample holds more than one OcrService");
-        assert!(error("kind: OcrService\nmetadata: {name: x}\nspec: {}\n").contains("spec.model"));
+        assert!(error("kind: OcrService\nmetadata: {name: x}\nspec: {}\n").contains("spec.model.version"));
         assert!(error("kind: OcrService\nspec: {model: {}}\n").contains("metadata.name"));
         assert!(error("kind: [").contains("not valid YAML"));
     }

@@ -1,5 +1,6 @@
-//! `<dir>/state.json`: which process runs the cluster in a directory and its components, so
-//! that `down` (another process) can stop it, and `up --detach` can tell when it is ready.
+//! `<dir>/state.json` of `kube-ocr-cluster up`: which process runs the cluster in a directory
+//! and its components, so that `down` (another process) can stop it, `up --detach` can tell
+//! when it is ready, and the demo can tell whether its cluster runs.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,11 @@ pub fn read(dir: &Path) -> Option<ClusterState> {
 
 pub fn remove(dir: &Path) {
     let _ = fs::remove_file(path(dir));
+}
+
+/// The state of a cluster whose `up` process still runs in `dir`.
+pub fn running(dir: &Path) -> Option<ClusterState> {
+    read(dir).filter(|state| crate::control_plane::is_alive(state.pid) && runs(state.pid, "kube-ocr-cluster"))
 }
 
 /// Whether `pid` runs a program whose command line contains `needle`: a pid in a stale state
