@@ -196,6 +196,11 @@ impl LocalNode {
             return Err(NodeError::command("start a node", format!("node index {index} is past the limit")));
         };
         let dir = plane.dir().join("nodes").join(&options.name);
+        // A fixed cluster directory (`make cluster`, the demo) holds the last run's node: its
+        // ready file and FIFO must not be taken for this run's.
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| NodeError::dir("remove the last run's", &dir, e))?;
+        }
         for sub in ["logs", "run", "cni"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| NodeError::dir("create", &dir.join(sub), e))?;
         }

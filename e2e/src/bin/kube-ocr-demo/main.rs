@@ -319,12 +319,13 @@ impl Demo {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
-    /// `kubectl port-forward` to `target` (a Service or pod) for the gRPC and HTTP API ports
-    /// of `endpoint`, which the container ports the Service forwards to.
-    fn port_forward(&self, target: &str, endpoint: &Endpoint) -> anyhow::Result<PortForward> {
-        let remote = [endpoint.port, endpoint.http_port].map(|port| u16::try_from(port).unwrap_or_default());
+    /// `kubectl port-forward` to `port` of `target` (a Service or pod; the Service's ports
+    /// are its pods' ports here).
+    fn port_forward(&self, target: &str, port: i32) -> anyhow::Result<PortForward> {
+        let remote = u16::try_from(port).with_context(|| format!("port {port}"))?;
         let (kubectl, kubeconfig, namespace) = (self.tools.kubectl.clone(), self.kubeconfig(), &self.args.namespace);
-        PortForward::start(&kubectl, &kubeconfig, namespace, target, &remote, Duration::from_secs(30))
+        let log = self.dir.join("port-forward.log");
+        PortForward::start(&kubectl, &kubeconfig, &log, namespace, target, remote, Duration::from_secs(30))
     }
 
     fn print_indented(text: &str) {
@@ -511,10 +512,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // 4. A real document over gRPC and HTTP, from this machine through kubectl port-forward.
     demo.step("Read a document over gRPC and HTTP through `kubectl port-forward` to the Service; the pod's logs");
     let endpoint = ready_endpoint(&demo, &client, &name, &format!("{name}-stable-"), &version).await?;
-    let forward = demo.port_forward(&format!("service/{name}"), &endpoint)?;
-    let forwarded = endpoint.through(&forward);
-    let read_over_grpc = recognize(&demo, &forwarded).await?;
-    let read_over_http = recognize_over_http(&demo, &forwarded).await?;
+    // One forward per call: kubectl port-forward gives up on every port once one forwarded
+    // connection ends in an error, as a gRPC channel's close can.
+    let service = format!("service/{name}");
+    let forward = demo.port_forward(&service, endpoint.port)?;
+    let read_over_grpc = recognize(&demo, &endpoint.through(i32::from(forward.local_port), endpoint.http_port))
+        .await
+        .with_context(|| format!("kubectl port-forward said: {}", forward.errors()))?;
+    drop(forward);
+    let forward = demo.port_forward(&service, endpoint.http_port)?;
+    let read_over_http = recognize_over_http(&demo, &endpoint.through(endpoint.port, i32::from(forward.local_port)))
+        .await
+        .with_context(|| format!("kubectl port-forward said: {}", forward.errors()))?;
     drop(forward);
     if read_over_http != read_over_grpc.text {
         bail!("the HTTP API read {read_over_http:?}, gRPC {:?}: both APIs must answer alike", read_over_grpc.text);
@@ -550,8 +559,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // 7. The new stable.
     demo.step(&format!("Stable serves {new_version}"));
     let endpoint = ready_endpoint(&demo, &client, &name, &format!("{name}-stable-"), &new_version).await?;
-    let forward = demo.port_forward(&format!("pod/{}", endpoint.pod), &endpoint)?;
-    let bundle_version = recognize(&demo, &endpoint.through(&forward)).await?.version;
+    let forward = demo.port_forward(&format!("pod/{}", endpoint.pod), endpoint.port)?;
+    let bundle_version = recognize(&demo, &endpoint.through(i32::from(forward.local_port), endpoint.http_port))
+        .await
+        .with_context(|| format!("kubectl port-forward said: {}", forward.errors()))?
+        .version;
     drop(forward);
     if bundle_version != new_version {
         println!(
@@ -637,14 +649,9 @@ impl Endpoint {
         format!("http://{}:{}", self.address, self.port)
     }
 
-    /// The same pod, reached through `forward` (its ports in the order gRPC, HTTP API).
-    fn through(&self, forward: &PortForward) -> Endpoint {
-        Endpoint {
-            address: "127.0.0.1".to_owned(),
-            port: i32::from(forward.local_ports[0]),
-            http_port: i32::from(forward.local_ports[1]),
-            ..self.clone()
-        }
+    /// The same pod, reached on this machine's loopback at these (forwarded) ports.
+    fn through(&self, port: i32, http_port: i32) -> Endpoint {
+        Endpoint { address: "127.0.0.1".to_owned(), port, http_port, ..self.clone() }
     }
 }
 

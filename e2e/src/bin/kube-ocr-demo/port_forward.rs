@@ -1,8 +1,9 @@
-//! `kubectl port-forward`, as a user runs it to reach a Service from their machine: local
-//! ports chosen free, ready once kubectl says it forwards each, stopped on drop.
+//! `kubectl port-forward`, as a user runs it to reach a Service from their machine: a local
+//! port chosen free, ready once kubectl says it forwards, stopped on drop.
 
+use std::fs::File;
 use std::io::{BufRead as _, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -12,64 +13,67 @@ use anyhow::{Context as _, bail};
 #[derive(Debug)]
 pub struct PortForward {
     child: Child,
-    /// The local port for each remote port, in the order given.
-    pub local_ports: Vec<u16>,
+    pub local_port: u16,
+    /// kubectl's stderr.
+    log: PathBuf,
 }
 
 impl PortForward {
-    /// Starts `kubectl port-forward -n <namespace> <target> <local>:<remote>...` and waits up
-    /// to `timeout` until it forwards every port.
+    /// Starts `kubectl port-forward -n <namespace> <target> <local>:<remote>` and waits up to
+    /// `timeout` until it forwards.
     pub fn start(
         kubectl: &Path,
         kubeconfig: &Path,
+        log: &Path,
         namespace: &str,
         target: &str,
-        remote_ports: &[u16],
+        remote_port: u16,
         timeout: Duration,
     ) -> anyhow::Result<PortForward> {
-        let local_ports = remote_ports.iter().map(|_| free_local_port()).collect::<anyhow::Result<Vec<u16>>>()?;
-        let mappings: Vec<String> =
-            local_ports.iter().zip(remote_ports).map(|(local, remote)| format!("{local}:{remote}")).collect();
-        println!("  $ kubectl port-forward -n {namespace} {target} {} &", mappings.join(" "));
+        let local_port = free_local_port()?;
+        let mapping = format!("{local_port}:{remote_port}");
+        println!("  $ kubectl port-forward -n {namespace} {target} {mapping} &");
         let mut child = Command::new(kubectl)
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(["port-forward", "-n", namespace, target])
-            .args(&mappings)
+            .arg(&mapping)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(File::create(log).with_context(|| format!("create {}", log.display()))?)
             .spawn()
             .with_context(|| format!("run {}", kubectl.display()))?;
         let stdout = child.stdout.take().context("kubectl's stdout")?;
         let (lines, received) = mpsc::channel();
+        // Drain stdout for kubectl's whole life: it prints "Handling connection for <port>"
+        // per connection, and a closed pipe would kill it (SIGPIPE) on the first one.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
+                let _ = lines.send(line);
             }
         });
-        let mut forward = PortForward { child, local_ports };
+        let mut forward = PortForward { child, local_port, log: log.to_owned() };
         let deadline = Instant::now() + timeout;
-        let mut forwarding = 0;
-        // kubectl prints "Forwarding from 127.0.0.1:<local> -> <remote>" (and [::1]) per port.
-        while forwarding < remote_ports.len() {
+        // kubectl prints "Forwarding from 127.0.0.1:<local> -> <remote>" (and one for [::1]).
+        loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match received.recv_timeout(left) {
-                Ok(line) if line.starts_with("Forwarding from 127.0.0.1:") => forwarding += 1,
+                Ok(line) if line.starts_with("Forwarding from 127.0.0.1:") => break,
                 Ok(_) => {}
                 Err(_) => {
                     let _ = forward.child.kill();
-                    let mut stderr = String::new();
-                    if let Some(mut pipe) = forward.child.stderr.take() {
-                        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-                    }
-                    bail!("kubectl port-forward {target} did not forward within {timeout:?}: {}", stderr.trim());
+                    bail!("kubectl port-forward {target} did not forward within {timeout:?}: {}", forward.errors());
                 }
             }
         }
         Ok(forward)
+    }
+}
+
+impl PortForward {
+    /// What kubectl reported on stderr so far (errors of forwarded connections).
+    pub fn errors(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default().trim().to_owned()
     }
 }
 
