@@ -2,7 +2,6 @@
 //! before and after, `kubectl` as a user runs it, polling, and the workspace's paths. Test
 //! code (it panics with the reason instead of returning errors).
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -27,10 +26,7 @@ pub fn init_logging() {
 }
 
 /// Polls `check` every 250 ms until it returns `Some`, or panics naming `what`.
-pub async fn wait_for<T, F>(what: &str, timeout: Duration, mut check: impl FnMut() -> F) -> T
-where
-    F: Future<Output = Option<T>>,
-{
+pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(found) = check().await {

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -19,6 +19,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ListParams};
 use kube_ocr_crds::OcrService;
 use kube_ocr_e2e::control_plane::LocalControlPlane;
+use kube_ocr_e2e::harness::wait_for;
 use kube_ocr_operator::controller::golden_source::{DEFAULT_GOLDEN_SET, load_golden_set};
 use kube_ocr_operator::rbac;
 
@@ -64,17 +65,6 @@ fn succeed(what: &str, output: Output) -> String {
     stdout
 }
 
-async fn wait_until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out after {TIMEOUT:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[tokio::test]
 async fn helm_install_creates_the_operator_rbac_and_golden_set_and_uninstall_removes_them() {
     let cluster = shared();
@@ -91,7 +81,7 @@ async fn helm_install_creates_the_operator_rbac_and_golden_set_and_uninstall_rem
 
     // The CRD from the chart's crds/, served.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    wait_until("the OcrService CRD to be Established", async || {
+    wait_for("the OcrService CRD to be Established", TIMEOUT, async || {
         let crd = crds.get(CRD).await.ok()?;
         crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
     })
@@ -178,7 +168,7 @@ async fn helm_install_creates_the_operator_rbac_and_golden_set_and_uninstall_rem
         "helm uninstall",
         run(cluster, helm, &["uninstall", RELEASE, "--namespace", &namespace, "--wait"], home.path()),
     );
-    wait_until("the release's objects to be deleted", async || {
+    wait_for("the release's objects to be deleted", TIMEOUT, async || {
         let gone = Api::<Deployment>::namespaced(client.clone(), &namespace).get_opt(OPERATOR).await.unwrap().is_none()
             && Api::<ConfigMap>::namespaced(client.clone(), &namespace)
                 .get_opt(DEFAULT_GOLDEN_SET)

@@ -18,6 +18,7 @@ use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube_ocr_crds::OcrService;
 use kube_ocr_e2e::control_plane::LocalControlPlane;
+pub use kube_ocr_e2e::harness::wait_for;
 use kube_ocr_e2e::node_agent::{
     Backoff, ImageMap, NodeAgent, NodeAgentConfig, NodeAgentHandle, NodeCapacity, cargo_bin_dir,
 };
@@ -36,18 +37,6 @@ pub fn init_logging() {
         .with_env_filter("info,kube_ocr_operator=debug,kube_ocr_e2e=info,kube_runtime=warn")
         .with_test_writer()
         .try_init();
-}
-
-/// Polls `check` every 250 ms until it returns `Some`, or fails naming `what`.
-pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// Installs the OcrService CRD (server-side apply, idempotent) and waits until it is
