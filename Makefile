@@ -117,14 +117,13 @@ setup: ## Install everything the build, tests and demo need (idempotent)
 # them) overlap the torch download and the model export instead of adding up. With
 # --output-sync each part's output is printed whole when it ends. The only order among
 # them: the model export needs the venv, and the two parts that may ask sudo for a password
-# (Debian packages, the pod route) take turns. Nothing here needs protoc (the cargo builds
+# (Debian packages) take turns. Nothing here needs protoc (the cargo builds
 # that do start after setup), and each script locks its own output directory.
 SETUP_JOBS ?= 4
 .PHONY: setup-prerequisites
 setup-prerequisites: $(VENV)/.complete k8s-binaries seaweedfs keda $(MODELS)/.complete promtool system-packages \
-	kubeconform gateway-api-crds $(HADOLINT_VENV)/.complete $(API_TOOLS_VENV)/.complete pod-network target-dir \
+	kubeconform gateway-api-crds $(HADOLINT_VENV)/.complete $(API_TOOLS_VENV)/.complete target-dir \
 	base-image
-pod-network: | system-packages
 
 # The control plane's and the real nodes' binaries. A cold build takes about 13 minutes on 2
 # cores for the control plane and about 15 more for the nodes (kubelet and kube-proxy 9.5,
@@ -200,12 +199,6 @@ target-dir:
 		$(CARGO) clean --quiet $(addprefix -p ,$(WORKSPACE_CRATES)); \
 		mkdir -p $(CARGO_TARGET_DIR) && echo "$(CURDIR)" > $(TARGET_OWNER); \
 	fi
-
-# The node agent gives pods addresses in 10.244.0.0/16; a local route makes them bindable
-# (the API server refuses loopback addresses in EndpointSlices). Needs root or sudo.
-.PHONY: pod-network
-pod-network:
-	@bash tools/local-pod-network.sh
 
 .PHONY: system-packages
 # protoc for the gRPC build; redis-server (and redis-cli) for the shared result cache's

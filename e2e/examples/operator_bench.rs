@@ -24,7 +24,7 @@ use kube::CustomResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube_ocr_crds::OcrService;
 use kube_ocr_e2e::control_plane::{ControlPlaneOptions, LocalControlPlane, SERVICE_CIDR};
-use kube_ocr_e2e::node_agent::cargo_bin_dir;
+use kube_ocr_e2e::toolchain::cargo_bin_dir;
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -304,7 +304,7 @@ async fn main() -> anyhow::Result<()> {
     let report = format!(
         "# Operator benchmark\n\n\
          {count} OcrServices created at once ({create:.1} s to create) against the local control plane, the \
-         `ocr-operator` binary as its own process, no node agent (pods Pending).\n\n\
+         `ocr-operator` binary as its own process, no nodes (pods stay Pending: this measures the operator, not kubelets).\n\n\
          | measure | value | goal |\n|---|---|---|\n\
          | all children + status, from the first create | {wall:.1} s | ≤ 30 s for 1,000 |\n\
          | reconcile p50 / p99 (histogram buckets) | {p50} / {p99} | |\n\

@@ -1,15 +1,18 @@
 //! What the e2e scenarios on real nodes share: a cluster per scenario with the host checked
-//! before and after, `kubectl` as a user runs it, polling, and the workspace's paths. Test
-//! code (it panics with the reason instead of returning errors).
+//! before and after, or one cluster per test binary for scenarios that each take a namespace
+//! of it; `kubectl` as a user runs it, polling, and the workspace's paths. Test code (it
+//! panics with the reason instead of returning errors).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
 
 use crate::control_plane::{ControlPlaneOptions, LocalControlPlane};
 use crate::node::host_state::HostState;
+use crate::node::workspace_images::ImageInputs;
 use crate::node::{LocalCluster, NodeOptions};
 
 /// The workspace root (this crate's parent directory).
@@ -106,4 +109,85 @@ pub fn free_local_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
         .unwrap_or_else(|err| panic!("no free loopback port: {err}"))
+}
+
+/// How many `nvidia.com/gpu` the first node of [`shared_cluster`] advertises; the second
+/// advertises none, so pods that ask for GPUs all land on the first.
+pub const SHARED_CLUSTER_GPUS: u32 = 2;
+
+/// Where each node of [`shared_cluster`] holds a copy of the workspace's `models/` (in the
+/// node's own /var/lib, gone with the node), readable by the pods' user: a `hostPath`
+/// volume of this path is a models volume on every node, as a node-local disk would be.
+pub const SHARED_CLUSTER_MODELS: &str = "/var/lib/kube-ocr-e2e/models";
+
+static SHARED_CLUSTER: OnceLock<Result<&'static LocalCluster, String>> = OnceLock::new();
+
+/// The cluster of this test process, started by the first caller (the others wait): a
+/// control plane and two real nodes, `node-a` in `zone-a` with [`SHARED_CLUSTER_GPUS`] GPUs
+/// and `node-b` in `zone-b`, CoreDNS, the inference pod's image (this checkout's) and the
+/// workspace's model bundles ([`SHARED_CLUSTER_MODELS`]) on both. Scenarios isolate themselves with a namespace each and delete it when done.
+///
+/// It lives in a `static` and is never dropped: when the test process exits, each
+/// component's watchdog sees its stdin close and stops it, each node's namespace holder kills
+/// what is left in the node's cgroups and removes them, and the image stores' claims end
+/// with the holders (see `control_plane::process` and `node::namespace`). A runtime of its
+/// own on a thread of its own keeps the nodes' GPU keepers running for as long as the
+/// process lives.
+pub fn shared_cluster() -> &'static LocalCluster {
+    let started = SHARED_CLUSTER.get_or_init(|| {
+        init_logging();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new().name("shared-cluster".to_owned()).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(err) => return drop(sender.send(Err(format!("start a tokio runtime: {err}")))),
+            };
+            runtime.block_on(async move {
+                match start_shared_cluster().await {
+                    Ok(cluster) => {
+                        let _ = sender.send(Ok(&*Box::leak(Box::new(cluster))));
+                        std::future::pending::<()>().await;
+                    }
+                    Err(err) => drop(sender.send(Err(err))),
+                }
+            });
+        });
+        match thread {
+            Ok(_) => receiver.recv().unwrap_or_else(|_| Err("the shared cluster's thread panicked".to_owned())),
+            Err(err) => Err(format!("start the shared cluster's thread: {err}")),
+        }
+    });
+    started.as_ref().copied().unwrap_or_else(|err| panic!("the shared cluster did not start: {err}"))
+}
+
+async fn start_shared_cluster() -> Result<LocalCluster, String> {
+    let started = Instant::now();
+    // The image builds (seconds when nothing changed) while the cluster starts.
+    let image = tokio::task::spawn_blocking(|| ImageInputs::of_this_checkout()?.build_inference_pod());
+    let nodes =
+        vec![NodeOptions::new("node-a", "zone-a").with_gpus(SHARED_CLUSTER_GPUS), NodeOptions::new("node-b", "zone-b")];
+    let cluster = LocalCluster::start(ControlPlaneOptions::default(), nodes).await.map_err(|e| e.to_string())?;
+    let archive = image.await.map_err(|e| format!("the image build panicked: {e}"))?.map_err(|e| e.to_string())?;
+    let models = workspace_root().join("models");
+    for node in cluster.nodes() {
+        node.import_archive(&archive).map_err(|e| e.to_string())?;
+        // As root inside the node, which reads the cache the bundles link into.
+        let copy = node
+            .command("bash")
+            .args(["-c", r#"mkdir -p "$2" && cp -rL "$1"/. "$2"/ && chmod -R a+rX "$2""#, "copy"])
+            .arg(&models)
+            .arg(SHARED_CLUSTER_MODELS)
+            .output()
+            .map_err(|e| format!("copy the models into {}: {e}", node.name()))?;
+        if !copy.status.success() {
+            return Err(format!(
+                "copy {} into {}:{SHARED_CLUSTER_MODELS}: {}",
+                models.display(),
+                node.name(),
+                String::from_utf8_lossy(&copy.stderr).trim()
+            ));
+        }
+    }
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "shared cluster ready");
+    Ok(cluster)
 }

@@ -45,7 +45,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tracing::{info, warn};
 
 use crate::control_plane::{Component, ComponentSpec, ControlPlaneError, LocalControlPlane};
@@ -327,7 +326,7 @@ impl Keda {
     /// The operator's `/readyz` says ok and the apiserver serves the external metrics API's
     /// discovery from the adapter.
     async fn ready(&self, client: &kube::Client) -> Result<(), String> {
-        let (status, body) = http_get_loopback(self.ports.operator_health, "/readyz").await?;
+        let (status, body) = crate::plain_http::get(Ipv4Addr::LOCALHOST, self.ports.operator_health, "/readyz").await?;
         if status != 200 {
             return Err(format!("operator /readyz: {status} {body}"));
         }
@@ -651,28 +650,6 @@ fn free_loopback_ports(count: usize) -> Result<Vec<u16>, KedaError> {
         .map(|listener| listener.local_addr().map(|addr| addr.port()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ControlPlaneError::ReservePorts)?)
-}
-
-/// A plain HTTP/1.0 GET to 127.0.0.1: the status code and the body.
-async fn http_get_loopback(port: u16, path: &str) -> Result<(u16, String), String> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
-        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&response).into_owned())
-    };
-    let response = tokio::time::timeout(Duration::from_secs(2), exchange)
-        .await
-        .map_err(|_| format!("GET 127.0.0.1:{port}{path}: timed out"))?
-        .map_err(|e| format!("GET 127.0.0.1:{port}{path}: {e}"))?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("GET 127.0.0.1:{port}{path}: not HTTP: {response:?}"))?;
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
-    Ok((status, body))
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! CEL rules, RBAC as enforced, Helm's release storage). `make chart-test` does the other
 //! half without a cluster (lint, template, kubeconform against the pinned schemas).
 //!
-//! The operator pods are not run here (no node agent): the demo runs them.
+//! The operator pods are not run here (no nodes): `tests/real_node.rs` and the demo run
+//! them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,7 +20,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ListParams};
 use kube_ocr_crds::OcrService;
 use kube_ocr_e2e::control_plane::LocalControlPlane;
-use kube_ocr_e2e::harness::wait_for;
+use kube_ocr_e2e::harness::{wait_for, workspace_root};
 use kube_ocr_operator::controller::golden_source::{DEFAULT_GOLDEN_SET, load_golden_set};
 use kube_ocr_operator::rbac;
 
@@ -31,10 +32,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// chart files included). The chart must stay well below it, or a `helm upgrade` that adds
 /// a little will fail on real clusters; the golden ConfigMap is most of it.
 const RELEASE_SECRET_BUDGET: usize = 700 * 1024;
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
 
 fn shared() -> &'static LocalControlPlane {
     LocalControlPlane::shared().unwrap_or_else(|err| panic!("{err}"))

@@ -24,7 +24,6 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 async fn a_slower_canary_is_rolled_back_on_p95_against_stable() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("canary-slow").await;
-    let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
     let stable = healthy_service(&s, "ocr", Scenario::fast_rollout("golden-small")).await;
 
@@ -66,14 +65,13 @@ async fn a_slower_canary_is_rolled_back_on_p95_against_stable() {
     assert_eq!(s.api::<Deployment>().get_opt("ocr-canary").await.unwrap(), None);
 
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("canary-unready").await;
-    let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
     let mut rollout = Scenario::fast_rollout("golden-small");
     merge(&mut rollout, json!({ "rollout": { "progressDeadline": "30s" } }));
@@ -96,7 +94,7 @@ async fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadli
     assert_eq!(stable_deployment.status.unwrap().ready_replicas, Some(1));
 
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +105,6 @@ async fn stable_accuracy_below_the_minimum_is_degraded_outside_rollouts() {
     use kube_ocr_golden::{GoldenSet, Truth};
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("stable-drift").await;
-    let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
 
     // A golden set whose expected texts no longer match its images: what drift between
@@ -153,14 +150,13 @@ async fn stable_accuracy_below_the_minimum_is_degraded_outside_rollouts() {
     assert!(metrics.contains("ocr_operator_golden_min_accuracy{"), "{metrics}");
 
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_degraded_canary_is_rolled_back_on_golden_accuracy() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("canary-degraded").await;
-    let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
     let mut rollout = Scenario::fast_rollout("golden-small");
     merge(&mut rollout, json!({ "rollout": { "analysis": { "interval": "10s" } } }));
@@ -209,7 +205,7 @@ async fn a_degraded_canary_is_rolled_back_on_golden_accuracy() {
     assert_eq!(stable_deployment.status.unwrap().ready_replicas, Some(1), "stable kept serving");
 
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }
 
 /// Sends LINE requests round-robin over the Ready addresses of the shared Service's
@@ -238,7 +234,9 @@ async fn balanced_client(s: &Scenario, stop: std::sync::Arc<std::sync::atomic::A
         let over_http = turn % 2 == 1;
         let result = async {
             if over_http {
-                let (status, body) = http_post(address, 8000, "/v1/ocr?task=line", "image/png", &request.image).await?;
+                let (status, body) = http_post(address, 8000, "/v1/ocr?task=line", "image/png", &request.image)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
                 let body: serde_json::Value = serde_json::from_slice(&body)?;
                 anyhow::ensure!(status == 200, "HTTP {status}: {body}");
                 return anyhow::Ok(body["text"].as_str().unwrap_or_default().to_owned());
@@ -266,7 +264,6 @@ async fn balanced_client(s: &Scenario, stop: std::sync::Arc<std::sync::atomic::A
 async fn a_good_version_is_promoted_without_a_failed_request_across_an_operator_restart() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("canary-good").await;
-    let (agent, _work_dir) = s.start_agent().await;
     let operator_client = s.operator_client().await;
     let operator = kube_ocr_operator::Operator::start(operator_client.clone(), s.operator_config()).await.unwrap();
     let mut rollout = Scenario::fast_rollout("golden-small");
@@ -275,8 +272,7 @@ async fn a_good_version_is_promoted_without_a_failed_request_across_an_operator_
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let client = {
-        let (s, stop) =
-            (Scenario { cluster: s.cluster, admin: s.admin.clone(), namespace: s.namespace.clone() }, stop.clone());
+        let (s, stop) = (s.share(), stop.clone());
         tokio::spawn(async move { balanced_client(&s, stop).await })
     };
     let patch = json!({ "spec": { "model": { "version": "4.0.1" } } });
@@ -319,5 +315,5 @@ async fn a_good_version_is_promoted_without_a_failed_request_across_an_operator_
     assert_eq!(promotions, 1);
 
     resumed.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }

@@ -42,7 +42,7 @@ fn record_weights(
     route: &'static str,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Vec<(i64, i64)>> {
-    let s = Scenario { cluster: s.cluster, admin: s.admin.clone(), namespace: s.namespace.clone() };
+    let s = s.share();
     tokio::spawn(async move {
         let mut seen: Vec<(i64, i64)> = Vec::new();
         loop {
@@ -76,7 +76,6 @@ async fn route_weights_follow_the_canary_steps_and_return_to_stable_after_promot
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("gateway-promote").await;
     install_route_crds(&s.admin).await;
-    let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
     // Written before any canary: only the stable Service, at the schema's default weight.
     // gRPC clients come through the GRPCRoute, HTTP/JSON clients through the HTTPRoute.
@@ -138,7 +137,7 @@ async fn route_weights_follow_the_canary_steps_and_return_to_stable_after_promot
     }
 
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +145,6 @@ async fn a_degraded_canary_loses_its_route_weight_at_rollback() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("gateway-rollback").await;
     install_route_crds(&s.admin).await;
-    let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
     create_grpc_route(&s, "ocr-route", &[("ocr-stable", 100), ("ocr-canary", 0)]).await;
     let mut rollout = gateway_rollout("ocr-route", &[50, 100]);
@@ -178,7 +176,7 @@ async fn a_degraded_canary_loses_its_route_weight_at_rollback() {
     assert!(notes.iter().any(|n| n.contains("golden accuracy")), "{notes:?}");
 
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +184,6 @@ async fn a_missing_route_is_degraded_with_its_reason_until_it_is_created() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("gateway-missing").await;
     install_route_crds(&s.admin).await;
-    // No node agent: the pods never start, and they need not for this.
     let operator = s.start_operator().await;
     s.create_golden_config_map("golden-small").await;
     s.create(&s.ocr_service("ocr", gateway_rollout("ocr-route", &[50, 100]))).await;

@@ -1,6 +1,6 @@
-//! Scenario 6: a rollout on a node whose GPUs stable fills. The node agent advertises two
-//! `nvidia.com/gpu`, stable runs two pods that each take one, and the real kube-scheduler
-//! enforces the count. There is no GPU on this machine and a `cuda` pod fails at start, so
+//! Scenario 6: a rollout on a node whose GPUs stable fills. Node `node-a` of the shared
+//! cluster advertises two `nvidia.com/gpu` (the other none), stable runs two pods that each
+//! take one, and the real kube-scheduler enforces the count. There is no GPU on this machine and a `cuda` pod fails at start, so
 //! the pods run on `device: cpu` and ask for their GPU through `resources.limits`: the
 //! scheduling is the real thing, only the compute is not.
 //!
@@ -31,7 +31,7 @@ use serde_json::json;
 /// starve each other's probes.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const GPUS: u32 = 2;
+const GPUS: u32 = kube_ocr_e2e::harness::SHARED_CLUSTER_GPUS;
 
 /// Two stable pods of one GPU each, on CPU; a fast rollout at 50 % then 100 %.
 fn gpu_service(s: &Scenario, dynamic_stable_scale: bool) -> OcrService {
@@ -49,6 +49,7 @@ fn gpu_service(s: &Scenario, dynamic_stable_scale: bool) -> OcrService {
 }
 
 async fn healthy_on_all_gpus(s: &Scenario, ocr: &OcrService) -> String {
+    s.models_claim().await;
     s.create_golden_config_map("golden-small").await;
     s.create(ocr).await;
     s.wait_status("ocr", "Healthy on both GPUs", TIMEOUT, |o| {
@@ -83,7 +84,6 @@ async fn without_dynamic_stable_scale_an_unschedulable_canary_is_rolled_back_and
     let _turn = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
     let s = Scenario::new("gpu-static").await;
-    let (agent, _work_dir) = s.start_agent_with_gpus(GPUS).await;
     let operator = s.start_operator().await;
     let stable = healthy_on_all_gpus(&s, &gpu_service(&s, false)).await;
 
@@ -117,7 +117,7 @@ async fn without_dynamic_stable_scale_an_unschedulable_canary_is_rolled_back_and
     eprintln!("static stable: rolled back, scenario {:?}", started.elapsed());
 
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +125,6 @@ async fn with_dynamic_stable_scale_stable_makes_room_and_the_canary_is_promoted(
     let _turn = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
     let s = Scenario::new("gpu-dynamic").await;
-    let (agent, _work_dir) = s.start_agent_with_gpus(GPUS).await;
     let operator = s.start_operator().await;
     let first = healthy_on_all_gpus(&s, &gpu_service(&s, true)).await;
 
@@ -177,14 +176,13 @@ async fn with_dynamic_stable_scale_stable_makes_room_and_the_canary_is_promoted(
     );
 
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_dynamic_stable_scale_a_rollback_grows_stable_back_to_all_gpus() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = Scenario::new("gpu-rollback").await;
-    let (agent, _work_dir) = s.start_agent_with_gpus(GPUS).await;
     let operator = s.start_operator().await;
     let stable = healthy_on_all_gpus(&s, &gpu_service(&s, true)).await;
 
@@ -220,5 +218,5 @@ async fn with_dynamic_stable_scale_a_rollback_grows_stable_back_to_all_gpus() {
     eprintln!("dynamic stable: rollback → stable Ready on both GPUs in {:?}", rolled_back_at.elapsed());
 
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }

@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube_ocr_e2e::keda::Keda;
-use kube_ocr_test_servers::{RedisServer, S3Server};
+use kube_ocr_test_servers::{RedisOptions, RedisServer, S3Server};
 use operator_support::{Scenario, TIMEOUT, http_get, http_post, wait_for, workspace_root};
 use serde_json::json;
 
@@ -52,18 +52,19 @@ async fn job_state(front: &str, id: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_only_service_wakes_from_zero_on_a_job_scales_on_its_backlog_and_returns_to_zero() {
-    let redis = RedisServer::start().expect("redis-server starts (make setup installs it)");
-    let s3 = S3Server::start().expect("the S3 server starts (make setup builds it)");
-    s3.create_bucket(BUCKET).unwrap();
     let s = Scenario::new("ocrs-jobs").await;
-    let keda = Keda::start(s.cluster).await.unwrap_or_else(|error| panic!("{error}"));
+    // On the cluster network, where the pods (and KEDA, and this test) reach them.
+    let redis = RedisServer::start_with(RedisOptions { listen: Some(s.host_ip()), ..RedisOptions::default() })
+        .expect("redis-server starts (make setup installs it)");
+    let s3 = S3Server::start_on(s.host_ip()).expect("the S3 server starts (make setup builds it)");
+    s3.create_bucket(BUCKET).unwrap();
+    let keda = Keda::start(s.plane()).await.unwrap_or_else(|error| panic!("{error}"));
     let secret: Secret = serde_json::from_value(json!({
         "metadata": { "name": "s3-auth" },
         "stringData": { "accessKeyId": s3.access_key(), "secretAccessKey": s3.secret_key() },
     }))
     .unwrap();
     s.api::<Secret>().create(&PostParams::default(), &secret).await.unwrap();
-    let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
     let spec = json!({
         "replicas": { "min": 0, "max": 2 },
@@ -128,5 +129,5 @@ async fn a_job_only_service_wakes_from_zero_on_a_job_scales_on_its_backlog_and_r
     assert_eq!(job_state(&front, &ids[0]).await.as_deref(), Some("succeeded"));
     drop(keda);
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }

@@ -77,8 +77,7 @@ async fn caller(s: &Scenario, id: usize, stop: Arc<AtomicBool>) -> (usize, usize
 async fn keda_scales_a_synchronous_service_on_in_flight_requests_and_a_canary_keeps_stables_share() {
     let started = Instant::now();
     let s = Arc::new(Scenario::new("ocrs-keda").await);
-    let keda = Keda::start(s.cluster).await.unwrap_or_else(|error| panic!("{error}"));
-    let (agent, _work_dir) = s.start_agent().await;
+    let keda = Keda::start(s.plane()).await.unwrap_or_else(|error| panic!("{error}"));
     let operator = s.start_operator().await;
     let mut spec = Scenario::fast_rollout("golden-small");
     merge(
@@ -188,5 +187,6 @@ async fn keda_scales_a_synchronous_service_on_in_flight_requests_and_a_canary_ke
 
     drop(keda);
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    let s = Arc::into_inner(s).expect("the callers have ended");
+    s.finish().await;
 }

@@ -6,8 +6,7 @@
 
 mod operator_support;
 
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube_ocr_crds::{OcrService, Phase};
 use operator_support::canary::{change_model, healthy_service};
 use operator_support::{Scenario, TIMEOUT, merge, wait_for};
@@ -31,10 +30,9 @@ async fn request_taken(s: &Scenario, name: &str) {
 
 /// (type, note) of the events with `reason` about `name`.
 async fn events(s: &Scenario, name: &str, reason: &str) -> Vec<(String, String)> {
-    let list = s.api::<Event>().list(&ListParams::default()).await.unwrap();
-    list.items
+    s.events_about(name)
+        .await
         .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
         .filter(|e| e.reason.as_deref() == Some(reason))
         .map(|e| (e.type_.unwrap_or_default(), e.note.unwrap_or_default()))
         .collect()
@@ -47,7 +45,6 @@ async fn wait_event(s: &Scenario, name: &str, reason: &str) -> (String, String) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_retry_and_promote_by_annotation() {
     let s = Scenario::new("manual").await;
-    let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
     // Steps that would take an hour: only a human request moves this rollout.
     let mut rollout = Scenario::fast_rollout("golden-small");
@@ -120,5 +117,5 @@ async fn abort_retry_and_promote_by_annotation() {
     assert_eq!(api.get("ocr").await.unwrap().status.unwrap().stable_revision.as_deref(), Some(canary.as_str()));
 
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }

@@ -6,16 +6,13 @@ mod operator_support;
 
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
-use kube::api::{Api, DeleteParams, PostParams};
 use kube_ocr_crds::Phase;
-use operator_support::{Scenario, TIMEOUT, condition, workspace_root};
+use operator_support::{MODELS_CLAIM, Scenario, TIMEOUT, condition};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_looping_and_unschedulable_pods_are_degraded_causes() {
     let s = Scenario::new("ocrs-pods").await;
-    let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
     s.create(&s.ocr_service("crashing", json!({ "model": { "uri": "file:///nonexistent/bundle" } }))).await;
     s.create(&s.ocr_service("gpu-hungry", json!({ "device": { "kind": "cuda", "gpus": 8 } }))).await;
@@ -38,16 +35,15 @@ async fn crash_looping_and_unschedulable_pods_are_degraded_causes() {
     assert!(message.contains("nvidia.com/gpu"), "{message}");
     assert!(message.contains("Each pod needs 8 free nvidia.com/gpu"), "{message}");
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pvc_model_waits_for_its_claim_then_serves_from_it() {
     let started = Instant::now();
     let s = Scenario::new("ocrs-pvc").await;
-    let (agent, work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
-    s.create(&s.ocr_service("claimed", json!({ "model": { "uri": "pvc://models/ppocr-v4" } }))).await;
+    s.create(&s.ocr_service("claimed", json!({ "model": { "uri": format!("pvc://{MODELS_CLAIM}/ppocr-v4") } }))).await;
     let message = s
         .wait_status("claimed", "Degraded ModelClaimMissing", TIMEOUT, |o| {
             let (status, reason, message) = condition(o, "Degraded")?;
@@ -56,33 +52,9 @@ async fn a_pvc_model_waits_for_its_claim_then_serves_from_it() {
         .await;
     assert!(message.contains("PersistentVolumeClaim models"), "{message}");
 
-    // The node agent keeps a claim's files in <work-dir>/pvc/<namespace>_<claim>; put the
-    // bundle there, then bind a claim to a volume statically so the scheduler places the pod.
-    let claim_dir = work_dir.path().join("agent/pvc").join(format!("{}_models", s.namespace));
-    std::fs::create_dir_all(&claim_dir).unwrap();
-    let bundle = workspace_root().join("models/ppocr-v4").canonicalize().unwrap();
-    std::os::unix::fs::symlink(&bundle, claim_dir.join("ppocr-v4")).unwrap();
-    let volume_name = format!("{}-models", s.namespace);
-    let volume: PersistentVolume = serde_json::from_value(json!({
-        "metadata": { "name": volume_name },
-        "spec": {
-            "capacity": { "storage": "1Gi" }, "accessModes": ["ReadOnlyMany"], "storageClassName": "",
-            "hostPath": { "path": claim_dir }, "persistentVolumeReclaimPolicy": "Retain",
-            "claimRef": { "namespace": s.namespace, "name": "models" },
-        },
-    }))
-    .unwrap();
-    let volumes: Api<PersistentVolume> = Api::all(s.admin.clone());
-    volumes.create(&PostParams::default(), &volume).await.unwrap();
-    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
-        "metadata": { "name": "models" },
-        "spec": {
-            "accessModes": ["ReadOnlyMany"], "storageClassName": "", "volumeName": volume_name,
-            "resources": { "requests": { "storage": "1Gi" } },
-        },
-    }))
-    .unwrap();
-    s.api::<PersistentVolumeClaim>().create(&PostParams::default(), &claim).await.unwrap();
+    // The claim appears (bound statically to a hostPath volume of the workspace's models/),
+    // and the scheduler places the pod.
+    s.models_claim().await;
 
     let status = s
         .wait_status("claimed", "Healthy from the claim", TIMEOUT, |o| {
@@ -114,7 +86,6 @@ async fn a_pvc_model_waits_for_its_claim_then_serves_from_it() {
     let writes = counter(&after, "ocr_operator_api_writes_total") - counter(&before, "ocr_operator_api_writes_total");
     assert_eq!(writes, 0.0, "a steady state writes nothing:\n{after}");
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
-    volumes.delete(&volume_name, &DeleteParams::default()).await.unwrap();
+    s.finish().await;
     eprintln!("pvc: healthy from a claim after {:?}", started.elapsed());
 }

@@ -1,6 +1,6 @@
 //! The operator against the real control plane, running in-process under its own
 //! ServiceAccount with only its generated ClusterRole: an OcrService becomes owned
-//! children, Ready inference pods (via the node agent) and an Available status; a spec
+//! children, Ready inference pods (on the real nodes) and an Available status; a spec
 //! change rolls the pods; deletion garbage-collects everything; the HPA's replica count
 //! is never taken back; invalid-but-admitted situations surface as Degraded.
 
@@ -12,13 +12,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_ocr_crds::{OcrService, Phase};
 use kube_ocr_operator::names::{FIELD_MANAGER, REVISION_LABEL};
-use operator_support::{Scenario, TIMEOUT, condition, wait_for};
+use operator_support::{Scenario, TIMEOUT, condition, http_get, wait_for};
 use serde_json::json;
 
 fn owned_by(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, ocr: &OcrService) -> bool {
@@ -29,31 +28,13 @@ fn owned_by(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, o
 }
 
 async fn event_reasons(s: &Scenario, name: &str) -> Vec<String> {
-    let events: Api<Event> = s.api();
-    let list = events.list(&ListParams::default()).await.unwrap();
-    list.items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .filter_map(|e| e.reason)
-        .collect()
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (code, response)
+    s.events_about(name).await.into_iter().filter_map(|e| e.reason).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected() {
     let started = Instant::now();
     let s = Scenario::new("ocrs-lifecycle").await;
-    let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
     s.create_golden_config_map("golden-small").await;
     let ocr = s.create(&s.ocr_service("invoices", Scenario::fast_rollout("golden-small"))).await;
@@ -90,7 +71,7 @@ async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected(
     assert_eq!(container.security_context.as_ref().unwrap().read_only_root_filesystem, Some(true));
     let first_revision = template.metadata.as_ref().unwrap().labels.as_ref().unwrap()[REVISION_LABEL].clone();
 
-    // Pods start through the node agent; the status says Available with the ready count.
+    // The kubelets start the pods; the status says Available with the ready count.
     let ready = s
         .wait_status("invoices", "Healthy and Available", TIMEOUT, |o| {
             let status = o.status.as_ref()?;
@@ -132,11 +113,12 @@ async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected(
     }
 
     // The operator's own endpoints.
-    let (code, metrics) = http_get(operator.http_addr(), "/metrics").await;
+    let address = operator.http_addr();
+    let (code, metrics) = http_get(address.ip(), address.port(), "/metrics").await.unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("ocr_operator_reconciles_total{result=\"success\"}"), "{metrics}");
-    assert_eq!(http_get(operator.http_addr(), "/healthz").await.0, 200);
-    assert_eq!(http_get(operator.http_addr(), "/readyz").await.0, 200);
+    assert_eq!(http_get(address.ip(), address.port(), "/healthz").await.unwrap().0, 200);
+    assert_eq!(http_get(address.ip(), address.port(), "/readyz").await.unwrap().0, 200);
     let lease = s.api::<Lease>().get("kube-ocr-operator").await.unwrap();
     assert_eq!(lease.spec.unwrap().holder_identity, Some(format!("{}-operator", s.namespace)));
 
@@ -151,7 +133,7 @@ async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected(
     })
     .await;
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
     eprintln!("lifecycle: available after {time_to_available:?}, whole scenario {:?}", started.elapsed());
 }
 
@@ -226,7 +208,6 @@ async fn the_operator_never_resets_replicas_the_hpa_owns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_image_surfaces_as_degraded_with_the_reason() {
     let s = Scenario::new("ocrs-image").await;
-    let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
     s.create(&s.ocr_service("broken", json!({ "image": "example.com/no-such-image:1" }))).await;
     let (reason, message) = s
@@ -245,7 +226,7 @@ async fn an_unknown_image_surfaces_as_degraded_with_the_reason() {
     })
     .await;
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,16 +48,16 @@ async fn shared_lookups(address: &str, result: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_results_through_redis_and_survive_losing_it() {
-    let mut redis = RedisServer::start_with(RedisOptions { password: Some(PASSWORD.into()), ..Default::default() })
-        .expect("redis-server starts (make setup installs it)");
     let s = Scenario::new("ocrs-cache").await;
+    // On the cluster network, where the pods reach it.
+    let options = RedisOptions { password: Some(PASSWORD.into()), listen: Some(s.host_ip()), ..Default::default() };
+    let mut redis = RedisServer::start_with(options).expect("redis-server starts (make setup installs it)");
     let secret: Secret = serde_json::from_value(json!({
         "metadata": { "name": "redis-auth" },
         "stringData": { "password": PASSWORD },
     }))
     .unwrap();
     s.api::<Secret>().create(&PostParams::default(), &secret).await.unwrap();
-    let (agent, _work_dir) = s.start_agent().await;
     let operator = s.start_operator().await;
     let spec = json!({
         "replicas": { "min": 2, "max": 2 },
@@ -75,7 +75,7 @@ async fn replicas_share_results_through_redis_and_survive_losing_it() {
     let deployment = s.api::<Deployment>().get("cached-stable").await.unwrap();
     let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
     let args = container.args.clone().unwrap_or_default();
-    assert!(args.iter().any(|a| a.starts_with("--redis-url=redis://127.0.0.1:")), "{args:?}");
+    assert!(args.contains(&format!("--redis-url={}", redis.url_without_password())), "{args:?}");
     assert!(!args.iter().any(|a| a.contains(PASSWORD)), "{args:?}");
     let env = serde_json::to_value(container.env.clone().unwrap_or_default()).unwrap();
     assert!(env.to_string().contains("redis-auth"), "{env}");
@@ -112,5 +112,5 @@ async fn replicas_share_results_through_redis_and_survive_losing_it() {
         assert!(failed >= 1.0, "{address} must count the lost Redis");
     }
     operator.shutdown().await.unwrap();
-    agent.shutdown().await;
+    s.finish().await;
 }

@@ -23,6 +23,7 @@ use kube_ocr_e2e::control_plane::ControlPlaneOptions;
 use kube_ocr_e2e::harness::{Kubectl, free_local_port, on_a_cluster, wait_for, workspace_root};
 use kube_ocr_e2e::node::workspace_images::{ImageInputs, OPERATOR_IMAGE};
 use kube_ocr_e2e::node::{GPU_RESOURCE, LocalCluster, NodeOptions, ScratchImage, ZONE_LABEL};
+use kube_ocr_e2e::plain_http;
 use serde_json::json;
 
 const BUSYBOX_IMAGE: &str = "kube-ocr.test/busybox:1";
@@ -62,18 +63,12 @@ fn web_pod(name: &str) -> Pod {
     }
 }
 
-fn http_get(ip: Ipv4Addr, port: u16) -> std::io::Result<String> {
-    http_get_path(ip, port, "/")
-}
-
-fn http_get_path(ip: Ipv4Addr, port: u16, path: &str) -> std::io::Result<String> {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n")?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply)?;
-    Ok(reply)
+/// `GET /` at `ip:port`: the body of a 200, or what went wrong.
+async fn http_get(ip: Ipv4Addr, port: u16) -> Result<String, String> {
+    match plain_http::get(ip, port, "/").await? {
+        (200, body) => Ok(body),
+        (status, body) => Err(format!("HTTP {status}: {body}")),
+    }
 }
 
 async fn run_scenario(cluster: &LocalCluster) {
@@ -133,7 +128,7 @@ async fn run_scenario(cluster: &LocalCluster) {
     assert!(pod_network.contains(pod_ip), "{pod_ip} outside the node's pod range {pod_network}");
 
     // The host reaches the pod over the node network.
-    let reply = http_get(pod_ip, 8080).unwrap_or_else(|e| panic!("GET http://{pod_ip}:8080/: {e}"));
+    let reply = http_get(pod_ip, 8080).await.unwrap_or_else(|e| panic!("GET http://{pod_ip}:8080/: {e}"));
     assert!(reply.contains("hello from web"), "{reply}");
 
     // apiserver -> kubelet: logs and exec.
@@ -287,7 +282,7 @@ async fn node_loss_scenario(cluster: &mut LocalCluster) {
 
     // Pods of both nodes answer the host, and a pod on node-a reaches the one on node-b.
     for (name, _, ip) in &spread {
-        let reply = http_get(*ip, 8080).unwrap_or_else(|e| panic!("GET http://{ip}:8080/: {e}"));
+        let reply = http_get(*ip, 8080).await.unwrap_or_else(|e| panic!("GET http://{ip}:8080/: {e}"));
         assert!(reply.contains(&format!("hello from {name}")), "{reply}");
     }
     let mut client_pod = web_pod("client");
@@ -427,8 +422,8 @@ async fn operator_in_cluster_scenario(cluster: &mut LocalCluster) {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let metrics = loop {
-        match http_get_path(Ipv4Addr::LOCALHOST, port, "/metrics") {
-            Ok(reply) if reply.contains("200 OK") => break reply,
+        match plain_http::get(Ipv4Addr::LOCALHOST, port, "/metrics").await {
+            Ok((200, body)) => break body,
             other => {
                 assert!(Instant::now() < deadline, "GET /metrics through port-forward: {other:?}");
                 tokio::time::sleep(Duration::from_millis(300)).await;

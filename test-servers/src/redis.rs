@@ -1,5 +1,6 @@
 //! Debian's `redis-server`, one per test that needs it.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,9 +25,13 @@ pub struct RedisOptions {
     pub tls: bool,
     /// The `redis-server` binary; `None` = the one on `PATH`.
     pub binary: Option<PathBuf>,
+    /// The address to listen on and to name in URLs: `None` = 127.0.0.1; one of this
+    /// machine's other addresses for clients in other network namespaces, such as a local
+    /// cluster's pods. (Not with `tls`, whose certificate names 127.0.0.1.)
+    pub listen: Option<Ipv4Addr>,
 }
 
-/// A running `redis-server` on 127.0.0.1, with no persistence, killed on drop.
+/// A running `redis-server` on 127.0.0.1 (or [`RedisOptions::listen`]), with no persistence, killed on drop.
 #[derive(Debug)]
 pub struct RedisServer {
     child: Option<Child>,
@@ -63,10 +68,10 @@ impl RedisServer {
         Err(last_error.expect("three attempts were made"))
     }
 
-    /// `redis[s]://[:password@]127.0.0.1:<port>`.
+    /// `redis[s]://[:password@]<address>:<port>`.
     pub fn url(&self) -> String {
         match &self.options.password {
-            Some(password) => format!("{}://:{password}@127.0.0.1:{}", self.scheme(), self.port),
+            Some(password) => format!("{}://:{password}@{}:{}", self.scheme(), self.address(), self.port),
             None => self.url_without_password(),
         }
     }
@@ -74,7 +79,11 @@ impl RedisServer {
     /// The address without credentials (what a client configured with a separate password
     /// is given).
     pub fn url_without_password(&self) -> String {
-        format!("{}://127.0.0.1:{}", self.scheme(), self.port)
+        format!("{}://{}:{}", self.scheme(), self.address(), self.port)
+    }
+
+    fn address(&self) -> Ipv4Addr {
+        self.options.listen.unwrap_or(Ipv4Addr::LOCALHOST)
     }
 
     /// The PEM CA that signed the server's certificate, with [`RedisOptions::tls`].
@@ -119,7 +128,7 @@ impl RedisServer {
     pub fn cli(&self, args: &[&str]) -> Result<String, TestServerError> {
         let command = args.join(" ");
         let mut cli = Command::new(self.binary.with_file_name("redis-cli"));
-        cli.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--no-auth-warning"]);
+        cli.arg("-h").arg(self.address().to_string()).args(["-p", &self.port.to_string(), "--no-auth-warning"]);
         if let Some(files) = &self.tls {
             cli.arg("--tls").arg("--cacert").arg(&files.ca);
         }
@@ -150,7 +159,12 @@ impl RedisServer {
 
     fn spawn_and_wait(&mut self) -> Result<(), TestServerError> {
         let mut command = Command::new(&self.binary);
-        command.args(["--bind", "127.0.0.1"]);
+        command.arg("--bind").arg(self.address().to_string());
+        if self.options.listen.is_some() {
+            // Without a password, protected mode refuses every client not on the loopback,
+            // and those are the clients this address is for.
+            command.args(["--protected-mode", "no"]);
+        }
         match &self.tls {
             // TLS only: the plain port is closed, clients need no certificate of their own.
             Some(files) => {

@@ -66,12 +66,14 @@ struct Ports {
     webdav: u16,
 }
 
-/// A running `weed mini` on 127.0.0.1 with the S3 gateway, data in a temporary directory,
+/// A running `weed mini` on 127.0.0.1 (or [`S3Server::start_on`] an address of this
+/// machine's that pods of a local cluster reach) with the S3 gateway, data in a temporary directory,
 /// killed on drop. Its admin identity signs every request ([`Self::access_key`]); buckets
 /// are not created on upload, as on AWS.
 #[derive(Debug)]
 pub struct S3Server {
     child: Option<Child>,
+    ip: Ipv4Addr,
     ports: Ports,
     dir: TempDir,
     binary: PathBuf,
@@ -80,13 +82,19 @@ pub struct S3Server {
 impl S3Server {
     /// Starts the server and waits until its S3 port lists buckets for the admin identity.
     pub fn start() -> Result<Self, TestServerError> {
+        Self::start_on(Ipv4Addr::LOCALHOST)
+    }
+
+    /// [`Self::start`] listening on `ip` (one of this machine's addresses) instead of the
+    /// loopback: for clients in other network namespaces, such as a local cluster's pods.
+    pub fn start_on(ip: Ipv4Addr) -> Result<Self, TestServerError> {
         let binary = find_binary(SERVER, Some(binary_path(&cache_root(), SEAWEEDFS_VERSION)))?;
         let dir = tempfile::Builder::new()
             .prefix("kube-ocr-s3-")
             .tempdir()
             .map_err(|source| TestServerError::CreateDirectory { server: SERVER, source })?;
         let ports = pick_ports()?;
-        let mut server = Self { child: None, ports, dir, binary };
+        let mut server = Self { child: None, ip, ports, dir, binary };
         // A port found free may be taken before the server binds it: try a few.
         let mut last_error = None;
         for attempt in 0..3 {
@@ -101,9 +109,9 @@ impl S3Server {
         Err(last_error.expect("three attempts were made"))
     }
 
-    /// `http://127.0.0.1:<s3 port>`: path-style addressing (`<endpoint>/<bucket>/<key>`).
+    /// `http://<ip>:<s3 port>`: path-style addressing (`<endpoint>/<bucket>/<key>`).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.ports.s3)
+        format!("http://{}:{}", self.ip, self.ports.s3)
     }
 
     pub fn access_key(&self) -> &str {
@@ -156,7 +164,7 @@ impl S3Server {
             log_file.try_clone().map_err(|source| TestServerError::WriteFile { path: log.clone(), source })?;
         let mut child = Command::new(&self.binary)
             // -debug sends the worker's own log (what it found due, what it deleted) to stderr.
-            .args(["shell", "-debug", &format!("-master=127.0.0.1:{}", self.ports.master)])
+            .args(["shell", "-debug", &format!("-master={}:{}", self.ip, self.ports.master)])
             .stdin(Stdio::piped())
             .stdout(log_file)
             .stderr(log_err)
@@ -165,7 +173,8 @@ impl S3Server {
         // -events 0: every meta-log event up to now in each pass; -runtime: longer than any
         // test; -refresh: the pass interval (the engine reloads the rules each pass).
         let script = format!(
-            "s3.lifecycle.run-shard -shards 0-15 -s3 127.0.0.1:{} -events 0 -runtime 24h -refresh 2s\nexit\n",
+            "s3.lifecycle.run-shard -shards 0-15 -s3 {}:{} -events 0 -runtime 24h -refresh 2s\nexit\n",
+            self.ip,
             u32::from(self.ports.s3) + u32::from(GRPC_PORT_OFFSET)
         );
         if let Some(mut stdin) = child.stdin.take() {
@@ -285,7 +294,8 @@ impl S3Server {
         command
             .arg("mini")
             .arg(format!("-dir={}", data.display()))
-            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+            .arg(format!("-ip={}", self.ip))
+            .arg(format!("-ip.bind={}", self.ip))
             .arg(format!("-master.port={}", ports.master))
             .arg(format!("-volume.port={}", ports.volume))
             .arg(format!("-filer.port={}", ports.filer))

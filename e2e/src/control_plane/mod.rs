@@ -1,6 +1,6 @@
 //! A real Kubernetes control plane on loopback: etcd, kube-apiserver (RBAC and the Node
 //! authorizer, kubeadm's admission plugins), kube-controller-manager and kube-scheduler, from
-//! the binaries `make setup` builds. No kubelet; the node agent (`crate::node_agent`) is ours.
+//! the binaries `make setup` builds. The nodes are `crate::node`'s.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kube_ocr_e2e::control_plane::ControlPlaneError> {
@@ -325,7 +325,7 @@ impl LocalControlPlane {
             .map_err(|source| ControlPlaneError::CreateClient { user: user.to_owned(), source })
     }
 
-    /// Writes a kubeconfig for `user` in `groups` (for kubectl, helm or a node agent, e.g.
+    /// Writes a kubeconfig for `user` in `groups` (for kubectl, helm or a node's kubelet, e.g.
     /// `system:node:<name>` in `system:nodes`) and returns its path, inside the cluster dir.
     pub fn write_kubeconfig_for_user(&self, user: &str, groups: &[&str]) -> Result<PathBuf, ControlPlaneError> {
         let credentials = Credentials::ClientCertificate(self.pki.issue_client(user, groups)?);

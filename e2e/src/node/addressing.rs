@@ -6,8 +6,8 @@
 //!   `10.87.s.254`, node `i` is `10.87.s.(i + 1)`;
 //! - the pod network `10.88.4s.0/22`: node `i` hands out `10.88.(4s + i).0/24`.
 //!
-//! Neither overlaps the Service range (`10.0.0.0/16`) or the node agent's local pod range
-//! (`10.244.0.0/16`).
+//! Neither overlaps the Service range (`10.0.0.0/16`) or `10.244.0.0/16` (flannel's default
+//! pod range, which earlier versions of this project made local on the machine with a route).
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -143,13 +143,13 @@ mod tests {
     }
 
     #[test]
-    fn cluster_ranges_stay_clear_of_services_and_the_node_agent() {
+    fn cluster_ranges_stay_clear_of_services_and_flannels_default() {
         let services = Cidr { address: Ipv4Addr::new(10, 0, 0, 0), prefix: 16 };
-        let node_agent = Cidr { address: Ipv4Addr::new(10, 244, 0, 0), prefix: 16 };
+        let flannel = Cidr { address: Ipv4Addr::new(10, 244, 0, 0), prefix: 16 };
         for slot in 0..MAX_SLOTS {
             let cluster = ClusterAddressing::new(slot).unwrap();
             for network in [cluster.node_network(), cluster.pod_network()] {
-                for other in [services, node_agent] {
+                for other in [services, flannel] {
                     assert!(!other.contains(network.address) && !network.contains(other.address), "{network}");
                 }
             }

@@ -47,8 +47,17 @@ pub fn listed_image_digest(listing: &str, reference: &str) -> Option<String> {
 }
 
 fn digest_file(archive: &Path) -> PathBuf {
+    beside(archive, ".digest")
+}
+
+/// What the archive was last built from (see [`BuildLock::archive_built_from`]).
+fn inputs_file(archive: &Path) -> PathBuf {
+    beside(archive, ".inputs")
+}
+
+fn beside(archive: &Path, suffix: &str) -> PathBuf {
     let mut name = archive.as_os_str().to_owned();
-    name.push(".digest");
+    name.push(suffix);
     PathBuf::from(name)
 }
 
@@ -151,11 +160,16 @@ mv "$archive.digest.partial" "$archive.digest"
 mv "$archive.iid.new" "$archive.iid"
 "#;
 
-impl DockerfileImage {
-    /// Builds the image (buildah's overlay storage under `work_dir`, layers reused between
-    /// builds there) and writes it as an OCI archive. Builds in one `work_dir` take turns,
-    /// also across processes (a file lock).
-    pub fn build(&self, work_dir: &Path) -> Result<ImageArchive, NodeError> {
+/// The turn of one build in a builder storage (`work_dir`), also across processes (a file
+/// lock, released on drop): builds, and the checks whether one is needed, take turns.
+#[derive(Debug)]
+pub struct BuildLock {
+    work_dir: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl BuildLock {
+    pub fn take(work_dir: &Path) -> Result<BuildLock, NodeError> {
         std::fs::create_dir_all(work_dir).map_err(|e| NodeError::dir("create", work_dir, e))?;
         let lock_path = work_dir.join("build.lock");
         let lock = std::fs::OpenOptions::new()
@@ -165,6 +179,43 @@ impl DockerfileImage {
             .open(&lock_path)
             .map_err(|e| NodeError::dir("open", &lock_path, e))?;
         lock.lock().map_err(|e| NodeError::dir("lock", &lock_path, e))?;
+        Ok(BuildLock { work_dir: work_dir.to_owned(), _lock: lock })
+    }
+
+    /// The archive of `reference` if its last build was from exactly `inputs` (a
+    /// description of every input: paths, sizes, times, contents). Nothing to build then:
+    /// not even the build context, which for the inference pod means linking 4 GB of
+    /// libraries and buildah hashing them.
+    pub fn archive_built_from(&self, reference: &str, inputs: &str) -> Option<ImageArchive> {
+        let archive = archive_path(&self.work_dir, reference);
+        let recorded = std::fs::read_to_string(inputs_file(&archive)).ok()?;
+        (recorded == inputs && archive.is_file()).then_some(())?;
+        ImageArchive::written(archive, reference).ok()
+    }
+
+    /// Records what `archive` was built from, for [`Self::archive_built_from`].
+    pub fn record_inputs(&self, archive: &ImageArchive, inputs: &str) -> Result<(), NodeError> {
+        let path = inputs_file(&archive.path);
+        let partial = beside(&path, ".partial");
+        std::fs::write(&partial, inputs).map_err(|e| NodeError::dir("write", &partial, e))?;
+        std::fs::rename(&partial, &path).map_err(|e| NodeError::dir("rename", &partial, e))
+    }
+}
+
+impl DockerfileImage {
+    /// Builds the image (buildah's overlay storage under `work_dir`, layers reused between
+    /// builds there) and writes it as an OCI archive. Builds in one `work_dir` take turns,
+    /// also across processes (a file lock).
+    pub fn build(&self, work_dir: &Path) -> Result<ImageArchive, NodeError> {
+        self.build_in_turn(&BuildLock::take(work_dir)?)
+    }
+
+    /// [`Self::build`] with the builder storage's turn already taken.
+    pub fn build_in_turn(&self, turn: &BuildLock) -> Result<ImageArchive, NodeError> {
+        let work_dir = turn.work_dir.as_path();
+        // Any earlier record no longer describes what the archive will hold.
+        let archive = archive_path(work_dir, &self.reference);
+        let _ = std::fs::remove_file(inputs_file(&archive));
         for base in &self.base_archives {
             if !base.is_file() {
                 return Err(NodeError::command(
@@ -173,7 +224,6 @@ impl DockerfileImage {
                 ));
             }
         }
-        let archive = archive_path(work_dir, &self.reference);
         let mut command = Command::new("unshare");
         command
             .args(["--mount", "--propagation", "private", "--", "bash", "-c", BUILD, "build"])
@@ -206,6 +256,23 @@ mod tests {
         assert_eq!(listed_image_digest(listing, "kube-ocr.local/operator:e2e").as_deref(), Some("sha256:aaa"));
         assert_eq!(listed_image_digest(listing, "kube-ocr.local/operator"), None);
         assert_eq!(listed_image_digest("REF TYPE DIGEST SIZE PLATFORMS LABELS\n", "x"), None);
+    }
+
+    #[test]
+    fn an_archive_is_reused_only_for_exactly_the_inputs_it_was_built_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let turn = BuildLock::take(dir.path()).unwrap();
+        let reference = "kube-ocr.local/x:1";
+        let archive_file = archive_path(dir.path(), reference);
+        std::fs::write(&archive_file, b"archive").unwrap();
+        std::fs::write(digest_file(&archive_file), "sha256:abc\n").unwrap();
+        let archive = ImageArchive::written(archive_file.clone(), reference).unwrap();
+        assert_eq!(turn.archive_built_from(reference, "bin 10 1"), None, "nothing recorded yet");
+        turn.record_inputs(&archive, "bin 10 1").unwrap();
+        assert_eq!(turn.archive_built_from(reference, "bin 10 1"), Some(archive));
+        assert_eq!(turn.archive_built_from(reference, "bin 10 2"), None, "a changed input");
+        std::fs::remove_file(&archive_file).unwrap();
+        assert_eq!(turn.archive_built_from(reference, "bin 10 1"), None, "the archive is gone");
     }
 
     #[test]

@@ -42,7 +42,6 @@ use tracing::info;
 
 pub use error::NodeError;
 pub use image::{DockerfileImage, ImageArchive, ScratchImage};
-pub use image_store::ImageStore;
 pub use namespace::NodeNamespace;
 pub use network::ClusterNetwork;
 
@@ -177,8 +176,6 @@ pub struct LocalNode {
     namespace: NodeNamespace,
     /// Advertises the node's GPUs again when the Node loses them; aborted on stop.
     gpu_keeper: Option<tokio::task::JoinHandle<()>>,
-    /// Released (by drop, after `stop`) only once containerd no longer runs on it.
-    _image_store: ImageStore,
 }
 
 impl LocalNode {
@@ -206,8 +203,7 @@ impl LocalNode {
         }
         let cgroup_root = cgroup_root(addressing.slot(), &options.name);
         let grace = Duration::from_secs(15);
-        let image_store = ImageStore::claim(&options.image_stores)?;
-        let namespace = NodeNamespace::start(&dir, image_store.containerd_root(), &cgroup_root, grace)?;
+        let namespace = NodeNamespace::start(&dir, &options.image_stores, &cgroup_root, grace)?;
         let mut node = LocalNode {
             name: options.name.clone(),
             ip,
@@ -216,7 +212,6 @@ impl LocalNode {
             daemons: Vec::new(),
             namespace,
             gpu_keeper: None,
-            _image_store: image_store,
         };
         network.attach_node(index, node.namespace.pid())?;
 
@@ -289,7 +284,7 @@ impl LocalNode {
             node.advertise_gpus(&client, options.gpus).await?;
             node.gpu_keeper = Some(gpus::keep_advertised(client.clone(), options.name.clone(), options.gpus));
         }
-        info!(node = %node.name, %ip, elapsed_ms = started.elapsed().as_millis() as u64, "node ready");
+        info!(node = %node.name, %ip, image_store = %node.image_store().display(), elapsed_ms = started.elapsed().as_millis() as u64, "node ready");
         Ok(node)
     }
 
@@ -440,6 +435,11 @@ impl LocalNode {
 
     pub fn ip(&self) -> Ipv4Addr {
         self.ip
+    }
+
+    /// The containerd root on disk this node claimed (an image store in the cache).
+    pub fn image_store(&self) -> &Path {
+        self.namespace.image_store()
     }
 
     /// The node's files: configs, `logs/` (containerd, kubelet, kube-proxy, holder).

@@ -7,8 +7,9 @@
 //! - /sys: a sysfs of the node's network namespace (the host's lists the host's links).
 //!   Mounting it hides the cgroup hierarchies beneath, so they are moved back on top.
 //! - /proc/sys files: see [`super::config::KUBELET_KERNEL_TUNABLES`].
-//! - /var/lib/containerd: a directory on disk that outlives the cluster (an
-//!   [`super::ImageStore`]), so image layers do not fill memory and are imported once.
+//! - /var/lib/containerd: a directory on disk that outlives the cluster (an image store,
+//!   see [`super::image_store`]), so image layers do not fill memory and are imported once.
+//!   The holder claims it, and holds the claim until it exits.
 //!
 //! The holder also owns the node's cgroup tree (the kubelet's `cgroupRoot`, and `system`
 //! below it for the node's daemons). On SIGTERM, which its watchdog sends once the daemons
@@ -24,12 +25,13 @@ use super::NodeError;
 use super::config::KUBELET_KERNEL_TUNABLES;
 use crate::control_plane::{Component, ComponentSpec};
 
-/// `$0` is "holder"; `$1` the node's state directory, `$2` containerd's root on disk, `$3`
+/// `$0` is "holder"; `$1` the node's state directory, `$2` the image stores' root, `$3`
 /// the cgroup root (relative to each hierarchy's mount point), the rest `key=value`
-/// kernel tunables. Writes `$1/ready` when set up.
+/// kernel tunables. Claims an image store (its path to `$1/image-store`), and writes
+/// `$1/ready` when set up. Runs after [`super::image_store::claim_function`].
 const HOLDER: &str = r#"
 set -euo pipefail
-state=$1 containerd_root=$2 cgroup_root=$3
+state=$1 image_stores=$2 cgroup_root=$3
 shift 3
 
 # The node's own sysfs, with the cgroup hierarchies moved back on top of it.
@@ -41,8 +43,11 @@ mount --move "$keep" /sys/fs/cgroup
 rmdir "$keep"
 
 for dir in /run /var/lib /var/log; do mount -t tmpfs -o mode=755 tmpfs "$dir"; done
-mkdir -p /var/lib/containerd "$containerd_root"
-mount --bind "$containerd_root" /var/lib/containerd
+# Held on fd 9 until this shell exits, after everything else of the node.
+claim_image_store "$image_stores"
+echo "$image_store" >"$state/image-store"
+mkdir -p /var/lib/containerd
+mount --bind "$image_store" /var/lib/containerd
 
 for tunable in "$@"; do
   file=$state/sysctl/${tunable%%=*}
@@ -119,23 +124,26 @@ exec "$@"
 pub struct NodeNamespace {
     holder: Component,
     cgroup_root: String,
+    image_store: PathBuf,
 }
 
 impl NodeNamespace {
-    /// Starts the holder and waits until its mounts and cgroups are in place.
+    /// Starts the holder and waits until its mounts and cgroups are in place; the holder
+    /// claims one of the image stores under `image_stores`.
     pub(crate) fn start(
         state_dir: &Path,
-        containerd_root: &Path,
+        image_stores: &Path,
         cgroup_root: &str,
         grace: Duration,
     ) -> Result<NodeNamespace, NodeError> {
-        let mut args: Vec<OsString> =
-            ["--net", "--mount", "--propagation", "private", "--", "bash", "-c", HOLDER, "holder"]
-                .into_iter()
-                .map(OsString::from)
-                .collect();
+        let script = format!("{}\n{HOLDER}", super::image_store::claim_function());
+        let mut args: Vec<OsString> = ["--net", "--mount", "--propagation", "private", "--", "bash", "-c"]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        args.extend([OsString::from(script), "holder".into()]);
         args.push(state_dir.into());
-        args.push(containerd_root.into());
+        args.push(image_stores.into());
         args.push(cgroup_root.trim_start_matches('/').into());
         args.extend(KUBELET_KERNEL_TUNABLES.iter().map(|(key, value)| OsString::from(format!("{key}={value}"))));
         let mut holder = Component::spawn(ComponentSpec {
@@ -151,7 +159,18 @@ impl NodeNamespace {
         .map_err(|source| NodeError::StartProcess { process: "the namespace holder", source: Box::new(source) })?;
 
         super::holder::wait_for_ready_file(&mut holder, "holder", &state_dir.join("ready"), Duration::from_secs(20))?;
-        Ok(NodeNamespace { holder, cgroup_root: cgroup_root.trim_start_matches('/').to_owned() })
+        let store_file = state_dir.join("image-store");
+        let image_store = std::fs::read_to_string(&store_file).map_err(|e| NodeError::dir("read", &store_file, e))?;
+        Ok(NodeNamespace {
+            holder,
+            cgroup_root: cgroup_root.trim_start_matches('/').to_owned(),
+            image_store: PathBuf::from(image_store.trim_end()),
+        })
+    }
+
+    /// The image store the holder claimed: containerd's root.
+    pub fn image_store(&self) -> &Path {
+        &self.image_store
     }
 
     /// The holder's pid: `/proc/<pid>/ns/{net,mnt}` are the node's namespaces.

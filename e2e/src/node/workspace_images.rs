@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::command::run;
+use super::image::BuildLock;
 use super::{DockerfileImage, ImageArchive, NodeError};
 use crate::toolchain;
 
@@ -44,13 +45,18 @@ impl ImageInputs {
 
     /// `deploy/docker/operator.Dockerfile` with this checkout's `ocr-operator`.
     pub fn build_operator(&self) -> Result<ImageArchive, NodeError> {
+        let operator = self.binary("ocr-operator", "cargo build -p kube-ocr-operator --bin ocr-operator")?;
         let context = self.context_dir("operator")?;
-        strip(
-            &self.binary("ocr-operator", "cargo build -p kube-ocr-operator --bin ocr-operator")?,
-            &context.path().join("ocr-operator"),
-        )?;
-        self.dockerfile_image(OPERATOR_IMAGE, "operator.Dockerfile", context.path(), &["ARTIFACTS"])
-            .build(&self.build_dir())
+        let image = self.dockerfile_image(OPERATOR_IMAGE, "operator.Dockerfile", context.path(), &["ARTIFACTS"]);
+        let inputs = describe_inputs(&image, std::slice::from_ref(&operator));
+        let turn = BuildLock::take(&self.build_dir())?;
+        if let Some(archive) = turn.archive_built_from(OPERATOR_IMAGE, &inputs) {
+            return Ok(archive);
+        }
+        strip(&operator, &context.path().join("ocr-operator"))?;
+        let archive = image.build_in_turn(&turn)?;
+        turn.record_inputs(&archive, &inputs)?;
+        Ok(archive)
     }
 
     /// `deploy/docker/inference-pod.Dockerfile` with this checkout's `ocr-inference-pod` and
@@ -61,7 +67,35 @@ impl ImageInputs {
         let cargo = "cargo build -p kube-ocr-inference -p kube-ocr-pdf-render";
         let server = self.binary("ocr-inference-pod", cargo)?;
         let renderer = self.binary("ocr-pdf-render", cargo)?;
+        let dynamic = run(Command::new("readelf").arg("-d").arg(&server))?;
+        let torch_lib = torch_lib_dir(&dynamic).ok_or_else(|| {
+            NodeError::command(
+                format!("readelf -d {}", server.display()),
+                "no rpath entry ends in torch/lib (inference-pod/build.rs bakes one)",
+            )
+        })?;
+        let bundle = self.workspace_root.join("models/ppocr-v4");
+        if !bundle.join("bundle.yaml").is_file() {
+            return Err(NodeError::command(
+                "find the PP-OCRv4 bundle",
+                format!("{} missing: run `make setup`", bundle.display()),
+            ));
+        }
         let context = self.context_dir("inference-pod")?;
+        let image = self.dockerfile_image(
+            INFERENCE_POD_IMAGE,
+            "inference-pod.Dockerfile",
+            context.path(),
+            &["ARTIFACTS", "BUNDLE_ARTIFACTS"],
+        );
+        // The venv's directory is named after its requirements' hash; its torch/lib
+        // directory's time changes when the venv is made again.
+        let inputs = describe_inputs(&image, &[server.clone(), renderer.clone(), torch_lib.clone(), bundle.clone()]);
+        let turn = BuildLock::take(&self.build_dir())?;
+        if let Some(archive) = turn.archive_built_from(INFERENCE_POD_IMAGE, &inputs) {
+            return Ok(archive);
+        }
+
         let bin = context.path().join("bin");
         let libs = context.path().join("libs");
         let models = context.path().join("models");
@@ -70,14 +104,6 @@ impl ImageInputs {
         }
         strip(&server, &bin.join("ocr-inference-pod"))?;
         strip(&renderer, &bin.join("ocr-pdf-render"))?;
-
-        let dynamic = run(Command::new("readelf").arg("-d").arg(&server))?;
-        let torch_lib = torch_lib_dir(&dynamic).ok_or_else(|| {
-            NodeError::command(
-                format!("readelf -d {}", server.display()),
-                "no rpath entry ends in torch/lib (inference-pod/build.rs bakes one)",
-            )
-        })?;
         let site_packages = torch_lib.parent().and_then(Path::parent).unwrap_or(Path::new("/")).to_owned();
         for source in [torch_lib.clone(), site_packages.join("nvidia")] {
             // At the same absolute path under libs/, as the Dockerfile's `cp --parents` lays
@@ -99,22 +125,11 @@ impl ImageInputs {
             .args(["-name", "include", "-type", "d", "-prune", "-exec", "rm", "-rf", "{}", "+"]))?;
         run(Command::new("find").arg(&libs).args(["-name", "*.a", "-delete"]))?;
 
-        let bundle = self.workspace_root.join("models/ppocr-v4");
-        if !bundle.join("bundle.yaml").is_file() {
-            return Err(NodeError::command(
-                "find the PP-OCRv4 bundle",
-                format!("{} missing: run `make setup`", bundle.display()),
-            ));
-        }
         run(Command::new("cp").arg("-rL").arg(&bundle).arg(&models))?;
 
-        self.dockerfile_image(
-            INFERENCE_POD_IMAGE,
-            "inference-pod.Dockerfile",
-            context.path(),
-            &["ARTIFACTS", "BUNDLE_ARTIFACTS"],
-        )
-        .build(&self.build_dir())
+        let archive = image.build_in_turn(&turn)?;
+        turn.record_inputs(&archive, &inputs)?;
+        Ok(archive)
     }
 
     fn dockerfile_image(
@@ -158,6 +173,33 @@ impl ImageInputs {
             .tempdir_in(&contexts)
             .map_err(|e| NodeError::dir("create", &contexts, e))
     }
+}
+
+/// What an image is built from, one line each: its Dockerfile's text, build args and base
+/// archives, and each of `paths` (a directory: the files in it) by path, size and
+/// modification time. Equal descriptions mean the same image, without reading 4 GB.
+fn describe_inputs(image: &DockerfileImage, paths: &[PathBuf]) -> String {
+    let mut lines = vec![
+        format!("dockerfile {}", std::fs::read_to_string(&image.dockerfile).unwrap_or_default()),
+        format!("args {:?}", image.build_args),
+    ];
+    let mut files: Vec<PathBuf> = image.base_archives.clone();
+    for path in paths {
+        files.push(path.clone());
+        if let Ok(entries) = std::fs::read_dir(path) {
+            let mut inner: Vec<PathBuf> = entries.filter_map(|entry| Some(entry.ok()?.path())).collect();
+            inner.sort();
+            files.extend(inner);
+        }
+    }
+    for file in files {
+        let stamp = std::fs::metadata(&file).map(|meta| {
+            let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+            format!("{} {:?}", meta.len(), modified.unwrap_or_default())
+        });
+        lines.push(format!("{} {}", file.display(), stamp.unwrap_or_else(|e| e.to_string())));
+    }
+    lines.join("\n")
 }
 
 /// A stripped copy: the image carries no debug information (as a release build would not).

@@ -1,43 +1,39 @@
 //! Shared by the `operator_*` scenarios: the CRD, the operator running in-process under
-//! its own ServiceAccount bound to exactly its generated ClusterRole, an optional node
-//! agent, and polling helpers. Each scenario gets its own namespace, operator (watching
-//! only that namespace) and node.
+//! its own ServiceAccount bound to exactly its generated ClusterRole, the test binary's
+//! cluster of two real nodes (`harness::shared_cluster`) whose kubelets run the inference
+//! pod's image, and polling helpers. Each scenario gets its own namespace, operator
+//! (watching only that namespace), and deletes the namespace when done.
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod canary;
 pub mod gateway_api;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_ocr_crds::OcrService;
 use kube_ocr_e2e::control_plane::LocalControlPlane;
-pub use kube_ocr_e2e::harness::wait_for;
-use kube_ocr_e2e::node_agent::{
-    Backoff, ImageMap, NodeAgent, NodeAgentConfig, NodeAgentHandle, NodeCapacity, cargo_bin_dir,
-};
+use kube_ocr_e2e::harness::{Kubectl, SHARED_CLUSTER_MODELS, shared_cluster};
+#[allow(unused_imports)] // as dead_code above
+pub use kube_ocr_e2e::harness::{init_logging, wait_for, workspace_root};
+use kube_ocr_e2e::node::LocalCluster;
+/// The host reaches pod IPs as clients in the cluster do (the cluster network routes each
+/// node's pod range to its node), so scenarios call pods directly.
+#[allow(unused_imports)]
+pub use kube_ocr_e2e::plain_http::{get as http_get, post as http_post};
 use kube_ocr_operator::{Operator, OperatorConfig, rbac};
 use serde_json::json;
 
 pub const TIMEOUT: Duration = Duration::from_secs(150);
 pub const OPERATOR_ACCOUNT: &str = "kube-ocr-operator";
-
-pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
-
-pub fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("info,kube_ocr_operator=debug,kube_ocr_e2e=info,kube_runtime=warn")
-        .with_test_writer()
-        .try_init();
-}
+/// The PersistentVolumeClaim [`Scenario::models_claim`] makes.
+pub const MODELS_CLAIM: &str = "models";
 
 /// Installs the OcrService CRD (server-side apply, idempotent) and waits until it is
 /// Established and its schema is served.
@@ -59,19 +55,56 @@ pub async fn install_crd(client: &kube::Client) {
 /// A namespace with the CRD installed and an operator ServiceAccount bound (by a
 /// RoleBinding in the namespace) to the generated ClusterRole, nothing more.
 pub struct Scenario {
-    pub cluster: &'static LocalControlPlane,
+    pub cluster: &'static LocalCluster,
     pub admin: kube::Client,
     pub namespace: String,
+    /// Whether [`Self::finish`] ran; a scenario that panicked cleans up on drop.
+    finished: bool,
 }
 
 impl Scenario {
     pub async fn new(prefix: &str) -> Self {
         init_logging();
-        let cluster = LocalControlPlane::shared().unwrap_or_else(|err| panic!("{err}"));
-        let admin = cluster.client().unwrap();
+        let cluster = shared_cluster();
+        let admin = cluster.plane().client().unwrap();
         install_crd(&admin).await;
-        let namespace = cluster.create_namespace(prefix).await.unwrap();
-        Self { cluster, admin, namespace }
+        let namespace = cluster.plane().create_namespace(prefix).await.unwrap();
+        Self { cluster, admin, namespace, finished: false }
+    }
+
+    /// A second handle on the same namespace (for a task of its own); only the original
+    /// cleans up.
+    pub fn share(&self) -> Scenario {
+        Scenario { cluster: self.cluster, admin: self.admin.clone(), namespace: self.namespace.clone(), finished: true }
+    }
+
+    pub fn plane(&self) -> &'static LocalControlPlane {
+        self.cluster.plane()
+    }
+
+    /// The address pods reach this machine at (the control plane listens there too): where
+    /// a scenario's own servers (Redis, S3) listen so that pods and the host both reach them.
+    pub fn host_ip(&self) -> std::net::Ipv4Addr {
+        self.cluster.network().host_ip()
+    }
+
+    /// Ends the scenario: deletes its namespace, and its pods at once rather than after
+    /// their grace period, so that the next scenario on the shared cluster has the nodes'
+    /// CPU and GPUs (the scheduler counts a terminating pod's requests until it is gone).
+    /// Stop the operator first, or it recreates what goes.
+    pub async fn finish(mut self) {
+        self.finished = true;
+        let namespaces: Api<Namespace> = Api::all(self.admin.clone());
+        namespaces.delete(&self.namespace, &DeleteParams::default()).await.unwrap();
+        let pods = self.api::<Pod>();
+        let now = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() };
+        wait_for("the scenario's pods to be deleted", TIMEOUT, async || {
+            let _ = pods.delete_collection(&now, &ListParams::default()).await;
+            pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+        })
+        .await;
+        let volumes: Api<PersistentVolume> = Api::all(self.admin.clone());
+        let _ = volumes.delete(&self.models_volume(), &DeleteParams::default()).await;
     }
 
     pub fn api<K>(&self) -> Api<K>
@@ -102,7 +135,7 @@ impl Scenario {
         }))
         .unwrap();
         self.api::<RoleBinding>().create(&PostParams::default(), &binding).await.unwrap();
-        self.cluster.client_for_service_account(&self.namespace, OPERATOR_ACCOUNT).await.unwrap()
+        self.plane().client_for_service_account(&self.namespace, OPERATOR_ACCOUNT).await.unwrap()
     }
 
     /// The operator configuration of a scenario: this namespace only, the Lease in it,
@@ -125,33 +158,35 @@ impl Scenario {
         Operator::start(client, self.operator_config()).await.unwrap()
     }
 
-    /// A node agent whose Node is named after the namespace; workspace images (the
-    /// inference pod) from the test's target dir.
-    pub async fn start_agent(&self) -> (NodeAgentHandle, tempfile::TempDir) {
-        self.start_agent_with_gpus(NodeCapacity::default().gpus).await
+    /// The workspace's `models/` (PP-OCRv4 and the `-slow` and `-degraded` bundles made
+    /// from it) as the PersistentVolumeClaim [`MODELS_CLAIM`], bound to a `hostPath`
+    /// PersistentVolume of each node's copy. `pvc://models/<bundle>` then names a bundle
+    /// (see `canary::bundle_uri`).
+    pub async fn models_claim(&self) {
+        let models = SHARED_CLUSTER_MODELS;
+        let volume: PersistentVolume = serde_json::from_value(json!({
+            "metadata": { "name": self.models_volume() },
+            "spec": {
+                "capacity": { "storage": "1Gi" }, "accessModes": ["ReadOnlyMany"], "storageClassName": "",
+                "hostPath": { "path": models, "type": "Directory" }, "persistentVolumeReclaimPolicy": "Retain",
+                "claimRef": { "namespace": self.namespace, "name": MODELS_CLAIM },
+            },
+        }))
+        .unwrap();
+        Api::<PersistentVolume>::all(self.admin.clone()).create(&PostParams::default(), &volume).await.unwrap();
+        let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": { "name": MODELS_CLAIM },
+            "spec": {
+                "accessModes": ["ReadOnlyMany"], "storageClassName": "", "volumeName": self.models_volume(),
+                "resources": { "requests": { "storage": "1Gi" } },
+            },
+        }))
+        .unwrap();
+        self.api::<PersistentVolumeClaim>().create(&PostParams::default(), &claim).await.unwrap();
     }
 
-    /// [`Self::start_agent`] with a Node that advertises `gpus` × `nvidia.com/gpu`: the
-    /// real scheduler then keeps pods that ask for more Pending (Unschedulable).
-    pub async fn start_agent_with_gpus(&self, gpus: u32) -> (NodeAgentHandle, tempfile::TempDir) {
-        let bin_dir = cargo_bin_dir().expect("the test runs from target/<profile>");
-        let server = bin_dir.join("ocr-inference-pod");
-        assert!(server.is_file(), "{} is missing: `cargo build -p kube-ocr-inference` first", server.display());
-        let work_dir = tempfile::Builder::new().prefix("kube-ocr-agent-").tempdir().unwrap();
-        let mut config = NodeAgentConfig::new(
-            self.node_name(),
-            work_dir.path().join("agent"),
-            ImageMap::workspace_defaults(&bin_dir),
-        );
-        config.capacity.gpus = gpus;
-        config.api_server = Some(self.cluster.apiserver_url().to_owned());
-        config.shutdown_grace = Duration::from_secs(3);
-        config.restart_backoff =
-            Backoff { initial: Duration::from_secs(1), max: Duration::from_secs(4), ..Backoff::default() };
-        config.deregister_on_shutdown = true;
-        let agent = NodeAgent::start(self.admin.clone(), config).await.unwrap();
-        agent.wait_schedulable(TIMEOUT).await.unwrap();
-        (agent, work_dir)
+    fn models_volume(&self) -> String {
+        format!("{}-models", self.namespace)
     }
 
     /// A small golden set (a few clean lines and one document of the default set) as a
@@ -187,21 +222,14 @@ impl Scenario {
         }})
     }
 
-    pub fn node_name(&self) -> String {
-        format!("{}-node", self.namespace)
-    }
-
-    /// An OcrService spec pinned to this scenario's node, serving the exported PP-OCRv4
-    /// bundle from this machine, small requests; `extra` is merged over it.
+    /// An OcrService spec serving the PP-OCRv4 bundle the inference pod's image carries,
+    /// small requests; `extra` is merged over it.
     pub fn ocr_service(&self, name: &str, extra: serde_json::Value) -> OcrService {
-        let bundle =
-            workspace_root().join("models/ppocr-v4").canonicalize().expect("models/ppocr-v4: run `make setup`");
         let mut spec = json!({
-            "model": { "uri": format!("file://{}", bundle.display()), "version": "4.0.0" },
-            "image": "ghcr.io/kube-ocr/inference-pod:0.1.0",
+            "model": { "uri": "file:///models/ppocr-v4", "version": "4.0.0" },
+            "image": kube_ocr_e2e::node::workspace_images::INFERENCE_POD_IMAGE,
             "replicas": { "min": 1, "max": 3 },
             "resources": { "requests": { "cpu": "100m", "memory": "256Mi" } },
-            "nodeSelector": { "kubernetes.io/hostname": self.node_name() },
             "startupTimeoutSeconds": 120,
         });
         merge(&mut spec, extra);
@@ -240,6 +268,12 @@ impl Scenario {
         addresses
     }
 
+    /// The events (events.k8s.io) about the object `name` in this namespace.
+    pub async fn events_about(&self, name: &str) -> Vec<Event> {
+        let list = self.api::<Event>().list(&ListParams::default()).await.unwrap();
+        list.items.into_iter().filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)).collect()
+    }
+
     /// Polls the OcrService until `check` accepts its status.
     pub async fn wait_status<T>(
         &self,
@@ -268,6 +302,21 @@ impl Scenario {
     }
 }
 
+impl Drop for Scenario {
+    /// A scenario that panicked: its namespace and pods go without waiting, through kubectl
+    /// (no runtime is at hand in a destructor).
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let kubectl = Kubectl::new(self.plane());
+        let _ = kubectl.run(&self.namespace, &["delete", "namespace", &self.namespace, "--wait=false"]);
+        let _ =
+            kubectl.run(&self.namespace, &["delete", "pods", "--all", "--grace-period=0", "--force", "--wait=false"]);
+        let _ = kubectl.run(&self.namespace, &["delete", "persistentvolume", &self.models_volume(), "--wait=false"]);
+    }
+}
+
 pub fn condition(ocr: &OcrService, type_: &str) -> Option<(String, String, String)> {
     let c = ocr.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)?;
     Some((c.status.clone(), c.reason.clone(), c.message.clone()))
@@ -282,45 +331,4 @@ pub fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
         }
         (base, patch) => *base = patch,
     }
-}
-
-/// One `GET` on its own connection: the status and the body (a pod's `/metrics`).
-pub async fn http_get(address: &str, port: u16, path: &str) -> anyhow::Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream =
-        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect((address, port))).await??;
-    let head = format!("GET {path} HTTP/1.1\r\nHost: {address}:{port}\r\nConnection: close\r\n\r\n");
-    stream.write_all(head.as_bytes()).await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow::anyhow!("no header block"))?;
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok((status, body.to_owned()))
-}
-
-/// One `POST` to the inference pod's HTTP API on its own connection (`Connection: close`):
-/// the status and the body. No proxy in between, as the other clients here dial pod IPs.
-pub async fn http_post(
-    address: &str,
-    port: u16,
-    path: &str,
-    content_type: &str,
-    body: &[u8],
-) -> anyhow::Result<(u16, Vec<u8>)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream =
-        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect((address, port))).await??;
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}:{port}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| anyhow::anyhow!("no header block"))?;
-    let status_line = String::from_utf8_lossy(&response[..split]).lines().next().unwrap_or_default().to_owned();
-    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok((status, response[split + 4..].to_vec()))
 }

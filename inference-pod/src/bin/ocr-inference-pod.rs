@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use kube_ocr_inference::model::{
     DeviceRequest, ModelOptions, Precision, TorchThreadMode, bundle_path_from_uri, set_torch_thread_mode,
 };
@@ -25,8 +26,9 @@ use kube_ocr_vision::pdf::PdfLimits;
     about = "kube-ocr inference pod: OCR over gRPC and HTTP on libtorch with batching, health and metrics"
 )]
 struct Args {
-    /// Model bundle: a folder, or a file:// URI of one. Not with --jobs-front.
-    #[arg(long, env = "OCR_BUNDLE", required_unless_present = "jobs_front", conflicts_with = "jobs_front")]
+    /// Model bundle: a folder, or a file:// URI of one. Not with --jobs-front (a front
+    /// ignores OCR_BUNDLE, which the image sets for the server).
+    #[arg(long, env = "OCR_BUNDLE", required_unless_present = "jobs_front")]
     bundle: Option<String>,
     /// Run as the service's job front: take document jobs (submit, status, cancel,
     /// results) without loading a model or working any, so jobs can be submitted while
@@ -386,10 +388,58 @@ async fn run(args: Args, shutdown: ShutdownSignals) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--bundle` beside `--jobs-front` on the command line is a mistake. `OCR_BUNDLE` is not:
+/// the image sets it for the server, and a front started from the same image inherits it
+/// (clap's `conflicts_with` would count it, and every job front would exit at start).
+fn bundle_conflict(jobs_front: bool, bundle_source: Option<ValueSource>) -> Option<&'static str> {
+    (jobs_front && bundle_source == Some(ValueSource::CommandLine))
+        .then_some("the argument '--jobs-front' cannot be used with '--bundle <BUNDLE>': a front loads no model")
+}
+
+fn parse_args() -> Args {
+    let mut command = Args::command();
+    let matches = command.get_matches_mut();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|error| error.format(&mut command).exit());
+    if let Some(conflict) = bundle_conflict(args.jobs_front, matches.value_source("bundle")) {
+        command.error(clap::error::ErrorKind::ArgumentConflict, conflict).exit();
+    }
+    args
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = parse_args();
     // Before anything calls libtorch: the mode decides which thread makes the first call.
     set_torch_thread_mode(args.torch_thread_mode);
     let logging = Logging { format: args.log_format, filter: args.log_filter.clone() };
     run_main("ocr-inference-pod", &logging, |shutdown| run(args, shutdown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_front_ignores_the_bundle_the_image_sets_but_not_one_it_is_given() {
+        assert_eq!(bundle_conflict(true, Some(ValueSource::EnvVariable)), None, "OCR_BUNDLE from the image");
+        assert_eq!(bundle_conflict(true, None), None);
+        assert!(bundle_conflict(true, Some(ValueSource::CommandLine)).is_some_and(|m| m.contains("--jobs-front")));
+        assert_eq!(bundle_conflict(false, Some(ValueSource::CommandLine)), None, "the server takes its bundle");
+    }
+
+    #[test]
+    fn the_server_still_needs_a_bundle_and_the_front_does_not() {
+        let server = Args::try_parse_from(["ocr-inference-pod"]).map(drop);
+        // OCR_BUNDLE is unset in tests: without --bundle the server is refused.
+        if std::env::var_os("OCR_BUNDLE").is_none() {
+            assert!(server.is_err(), "a server without a bundle must be refused");
+        }
+        let front = Args::try_parse_from([
+            "ocr-inference-pod",
+            "--jobs-front",
+            "--jobs-bucket=b",
+            "--jobs-s3-endpoint=http://s3:8333",
+            "--redis-url=redis://redis:6379",
+        ]);
+        assert!(front.is_ok_and(|args| args.jobs_front), "a front needs no bundle");
+    }
 }

@@ -9,7 +9,7 @@ pub struct PodIssue {
     pub kind: PodIssueKind,
     pub pod: String,
     pub pods: usize,
-    /// What Kubernetes said, shortened.
+    /// What Kubernetes said; messages shortened, never the container's name and count.
     pub detail: String,
 }
 
@@ -32,7 +32,7 @@ pub fn diagnose(pods: &[Pod]) -> Vec<PodIssue> {
         for (kind, detail) in pod_issues(pod) {
             match issues.iter_mut().find(|i| i.kind == kind) {
                 Some(existing) => existing.pods += 1,
-                None => issues.push(PodIssue { kind, pod: name.clone(), pods: 1, detail: shorten(&detail) }),
+                None => issues.push(PodIssue { kind, pod: name.clone(), pods: 1, detail }),
             }
         }
     }
@@ -49,7 +49,7 @@ fn pod_issues(pod: &Pod) -> Vec<(PodIssueKind, String)> {
         .flatten()
         .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"));
     if let Some(condition) = unschedulable {
-        found.push((PodIssueKind::Unschedulable, condition.message.clone().unwrap_or_default()));
+        found.push((PodIssueKind::Unschedulable, shorten(condition.message.as_deref().unwrap_or_default())));
     }
     let containers = status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
     for container in containers {
@@ -64,13 +64,14 @@ fn container_issue(container: &ContainerStatus) -> Option<(PodIssueKind, String)
     let waiting = container.state.as_ref()?.waiting.as_ref()?;
     let reason = waiting.reason.as_deref()?;
     if IMAGE_PULL_REASONS.contains(&reason) {
-        let message = waiting.message.clone().unwrap_or_else(|| reason.to_owned());
+        let message = shorten(waiting.message.as_deref().unwrap_or(reason));
         return Some((PodIssueKind::ImagePull, format!("container {}: {message}", container.name)));
     }
     if reason == "CrashLoopBackOff" {
         let last = container.last_state.as_ref().and_then(|s| s.terminated.as_ref());
         let exit = last.map_or(String::new(), |t| {
-            let message = t.message.as_deref().or(t.reason.as_deref()).unwrap_or("").trim();
+            // The kubelet's message is the log's tail (FallbackToLogsOnError), up to 80 lines.
+            let message = shorten(t.message.as_deref().or(t.reason.as_deref()).unwrap_or(""));
             format!("; last exit code {}: {message}", t.exit_code)
         });
         return Some((
@@ -134,6 +135,21 @@ mod tests {
         assert_eq!(issues[0].kind, PodIssueKind::CrashLoop);
         assert!(issues[0].detail.contains("restarted 4 times"), "{}", issues[0].detail);
         assert!(issues[0].detail.contains("exit code 1: bundle.yaml not found"), "{}", issues[0].detail);
+    }
+
+    #[test]
+    fn a_long_log_tail_is_cut_at_its_start_and_the_container_and_count_stay() {
+        let log = format!("{}\nexiting: bundle.yaml not found", "starting up\n".repeat(200));
+        let pods = [pod(
+            "a",
+            json!({ "containerStatuses": [{ "name": "inference", "ready": false, "restartCount": 3, "image": "x", "imageID": "",
+                "state": { "waiting": { "reason": "CrashLoopBackOff" } },
+                "lastState": { "terminated": { "exitCode": 1, "message": log } } }] }),
+        )];
+        let detail = &diagnose(&pods)[0].detail;
+        assert!(detail.starts_with("container inference restarted 3 times; last exit code 1: …"), "{detail}");
+        assert!(detail.ends_with("exiting: bundle.yaml not found"), "{detail}");
+        assert!(detail.chars().count() < MAX_DETAIL + 80, "{} characters", detail.chars().count());
     }
 
     #[test]
