@@ -186,7 +186,10 @@ async fn a_missing_route_is_degraded_with_its_reason_until_it_is_created() {
     install_route_crds(&s.admin).await;
     let operator = s.start_operator().await;
     s.create_golden_config_map("golden-small").await;
-    s.create(&s.ocr_service("ocr", gateway_rollout("ocr-route", &[50, 100]))).await;
+    // The pods need not run for this.
+    let mut spec = gateway_rollout("ocr-route", &[50, 100]);
+    merge(&mut spec, Scenario::unscheduled());
+    s.create(&s.ocr_service("ocr", spec)).await;
 
     let (_, _, message) = s
         .wait_status("ocr", "Degraded with GRPCRouteNotFound", TIMEOUT, |o| {

@@ -17,7 +17,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_ocr_crds::{OcrService, Phase};
 use kube_ocr_operator::names::{FIELD_MANAGER, REVISION_LABEL};
-use operator_support::{Scenario, TIMEOUT, condition, http_get, wait_for};
+use operator_support::{Scenario, TIMEOUT, condition, http_get, merge, wait_for};
 use serde_json::json;
 
 fn owned_by(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, ocr: &OcrService) -> bool {
@@ -141,7 +141,9 @@ async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected(
 async fn the_operator_never_resets_replicas_the_hpa_owns() {
     let s = Scenario::new("ocrs-hpa").await;
     let operator = s.start_operator().await;
-    s.create(&s.ocr_service("scaled", json!({ "replicas": { "min": 2, "max": 10 } }))).await;
+    let mut spec = Scenario::unscheduled();
+    merge(&mut spec, json!({ "replicas": { "min": 2, "max": 10 } }));
+    s.create(&s.ocr_service("scaled", spec)).await;
     let deployments: Api<Deployment> = s.api();
 
     // The real HPA controller raises the Deployment to min: the operator left it alone.
@@ -233,7 +235,8 @@ async fn an_unknown_image_surfaces_as_degraded_with_the_reason() {
 async fn a_missing_golden_config_map_is_degraded_until_it_exists() {
     let s = Scenario::new("ocrs-golden").await;
     let operator = s.start_operator().await;
-    let spec = json!({ "rollout": { "analysis": { "golden": { "configMaps": ["golden-invoices"] } } } });
+    let mut spec = Scenario::unscheduled();
+    merge(&mut spec, json!({ "rollout": { "analysis": { "golden": { "configMaps": ["golden-invoices"] } } } }));
     s.create(&s.ocr_service("golden", spec)).await;
     let message = s
         .wait_status("golden", "Degraded GoldenSetMissing", TIMEOUT, |o| {
@@ -286,7 +289,7 @@ async fn two_operators_elect_one_leader_and_hand_over_on_shutdown() {
     .await;
     let took_over = handed_over.elapsed();
     assert!(took_over < Duration::from_secs(5), "a released Lease is taken at once, not after expiry: {took_over:?}");
-    s.create(&s.ocr_service("led", json!({}))).await;
+    s.create(&s.ocr_service("led", Scenario::unscheduled())).await;
     wait_for("the new leader reconciles", TIMEOUT, async || {
         s.api::<Deployment>().get_opt("led-stable").await.ok()?.map(|_| ())
     })

@@ -222,6 +222,13 @@ impl Scenario {
         }})
     }
 
+    /// Spec fields that keep the pods Pending (no node has this label): for scenarios about
+    /// objects, conditions and leadership rather than serving, so that their pods take no
+    /// CPU from the scenarios beside them that measure latency.
+    pub fn unscheduled() -> serde_json::Value {
+        json!({ "nodeSelector": { "kube-ocr.dev/e2e-node": "none" } })
+    }
+
     /// An OcrService spec serving the PP-OCRv4 bundle the inference pod's image carries,
     /// small requests; `extra` is merged over it.
     pub fn ocr_service(&self, name: &str, extra: serde_json::Value) -> OcrService {
