@@ -14,9 +14,10 @@
 #           about 10 minutes on 2 cores);
 #   build   cargo builds ocr-inference-pod; inference-pod/build.rs bakes an rpath to the
 #           venv's torch/lib;
-#   runtime the binary, and torch/lib plus the wheel's nvidia/* libraries copied to the SAME
-#           absolute paths, so the baked rpath resolves (and libtorch's own $ORIGIN rpaths
-#           to ../../nvidia/* too). No LD_LIBRARY_PATH needed.
+#   runtime-libs  torch/lib plus the wheel's nvidia/* libraries copied onto the runtime base
+#           at the SAME absolute paths, so the baked rpath resolves (and libtorch's own
+#           $ORIGIN rpaths to ../../nvidia/* too). No LD_LIBRARY_PATH needed.
+#   runtime the binaries and the bundle on top of runtime-libs.
 #
 # Runtime base: nvidia/cuda *base* (CUDA 13.0, Ubuntu 24.04), not cudnn-runtime: cuDNN,
 # cuBLAS and the CUDA runtime come from the torch wheel, found through libtorch's rpaths, so
@@ -35,6 +36,12 @@ ARG RUNTIME_IMAGE=nvidia/cuda:13.0.0-base-ubuntu24.04
 # output (see deploy/README.md).
 ARG ARTIFACTS=build
 ARG BUNDLE_ARTIFACTS=bundle
+# What the runtime stage starts from: "runtime-libs" (the runtime base with libtorch and
+# the CUDA libraries) built here, or an image built earlier from that same stage
+# (`--target runtime-libs`). The libraries are 3.8 GB and change only with the torch pin:
+# a build from such an image neither reads nor hashes them again (the e2e tests' rebuild
+# after `cargo build` does this; see deploy/README.md).
+ARG LIBS_IMAGE=runtime-libs
 
 FROM ${RUST_IMAGE} AS torch
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -92,13 +99,17 @@ FROM ${ARTIFACTS} AS artifacts
 # hadolint ignore=DL3006
 FROM ${BUNDLE_ARTIFACTS} AS bundle-artifacts
 
-FROM ${RUNTIME_IMAGE} AS runtime
+# The largest layer, and the one that changes least, first and in a stage of its own.
+FROM ${RUNTIME_IMAGE} AS runtime-libs
+COPY --from=artifacts /out/libs/ /
+
+# hadolint ignore=DL3006
+FROM ${LIBS_IMAGE} AS runtime
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 LABEL org.opencontainers.image.title="kube-ocr inference pod" \
       org.opencontainers.image.description="gRPC OCR server on libtorch (CUDA 13 or CPU) with the PP-OCRv4 bundle" \
       org.opencontainers.image.source="https://github.com/kube-ocr/kube-ocr" \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=artifacts /out/libs/ /
 COPY --from=artifacts /out/bin/ocr-inference-pod /usr/local/bin/ocr-inference-pod
 # The PDF renderer the server runs per PDF request, beside it (--pdf-renderer's default).
 COPY --from=artifacts /out/bin/ocr-pdf-render /usr/local/bin/ocr-pdf-render

@@ -42,7 +42,9 @@ inf=$(final_stage inference-pod.Dockerfile)
 has "$inf" '^EXPOSE 50051 8000 8080$' || fail "inference-pod.Dockerfile: does not EXPOSE 50051 8000 8080"
 has "$inf" '^COPY --from=bundle-artifacts /out/models/ppocr-v4 /models/ppocr-v4$' || fail "inference-pod.Dockerfile: no bundle at /models/ppocr-v4"
 has "$inf" 'OCR_BUNDLE=file:///models/ppocr-v4' || fail "inference-pod.Dockerfile: OCR_BUNDLE does not default to the baked bundle"
-has "$inf" '^COPY --from=artifacts /out/libs/ /$' || fail "inference-pod.Dockerfile: libtorch is not copied to its build-time path"
+grep -Eq '^COPY --from=artifacts /out/libs/ /$' inference-pod.Dockerfile || fail "inference-pod.Dockerfile: libtorch is not copied to its build-time path"
+grep -Eq '^ARG LIBS_IMAGE=runtime-libs$' inference-pod.Dockerfile && grep -Eq '^FROM \$\{LIBS_IMAGE\} AS runtime$' inference-pod.Dockerfile \
+  || fail "inference-pod.Dockerfile: the runtime stage does not start from the runtime-libs stage by default"
 grep -Eq '^ARG ARTIFACTS=build$' inference-pod.Dockerfile && grep -Eq '^ARG BUNDLE_ARTIFACTS=bundle$' inference-pod.Dockerfile \
   || fail "inference-pod.Dockerfile: users' defaults are not the build and bundle stages"
 grep -Eq '^ARG RUNTIME_IMAGE=nvidia/cuda:13\.' inference-pod.Dockerfile || fail "inference-pod.Dockerfile: runtime is not a CUDA 13 image"

@@ -173,7 +173,11 @@ pub fn shared_cluster() -> &'static LocalCluster {
 async fn start_shared_cluster() -> Result<LocalCluster, String> {
     let started = Instant::now();
     // The image builds (seconds when nothing changed) while the cluster starts.
-    let image = tokio::task::spawn_blocking(|| ImageInputs::of_this_checkout()?.build_inference_pod());
+    let image = tokio::task::spawn_blocking(move || {
+        let archive = ImageInputs::of_this_checkout()?.build_inference_pod()?;
+        tracing::info!(image = %archive.reference, elapsed_ms = started.elapsed().as_millis() as u64, "image built");
+        Ok::<_, crate::node::NodeError>(archive)
+    });
     let nodes =
         vec![NodeOptions::new("node-a", "zone-a").with_gpus(SHARED_CLUSTER_GPUS), NodeOptions::new("node-b", "zone-b")];
     let cluster = LocalCluster::start(ControlPlaneOptions::default(), nodes).await.map_err(|e| e.to_string())?;

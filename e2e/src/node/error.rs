@@ -24,6 +24,10 @@ pub enum NodeError {
         source: std::io::Error,
     },
 
+    /// A built image's archive is not what buildah writes (see `oci_layout`).
+    #[error("read the image archive {archive}: {reason}", archive = archive.display())]
+    ImageLayout { archive: PathBuf, reason: String },
+
     /// A short command (ip, nsenter, ctr, buildah) failed.
     #[error("{command}: {reason}")]
     Command { command: String, reason: String },

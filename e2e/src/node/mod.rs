@@ -29,8 +29,10 @@ pub mod image;
 pub mod image_store;
 mod namespace;
 mod network;
+pub mod oci_layout;
 pub mod workspace_images;
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -393,15 +395,24 @@ impl LocalNode {
 
     /// Imports a built image into this node's containerd, unless the node already holds
     /// that reference at that digest (its image store outlives clusters). The layer blobs
-    /// stay in the content store beside their unpacked snapshots: a rebuilt image whose
-    /// libtorch layer did not change then skips that layer instead of writing 4 GB again.
+    /// stay in the content store beside their unpacked snapshots, and the import carries
+    /// only the layers the store lacks: a rebuilt image whose libtorch layer did not change
+    /// sends the node its new binaries, not 4 GB.
     pub fn import_archive(&self, archive: &ImageArchive) -> Result<(), NodeError> {
         if self.image_digest(&archive.reference)?.as_deref() == Some(archive.digest.as_str()) {
             info!(node = %self.name, image = %archive.reference, digest = %archive.digest, "image already on the node");
             return Ok(());
         }
         let started = Instant::now();
-        command::run(self.ctr_command().args(["images", "import", "--all-platforms"]).arg(&archive.path))?;
+        let listing = command::run(self.ctr_command().args(["content", "list", "--quiet"]))?;
+        let present: HashSet<String> = listing.lines().map(|line| line.trim().to_owned()).collect();
+        let imports = self.dir.join("images");
+        std::fs::create_dir_all(&imports).map_err(|e| NodeError::dir("create", &imports, e))?;
+        let layout = oci_layout::thin_layout_path(&imports, &archive.reference);
+        let sent = oci_layout::write_thin_layout(&archive.path, &archive.image, &archive.reference, &present, &layout)?;
+        let imported = command::run(self.ctr_command().args(["images", "import", "--all-platforms"]).arg(&layout));
+        let _ = std::fs::remove_file(&layout);
+        imported?;
         match self.image_digest(&archive.reference)? {
             Some(digest) if digest == archive.digest => {}
             other => {
@@ -414,9 +425,22 @@ impl LocalNode {
                 ));
             }
         }
+        let listing = command::run(self.ctr_command().args(["images", "list"]))?;
+        let stale = image::stale_references(&listing);
+        if !stale.is_empty() {
+            // Best effort: what stays is disk, not a wrong image.
+            let removed = command::run(self.ctr_command().args(["images", "remove"]).args(&stale));
+            if let Err(error) = removed {
+                tracing::warn!(node = %self.name, %error, "could not remove the replaced images");
+            }
+        }
         info!(
             node = %self.name,
             image = %archive.reference,
+            replaced = stale.len(),
+            layers_sent = sent.layers_sent,
+            layers_already_there = sent.layers_left_out,
+            bytes_not_sent = sent.bytes_left_out,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "image imported"
         );

@@ -9,6 +9,7 @@ use std::process::Command;
 
 use super::command::run;
 use super::image::BuildLock;
+use super::oci_layout::sha256_digest;
 use super::{DockerfileImage, ImageArchive, NodeError};
 use crate::toolchain;
 
@@ -95,17 +96,50 @@ impl ImageInputs {
         if let Some(archive) = turn.archive_built_from(INFERENCE_POD_IMAGE, &inputs) {
             return Ok(archive);
         }
+        let libs_image = self.build_inference_libs(&turn, &torch_lib)?;
+        let mut image = image;
+        image.build_args.push(("LIBS_IMAGE".to_owned(), libs_image));
 
         let bin = context.path().join("bin");
-        let libs = context.path().join("libs");
         let models = context.path().join("models");
-        for dir in [&bin, &libs, &models] {
+        for dir in [&bin, &models, &context.path().join("libs")] {
             std::fs::create_dir_all(dir).map_err(|e| NodeError::dir("create", dir, e))?;
         }
         strip(&server, &bin.join("ocr-inference-pod"))?;
         strip(&renderer, &bin.join("ocr-pdf-render"))?;
+        run(Command::new("cp").arg("-rL").arg(&bundle).arg(&models))?;
+
+        let archive = image.build_in_turn(&turn)?;
+        turn.record_inputs(&archive, &inputs)?;
+        Ok(archive)
+    }
+
+    /// The Dockerfile's `runtime-libs` stage (the runtime base with the venv's libtorch and
+    /// CUDA libraries) in the builder's storage, built when those libraries or the Dockerfile
+    /// changed: a tag named after what it was built from. The inference pod's build starts
+    /// from it (`LIBS_IMAGE`), so a new binary costs neither reading nor hashing 4 GB.
+    fn build_inference_libs(&self, turn: &BuildLock, torch_lib: &Path) -> Result<String, NodeError> {
+        let context = self.context_dir("inference-libs")?;
+        let mut image = self.dockerfile_image(
+            "kube-ocr.local/inference-pod-libs",
+            "inference-pod.Dockerfile",
+            context.path(),
+            &["ARTIFACTS", "BUNDLE_ARTIFACTS"],
+        );
+        image.target = Some("runtime-libs".to_owned());
         let site_packages = torch_lib.parent().and_then(Path::parent).unwrap_or(Path::new("/")).to_owned();
-        for source in [torch_lib.clone(), site_packages.join("nvidia")] {
+        let sources = [torch_lib.to_owned(), site_packages.join("nvidia")];
+        let inputs = describe_inputs(&image, &sources);
+        let key = sha256_digest(inputs.as_bytes());
+        image.reference = format!("{}:{}", image.reference, &key["sha256:".len()..][..16]);
+        if turn.has_image(&image.reference) {
+            return Ok(image.reference);
+        }
+        let libs = context.path().join("libs");
+        for dir in [&libs, &context.path().join("bin"), &context.path().join("models")] {
+            std::fs::create_dir_all(dir).map_err(|e| NodeError::dir("create", dir, e))?;
+        }
+        for source in sources {
             // At the same absolute path under libs/, as the Dockerfile's `cp --parents` lays
             // them out (which, with -l, coreutils refuses here).
             let parent =
@@ -124,12 +158,8 @@ impl ImageInputs {
             .arg(&libs)
             .args(["-name", "include", "-type", "d", "-prune", "-exec", "rm", "-rf", "{}", "+"]))?;
         run(Command::new("find").arg(&libs).args(["-name", "*.a", "-delete"]))?;
-
-        run(Command::new("cp").arg("-rL").arg(&bundle).arg(&models))?;
-
-        let archive = image.build_in_turn(&turn)?;
-        turn.record_inputs(&archive, &inputs)?;
-        Ok(archive)
+        image.build_stored_in_turn(turn)?;
+        Ok(image.reference)
     }
 
     fn dockerfile_image(
@@ -149,6 +179,7 @@ impl ImageInputs {
             context: context.to_owned(),
             build_args,
             base_archives: vec![base_archive],
+            target: None,
         }
     }
 
