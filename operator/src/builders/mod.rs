@@ -29,4 +29,4 @@ pub use owner::Owner;
 pub use pod::pod_template;
 pub use scaled_object::{keda_object_name, scaled_object_resource, trigger_authentication_resource};
 pub use settings::{BuildSettings, DEFAULT_FETCH_IMAGE};
-pub use stable_share::{share_stable, stable_rescale, wake_for_hpa};
+pub use stable_share::{share_stable, stable_rescale, start_at_hpa_min, wake_for_hpa};

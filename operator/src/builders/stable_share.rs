@@ -55,6 +55,17 @@ pub fn wake_for_hpa(
     (keda_before && hpa_now && stable_desired == Some(0)).then_some(spec.replicas.min.max(1))
 }
 
+/// The `replicas` to write once to a stable Deployment that nobody has scaled since it was
+/// created (`generation` 1) and that runs fewer than the HPA's minimum (`hpa_min`): the API
+/// server starts a Deployment without `replicas` at one, and the HPA raises it only at its
+/// next sync (15 s by default), so a service asking for two pods would serve from one
+/// until then. `None` otherwise: without an HPA the operator applies `replicas` itself,
+/// and a Deployment scaled since (generation above 1) is the HPA's.
+pub fn start_at_hpa_min(hpa_min: Option<i32>, generation: Option<i64>, stable_desired: Option<i32>) -> Option<i32> {
+    let min = hpa_min?;
+    (generation == Some(1) && stable_desired? < min).then_some(min)
+}
+
 /// The `replicas` to write on their own to a stable Deployment that keeps its old template
 /// this round (it is not applied while a canary is judged): its share during a dynamic
 /// rollout, the spec's count after one. `None` when there is nothing to write: stable is
@@ -89,6 +100,17 @@ mod tests {
 
     const STEP: DynamicScale = DynamicScale { sizes: TrackSizes { stable: 1, canary: 3 }, stable_must_reach: false };
     const HANDOVER: DynamicScale = DynamicScale { sizes: TrackSizes { stable: 3, canary: 1 }, stable_must_reach: true };
+
+    #[test]
+    fn a_new_stable_starts_at_the_hpas_minimum_once() {
+        assert_eq!(start_at_hpa_min(Some(2), Some(1), Some(1)), Some(2), "created at one, the HPA asks for two");
+        assert_eq!(start_at_hpa_min(Some(2), Some(2), Some(1)), None, "scaled since: the HPA's to scale");
+        assert_eq!(start_at_hpa_min(Some(1), Some(1), Some(1)), None, "already at the minimum");
+        assert_eq!(start_at_hpa_min(Some(2), Some(1), Some(3)), None, "never scaled down by the operator");
+        assert_eq!(start_at_hpa_min(None, Some(1), Some(1)), None, "no HPA: replicas are applied");
+        assert_eq!(start_at_hpa_min(Some(2), Some(1), None), None, "no Deployment observed");
+        assert_eq!(start_at_hpa_min(Some(2), None, Some(1)), None, "a generation unknown is not a new one");
+    }
 
     #[test]
     fn a_stable_left_at_zero_by_keda_is_woken_for_the_hpa_once() {

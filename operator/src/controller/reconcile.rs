@@ -19,7 +19,7 @@ use super::measure::{Analyst, PodAnalyst};
 use super::references::check_references;
 use super::report::{patch_status, publish};
 use super::rollout::{RolloutOutcome, rollout_step, scale_stable};
-use crate::builders::{DesiredState, desired_state, jobs_front_name, share_stable, wake_for_hpa};
+use crate::builders::{DesiredState, desired_state, jobs_front_name, share_stable, start_at_hpa_min, wake_for_hpa};
 use crate::error::OperatorError;
 use crate::status::{
     EventNote, JOBS_STATUS_INTERVAL, Observation, compute_status, diagnose, jobs_status, jobs_status_due,
@@ -38,8 +38,10 @@ fn previous_autoscaler(ocr: &OcrService) -> Option<&'static str> {
     }
 }
 
-/// Sets stable's `replicas` once when the operator's HPA takes over a Deployment KEDA left
-/// at zero ([`wake_for_hpa`] says when); nothing otherwise.
+/// Sets stable's `replicas` on their own where the HPA would leave it short for a while:
+/// once when the operator's HPA takes over a Deployment KEDA left at zero
+/// ([`wake_for_hpa`] says when), and once when a new Deployment starts below the HPA's
+/// minimum ([`start_at_hpa_min`]); nothing otherwise.
 async fn wake_for_the_hpa(
     ocr: &OcrService,
     namespace: &str,
@@ -49,12 +51,18 @@ async fn wake_for_the_hpa(
     ctx: &Context,
 ) -> Result<(), OperatorError> {
     let stable_desired = observation.stable.as_ref().map(|stable| stable.desired);
-    let Some(replicas) = wake_for_hpa(&ocr.spec, keda_before, desired.autoscaler.is_some(), stable_desired) else {
-        return Ok(());
+    let generation = observation.stable.as_ref().and_then(|stable| stable.generation);
+    let hpa_min = desired.autoscaler.as_ref().and_then(|hpa| hpa.spec.min_replicas);
+    let (replicas, reason) = match wake_for_hpa(&ocr.spec, keda_before, desired.autoscaler.is_some(), stable_desired) {
+        Some(replicas) => (replicas, "the HPA takes over from KEDA at zero"),
+        None => match start_at_hpa_min(hpa_min, generation, stable_desired) {
+            Some(replicas) => (replicas, "a new Deployment starts at the HPA's minimum"),
+            None => return Ok(()),
+        },
     };
     let deployments = Api::namespaced(ctx.client.clone(), namespace);
     let stable_name = desired.stable.metadata.name.as_deref().unwrap_or_default();
-    scale_stable(&deployments, stable_name, replicas, "the HPA takes over from KEDA at zero", &ctx.metrics).await
+    scale_stable(&deployments, stable_name, replicas, reason, &ctx.metrics).await
 }
 
 /// The controller's reconcile function.

@@ -192,6 +192,37 @@ async fn switching_from_keda_to_the_hpa_at_zero_deletes_kedas_objects_and_wakes_
 }
 
 #[tokio::test]
+async fn a_new_stable_below_the_hpas_minimum_is_started_at_it_once() {
+    // The API server created stable at one replica (no `replicas` in the apply); the HPA
+    // would raise it to two only at its next sync.
+    let ocr = with_status(
+        &ocr_service(json!({ "replicas": { "min": 2, "max": 4 } })),
+        json!({ "lastAnalysis": { "at": ago(0) } }),
+    );
+    let created = stable_deployment(&ocr, 1, 0);
+    let (ctx, mut server) = fixtures::context(vec![], vec![]);
+    let stored = ocr.clone();
+    let script = tokio::spawn(async move {
+        let calls = server.next_together(CHILDREN.len()).await;
+        assert_children_applied(&calls);
+        reply_to_children(calls, &created);
+        let scale = server.next().await;
+        scale.is(http::Method::PATCH, "/apis/apps/v1/namespaces/team-a/deployments/invoices-stable");
+        assert_eq!(scale.body, json!({ "spec": { "replicas": 2 } }));
+        let mut scaled = stable_deployment(&stored, 2, 0);
+        scaled.metadata.generation = Some(2);
+        scale.reply(200, &serde_json::to_value(scaled).unwrap());
+        server.status_apply(&stored).await;
+        server.events(&stored, 1).await;
+        server
+    });
+    let reconciled = tokio::spawn(reconcile(Arc::new(ocr), ctx.clone()));
+    let server = verified(script).await;
+    in_time(reconciled).await.unwrap().unwrap();
+    no_more_requests(ctx, server).await;
+}
+
+#[tokio::test]
 async fn a_job_front_left_behind_by_a_failed_delete_is_deleted_again() {
     // The spec no longer has jobs and the status no longer says so (the reconcile that
     // removed them wrote it), but the front's Deployment is still there.
