@@ -3,7 +3,7 @@
 # module pinned in tools/gateway-api/ (go.mod + go.sum; the module zip ships them under
 # config/crd/standard/). The e2e scenarios of the gatewayAPI traffic provider install
 # GRPCRoute and HTTPRoute from there into the local control plane
-# (e2e/tests/operator_support/gateway_api.rs; e2e/src/toolchain.rs knows the path). No
+# (e2e/tests/operator/support/gateway_api.rs; e2e/src/toolchain.rs knows the path). No
 # Gateway API code is copied, and nothing is downloaded but the module itself.
 #
 # Usage: tools/fetch-gateway-api-crds.sh <out-dir>

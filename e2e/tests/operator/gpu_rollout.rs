@@ -15,21 +15,15 @@
 //!   the HPA its bounds back and stable grows to both GPUs again (not instantly: that is
 //!   the trade-off, and the scenario reports how long it took).
 
-mod operator_support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::canary::{bundle_uri, warning_notes};
+use crate::support::{Load, Scenario, TIMEOUT, merge, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{Patch, PatchParams};
 use kube_ocr_crds::{OcrService, Phase};
-use operator_support::canary::{bundle_uri, warning_notes};
-use operator_support::{Scenario, TIMEOUT, merge, wait_for};
 use serde_json::json;
-
-/// Each scenario runs two inference pods; side by side on a 2-core machine they would
-/// starve each other's probes.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const GPUS: u32 = kube_ocr_e2e::harness::SHARED_CLUSTER_GPUS;
 
@@ -81,9 +75,8 @@ async fn hpa_bounds(s: &Scenario) -> (Option<i32>, i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_dynamic_stable_scale_an_unschedulable_canary_is_rolled_back_and_stable_stays_full() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
-    let s = Scenario::new("gpu-static").await;
+    let s = Scenario::new("gpu-static", Load::Judged).await;
     let operator = s.start_operator().await;
     let stable = healthy_on_all_gpus(&s, &gpu_service(&s, false)).await;
 
@@ -122,9 +115,8 @@ async fn without_dynamic_stable_scale_an_unschedulable_canary_is_rolled_back_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_dynamic_stable_scale_stable_makes_room_and_the_canary_is_promoted() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
-    let s = Scenario::new("gpu-dynamic").await;
+    let s = Scenario::new("gpu-dynamic", Load::Judged).await;
     let operator = s.start_operator().await;
     let first = healthy_on_all_gpus(&s, &gpu_service(&s, true)).await;
 
@@ -181,8 +173,7 @@ async fn with_dynamic_stable_scale_stable_makes_room_and_the_canary_is_promoted(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_dynamic_stable_scale_a_rollback_grows_stable_back_to_all_gpus() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let s = Scenario::new("gpu-rollback").await;
+    let s = Scenario::new("gpu-rollback", Load::Judged).await;
     let operator = s.start_operator().await;
     let stable = healthy_on_all_gpus(&s, &gpu_service(&s, true)).await;
 

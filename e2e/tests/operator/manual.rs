@@ -4,12 +4,10 @@
 //! value is refused with a Warning. Each request is removed once read and leaves an Event.
 //! The operator runs under its own ServiceAccount, so its RBAC is part of the test.
 
-mod operator_support;
-
+use crate::support::canary::{change_model, healthy_service};
+use crate::support::{Load, Scenario, TIMEOUT, merge, wait_for};
 use kube::api::{Api, Patch, PatchParams};
 use kube_ocr_crds::{OcrService, Phase};
-use operator_support::canary::{change_model, healthy_service};
-use operator_support::{Scenario, TIMEOUT, merge, wait_for};
 use serde_json::json;
 
 const ACTION: &str = "kube-ocr.dev/rollout-action";
@@ -44,7 +42,7 @@ async fn wait_event(s: &Scenario, name: &str, reason: &str) -> (String, String) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_retry_and_promote_by_annotation() {
-    let s = Scenario::new("manual").await;
+    let s = Scenario::new("manual", Load::Judged).await;
     let operator = s.start_operator().await;
     // Steps that would take an hour: only a human request moves this rollout.
     let mut rollout = Scenario::fast_rollout("golden-small");

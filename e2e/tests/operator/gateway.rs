@@ -5,24 +5,19 @@
 //! CRDs come from the Gateway API module `make setup` caches; no gateway controller runs,
 //! a route is an object whose weights the tests read.
 
-mod operator_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kube::api::{Patch, PatchParams};
-use kube_ocr_crds::{OcrService, Phase};
-use operator_support::canary::{bundle_uri, healthy_service, warning_notes};
-use operator_support::gateway_api::{
+use crate::support::canary::{bundle_uri, healthy_service, warning_notes};
+use crate::support::gateway_api::{
     RouteKind, create_grpc_route, create_http_route, install_route_crds, route_metadata, route_weights,
     stable_and_canary,
 };
-use operator_support::{Scenario, TIMEOUT, condition, merge, wait_for};
+use crate::support::{Load, Scenario, TIMEOUT, condition, merge, wait_for};
+use kube::api::{Patch, PatchParams};
+use kube_ocr_crds::{OcrService, Phase};
 use serde_json::json;
-
-/// Each scenario runs inference pods; two side by side on 2 cores starve their probes.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn gateway_rollout(route: &str, steps: &[i32]) -> serde_json::Value {
     let mut rollout = Scenario::fast_rollout("golden-small");
@@ -73,8 +68,7 @@ async fn resource_version(s: &Scenario, kind: RouteKind, route: &str) -> String 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_weights_follow_the_canary_steps_and_return_to_stable_after_promotion() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let s = Scenario::new("gateway-promote").await;
+    let s = Scenario::new("gateway-promote", Load::Judged).await;
     install_route_crds(&s.admin).await;
     let operator = s.start_operator().await;
     // Written before any canary: only the stable Service, at the schema's default weight.
@@ -142,8 +136,7 @@ async fn route_weights_follow_the_canary_steps_and_return_to_stable_after_promot
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_degraded_canary_loses_its_route_weight_at_rollback() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let s = Scenario::new("gateway-rollback").await;
+    let s = Scenario::new("gateway-rollback", Load::Judged).await;
     install_route_crds(&s.admin).await;
     let operator = s.start_operator().await;
     create_grpc_route(&s, "ocr-route", &[("ocr-stable", 100), ("ocr-canary", 0)]).await;
@@ -181,8 +174,7 @@ async fn a_degraded_canary_loses_its_route_weight_at_rollback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_route_is_degraded_with_its_reason_until_it_is_created() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let s = Scenario::new("gateway-missing").await;
+    let s = Scenario::new("gateway-missing", Load::NoPods).await;
     install_route_crds(&s.admin).await;
     let operator = s.start_operator().await;
     s.create_golden_config_map("golden-small").await;

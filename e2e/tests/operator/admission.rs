@@ -2,16 +2,14 @@
 //! defaults a minimal spec, and each invalid spec in the table is refused at admission
 //! with a message a user can act on.
 
-mod operator_support;
-
+use crate::support::{Load, Scenario};
 use kube::api::{Api, PostParams};
 use kube_ocr_crds::OcrService;
-use operator_support::Scenario;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_minimal_spec_is_admitted_with_the_documented_defaults() {
-    let s = Scenario::new("ocrs-defaults").await;
+    let s = Scenario::new("ocrs-defaults", Load::NoPods).await;
     let created = s
         .create(&serde_json::from_value(json!({
             "apiVersion": "kube-ocr.dev/v1alpha1", "kind": "OcrService",
@@ -30,7 +28,7 @@ async fn a_minimal_spec_is_admitted_with_the_documented_defaults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_specs_are_refused_at_admission_with_readable_messages() {
-    let s = Scenario::new("ocrs-admission").await;
+    let s = Scenario::new("ocrs-admission", Load::NoPods).await;
     let api: Api<OcrService> = s.api();
     let sum = "a".repeat(64);
     let table = [
@@ -135,7 +133,7 @@ async fn invalid_specs_are_refused_at_admission_with_readable_messages() {
             "model": { "uri": format!("https://example.com/b.tar.gz#sha256={sum}"), "version": "1" },
             "image": "ghcr.io/kube-ocr/inference-pod:0.1.0",
         });
-        operator_support::merge(&mut spec, patch);
+        crate::support::merge(&mut spec, patch);
         let object = json!({
             "apiVersion": "kube-ocr.dev/v1alpha1", "kind": "OcrService",
             "metadata": { "name": "bad" }, "spec": spec,

@@ -2,17 +2,15 @@
 //! path that crashes the server, GPUs no node has, a `pvc://` claim that does not exist
 //! yet (and then serves once it does).
 
-mod operator_support;
-
 use std::time::Instant;
 
+use crate::support::{Load, MODELS_CLAIM, Scenario, TIMEOUT, condition};
 use kube_ocr_crds::Phase;
-use operator_support::{MODELS_CLAIM, Scenario, TIMEOUT, condition};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_looping_and_unschedulable_pods_are_degraded_causes() {
-    let s = Scenario::new("ocrs-pods").await;
+    let s = Scenario::new("ocrs-pods", Load::Pods).await;
     let operator = s.start_operator().await;
     s.create(&s.ocr_service("crashing", json!({ "model": { "uri": "file:///nonexistent/bundle" } }))).await;
     s.create(&s.ocr_service("gpu-hungry", json!({ "device": { "kind": "cuda", "gpus": 8 } }))).await;
@@ -41,7 +39,7 @@ async fn crash_looping_and_unschedulable_pods_are_degraded_causes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pvc_model_waits_for_its_claim_then_serves_from_it() {
     let started = Instant::now();
-    let s = Scenario::new("ocrs-pvc").await;
+    let s = Scenario::new("ocrs-pvc", Load::Pods).await;
     let operator = s.start_operator().await;
     s.create(&s.ocr_service("claimed", json!({ "model": { "uri": format!("pvc://{MODELS_CLAIM}/ppocr-v4") } }))).await;
     let message = s

@@ -4,10 +4,9 @@
 //! change rolls the pods; deletion garbage-collects everything; the HPA's replica count
 //! is never taken back; invalid-but-admitted situations surface as Degraded.
 
-mod operator_support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{Load, Scenario, TIMEOUT, condition, http_get, merge, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -17,7 +16,6 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_ocr_crds::{OcrService, Phase};
 use kube_ocr_operator::names::{FIELD_MANAGER, REVISION_LABEL};
-use operator_support::{Scenario, TIMEOUT, condition, http_get, merge, wait_for};
 use serde_json::json;
 
 fn owned_by(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, ocr: &OcrService) -> bool {
@@ -34,7 +32,7 @@ async fn event_reasons(s: &Scenario, name: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected() {
     let started = Instant::now();
-    let s = Scenario::new("ocrs-lifecycle").await;
+    let s = Scenario::new("ocrs-lifecycle", Load::Judged).await;
     let operator = s.start_operator().await;
     s.create_golden_config_map("golden-small").await;
     let ocr = s.create(&s.ocr_service("invoices", Scenario::fast_rollout("golden-small"))).await;
@@ -87,7 +85,7 @@ async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected(
     assert_eq!(condition(&s.api::<OcrService>().get("invoices").await.unwrap(), "Degraded").unwrap().0, "False");
 
     // A spec change is a new revision: it is proven on a canary, promoted, stable rolls
-    // and status follows (the canary analysis itself is tested in operator_canary.rs).
+    // and status follows (the canary analysis itself is tested in canary.rs).
     let patch = json!({ "spec": { "model": { "version": "4.0.1" } } });
     s.api::<OcrService>().patch("invoices", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     let rolled = s
@@ -139,7 +137,7 @@ async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_never_resets_replicas_the_hpa_owns() {
-    let s = Scenario::new("ocrs-hpa").await;
+    let s = Scenario::new("ocrs-hpa", Load::NoPods).await;
     let operator = s.start_operator().await;
     let mut spec = Scenario::unscheduled();
     merge(&mut spec, json!({ "replicas": { "min": 2, "max": 10 } }));
@@ -209,7 +207,7 @@ async fn the_operator_never_resets_replicas_the_hpa_owns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_image_surfaces_as_degraded_with_the_reason() {
-    let s = Scenario::new("ocrs-image").await;
+    let s = Scenario::new("ocrs-image", Load::Pods).await;
     let operator = s.start_operator().await;
     s.create(&s.ocr_service("broken", json!({ "image": "example.com/no-such-image:1" }))).await;
     let (reason, message) = s
@@ -233,7 +231,7 @@ async fn an_unknown_image_surfaces_as_degraded_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_golden_config_map_is_degraded_until_it_exists() {
-    let s = Scenario::new("ocrs-golden").await;
+    let s = Scenario::new("ocrs-golden", Load::NoPods).await;
     let operator = s.start_operator().await;
     let mut spec = Scenario::unscheduled();
     merge(&mut spec, json!({ "rollout": { "analysis": { "golden": { "configMaps": ["golden-invoices"] } } } }));
@@ -261,7 +259,7 @@ async fn a_missing_golden_config_map_is_degraded_until_it_exists() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_operators_elect_one_leader_and_hand_over_on_shutdown() {
-    let s = Scenario::new("ocrs-leader").await;
+    let s = Scenario::new("ocrs-leader", Load::NoPods).await;
     let client = s.operator_client().await;
     let mut first_config = s.operator_config();
     first_config.identity = Some("first".into());

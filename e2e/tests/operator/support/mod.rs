@@ -1,10 +1,9 @@
-//! Shared by the `operator_*` scenarios: the CRD, the operator running in-process under
-//! its own ServiceAccount bound to exactly its generated ClusterRole, the test binary's
-//! cluster of two real nodes (`harness::shared_cluster`) whose kubelets run the inference
-//! pod's image, and polling helpers. Each scenario gets its own namespace, operator
-//! (watching only that namespace), and deletes the namespace when done.
-
-#![allow(dead_code)] // each test binary uses a different part of this module
+//! Shared by the operator scenarios: the CRD, the operator running in-process under its
+//! own ServiceAccount bound to exactly its generated ClusterRole, the test binary's cluster
+//! of two real nodes (`harness::shared_cluster`) whose kubelets run the inference pod's
+//! image, turns on the machine's cores ([`Load`]), and polling helpers. Each scenario gets
+//! its own namespace, operator (watching only that namespace), and deletes the namespace
+//! when done.
 
 pub mod canary;
 pub mod gateway_api;
@@ -20,12 +19,10 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_ocr_crds::OcrService;
 use kube_ocr_e2e::control_plane::LocalControlPlane;
 use kube_ocr_e2e::harness::{Kubectl, SHARED_CLUSTER_MODELS, shared_cluster};
-#[allow(unused_imports)] // as dead_code above
 pub use kube_ocr_e2e::harness::{init_logging, wait_for, workspace_root};
 use kube_ocr_e2e::node::LocalCluster;
 /// The host reaches pod IPs as clients in the cluster do (the cluster network routes each
 /// node's pod range to its node), so scenarios call pods directly.
-#[allow(unused_imports)]
 pub use kube_ocr_e2e::plain_http::{get as http_get, post as http_post};
 use kube_ocr_operator::{Operator, OperatorConfig, rbac};
 use serde_json::json;
@@ -54,28 +51,69 @@ pub async fn install_crd(client: &kube::Client) {
 
 /// A namespace with the CRD installed and an operator ServiceAccount bound (by a
 /// RoleBinding in the namespace) to the generated ClusterRole, nothing more.
+/// What a scenario asks of the machine's two cores. The scenarios share one cluster and
+/// run two at a time (the test harness's threads); this says which may run side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// Its verdicts compare latencies (a canary's P95 against stable's): it runs alone, as
+    /// pods of another scenario on the same cores would decide the rollout.
+    Judged,
+    /// Runs inference pods, but no verdict depends on their speed: beside one more such
+    /// scenario, or one that runs no pods.
+    Pods,
+    /// Runs no pod (they stay Pending, or the operator makes none): beside anything.
+    NoPods,
+}
+
+impl Load {
+    fn cores(self) -> u32 {
+        match self {
+            Load::Judged => MACHINE_CORES,
+            Load::Pods => 1,
+            Load::NoPods => 0,
+        }
+    }
+}
+
+const MACHINE_CORES: u32 = 2;
+/// Fair (first come, first served): a Judged scenario waiting for both is not overtaken.
+static CORES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MACHINE_CORES as usize);
+
 pub struct Scenario {
     pub cluster: &'static LocalCluster,
     pub admin: kube::Client,
     pub namespace: String,
     /// Whether [`Self::finish`] ran; a scenario that panicked cleans up on drop.
     finished: bool,
+    /// Released after the cleanup (fields drop after `Drop::drop`), so the next scenario
+    /// finds the cores free of this one's pods.
+    _cores: Option<tokio::sync::SemaphorePermit<'static>>,
 }
 
 impl Scenario {
-    pub async fn new(prefix: &str) -> Self {
+    pub async fn new(prefix: &str, load: Load) -> Self {
         init_logging();
+        let cores = match load.cores() {
+            0 => None,
+            n => Some(CORES.acquire_many(n).await.expect("the semaphore is never closed")),
+        };
         let cluster = shared_cluster();
         let admin = cluster.plane().client().unwrap();
         install_crd(&admin).await;
         let namespace = cluster.plane().create_namespace(prefix).await.unwrap();
-        Self { cluster, admin, namespace, finished: false }
+        Self { cluster, admin, namespace, finished: false, _cores: cores }
     }
 
     /// A second handle on the same namespace (for a task of its own); only the original
-    /// cleans up.
+    /// cleans up and holds the turn.
     pub fn share(&self) -> Scenario {
-        Scenario { cluster: self.cluster, admin: self.admin.clone(), namespace: self.namespace.clone(), finished: true }
+        Scenario {
+            cluster: self.cluster,
+            admin: self.admin.clone(),
+            namespace: self.namespace.clone(),
+            finished: true,
+            _cores: None,
+        }
     }
 
     pub fn plane(&self) -> &'static LocalControlPlane {

@@ -3,10 +3,9 @@
 //! environment from the Secret, never in the arguments), one replica answers from the
 //! other's work, and when Redis is killed mid-test every request still succeeds.
 
-mod operator_support;
-
 use std::time::Duration;
 
+use crate::support::{Load, Scenario, TIMEOUT, http_get, wait_for, workspace_root};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{ListParams, PostParams};
@@ -14,7 +13,6 @@ use kube_ocr_crds::Phase;
 use kube_ocr_operator::names::SERVICE_LABEL;
 use kube_ocr_proto::v1::{RecognizeRequest, RecognizeResponse, Task, ocr_client::OcrClient};
 use kube_ocr_test_servers::{RedisOptions, RedisServer};
-use operator_support::{Scenario, TIMEOUT, http_get, wait_for, workspace_root};
 use serde_json::json;
 
 const PASSWORD: &str = "e2e-redis-password";
@@ -48,7 +46,7 @@ async fn shared_lookups(address: &str, result: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_results_through_redis_and_survive_losing_it() {
-    let s = Scenario::new("ocrs-cache").await;
+    let s = Scenario::new("ocrs-cache", Load::Pods).await;
     // On the cluster network, where the pods reach it.
     let options = RedisOptions { password: Some(PASSWORD.into()), listen: Some(s.host_ip()), ..Default::default() };
     let mut redis = RedisServer::start_with(options).expect("redis-server starts (make setup installs it)");

@@ -4,26 +4,19 @@
 //! serving, record `failedRevision` and say why in a Warning event. Outside rollouts the
 //! golden check keeps running on stable, and drift below the minimum is Degraded.
 
-mod operator_support;
-
 use std::time::Duration;
 
+use crate::support::canary::{bundle_uri, change_model, healthy_service, warning_notes};
+use crate::support::{Load, Scenario, TIMEOUT, http_post, merge, wait_for, workspace_root};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube_ocr_crds::{OcrService, Phase};
-use operator_support::canary::{bundle_uri, change_model, healthy_service, warning_notes};
-use operator_support::{Scenario, TIMEOUT, http_post, merge, wait_for, workspace_root};
 use serde_json::json;
-
-/// Each scenario runs two or three inference pods at once; two scenarios side by side
-/// on a 2-core machine starve their probes, so they take turns.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slower_canary_is_rolled_back_on_p95_against_stable() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let s = Scenario::new("canary-slow").await;
+    let s = Scenario::new("canary-slow", Load::Judged).await;
     let operator = s.start_operator().await;
     let stable = healthy_service(&s, "ocr", Scenario::fast_rollout("golden-small")).await;
 
@@ -70,8 +63,7 @@ async fn a_slower_canary_is_rolled_back_on_p95_against_stable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let s = Scenario::new("canary-unready").await;
+    let s = Scenario::new("canary-unready", Load::Judged).await;
     let operator = s.start_operator().await;
     let mut rollout = Scenario::fast_rollout("golden-small");
     merge(&mut rollout, json!({ "rollout": { "progressDeadline": "30s" } }));
@@ -103,8 +95,7 @@ async fn stable_accuracy_below_the_minimum_is_degraded_outside_rollouts() {
     use kube::api::PostParams;
     use kube_ocr_golden::config_map::{DEFAULT_MAX_BYTES, split_into_config_maps};
     use kube_ocr_golden::{GoldenSet, Truth};
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let s = Scenario::new("stable-drift").await;
+    let s = Scenario::new("stable-drift", Load::Judged).await;
     let operator = s.start_operator().await;
 
     // A golden set whose expected texts no longer match its images: what drift between
@@ -155,8 +146,7 @@ async fn stable_accuracy_below_the_minimum_is_degraded_outside_rollouts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_degraded_canary_is_rolled_back_on_golden_accuracy() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let s = Scenario::new("canary-degraded").await;
+    let s = Scenario::new("canary-degraded", Load::Judged).await;
     let operator = s.start_operator().await;
     let mut rollout = Scenario::fast_rollout("golden-small");
     merge(&mut rollout, json!({ "rollout": { "analysis": { "interval": "10s" } } }));
@@ -262,8 +252,7 @@ async fn balanced_client(s: &Scenario, stop: std::sync::Arc<std::sync::atomic::A
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_version_is_promoted_without_a_failed_request_across_an_operator_restart() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let s = Scenario::new("canary-good").await;
+    let s = Scenario::new("canary-good", Load::Judged).await;
     let operator_client = s.operator_client().await;
     let operator = kube_ocr_operator::Operator::start(operator_client.clone(), s.operator_config()).await.unwrap();
     let mut rollout = Scenario::fast_rollout("golden-small");

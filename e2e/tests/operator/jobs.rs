@@ -4,16 +4,14 @@
 //! zero pods; a job submitted to the front wakes it; a backlog scales it out; its jobs
 //! finish; and once idle it returns to zero. The status shows the backlog.
 
-mod operator_support;
-
 use std::time::Duration;
 
+use crate::support::{Load, Scenario, TIMEOUT, http_get, http_post, wait_for, workspace_root};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube_ocr_e2e::keda::Keda;
 use kube_ocr_test_servers::{RedisOptions, RedisServer, S3Server};
-use operator_support::{Scenario, TIMEOUT, http_get, http_post, wait_for, workspace_root};
 use serde_json::json;
 
 const BUCKET: &str = "ocr-jobs";
@@ -52,7 +50,7 @@ async fn job_state(front: &str, id: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_only_service_wakes_from_zero_on_a_job_scales_on_its_backlog_and_returns_to_zero() {
-    let s = Scenario::new("ocrs-jobs").await;
+    let s = Scenario::new("ocrs-jobs", Load::Pods).await;
     // On the cluster network, where the pods (and KEDA, and this test) reach them.
     let redis = RedisServer::start_with(RedisOptions { listen: Some(s.host_ip()), ..RedisOptions::default() })
         .expect("redis-server starts (make setup installs it)");

@@ -5,19 +5,17 @@
 //! capped to stable's share during the steps and given the spec's bounds back afterwards,
 //! as the operator does with its own HPA.
 
-mod operator_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::canary::{change_model, healthy_service};
+use crate::support::{Load, Scenario, TIMEOUT, http_post, merge, wait_for, workspace_root};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube_ocr_crds::{OcrService, Phase};
 use kube_ocr_e2e::keda::Keda;
-use operator_support::canary::{change_model, healthy_service};
-use operator_support::{Scenario, TIMEOUT, http_post, merge, wait_for, workspace_root};
 use serde_json::json;
 
 /// Concurrent synchronous callers: three requests in flight against `inFlightPerReplica: 1`
@@ -76,7 +74,7 @@ async fn caller(s: &Scenario, id: usize, stop: Arc<AtomicBool>) -> (usize, usize
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keda_scales_a_synchronous_service_on_in_flight_requests_and_a_canary_keeps_stables_share() {
     let started = Instant::now();
-    let s = Arc::new(Scenario::new("ocrs-keda").await);
+    let s = Arc::new(Scenario::new("ocrs-keda", Load::Judged).await);
     let keda = Keda::start(s.plane()).await.unwrap_or_else(|error| panic!("{error}"));
     let operator = s.start_operator().await;
     let mut spec = Scenario::fast_rollout("golden-small");
