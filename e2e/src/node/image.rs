@@ -163,21 +163,32 @@ pub struct DockerfileImage {
 /// image it already holds (the image ID beside it says which). A docker archive, because
 /// its layers are uncompressed: buildah gzips an `oci-archive:`'s whatever it is told, and
 /// gzip of the 4 GB libtorch layer costs half a minute and saves nothing on a local disk.
+/// The storage is kept to what later builds use (disk is what this machine lacks first):
+/// a failed build leaves no working container or half archive, a stored-only image replaces
+/// the other tags of its repository (a new venv's libraries replace the last ones), and
+/// images nothing names any more are pruned after each build.
 const BUILD: &str = r#"
 set -euo pipefail
 storage=$1 runroot=$2 dockerfile=$3 context=$4 reference=$5 archive=$6 bases=$7
 shift 7
 buildah=(buildah --root "$storage" --runroot "$runroot" --storage-driver overlay)
+if [[ -n $archive ]]; then
+  trap 'rm -f "$archive.partial" "$archive.iid.new"' ERR
+fi
 for ((i = 0; i < bases; i++)); do
   "${buildah[@]}" pull --quiet "oci-archive:$1" >/dev/null
   shift
 done
 iid=${archive:-$runroot/stored-only}.iid.new
 # docker format: the OCI format drops SHELL (and with it the Dockerfiles' pipefail).
-"${buildah[@]}" bud --quiet --pull=false --layers --format docker --isolation chroot \
+"${buildah[@]}" bud --quiet --pull=false --layers --force-rm --format docker --isolation chroot \
   --iidfile "$iid" -f "$dockerfile" "$@" -t "$reference" "$context" >/dev/null
+prune() { "${buildah[@]}" rmi --prune >/dev/null 2>&1 || true; }
 if [[ -z $archive ]]; then
   rm -f "$iid"
+  "${buildah[@]}" images --format '{{.Name}}:{{.Tag}}' --filter "reference=${reference%:*}" | grep -vxF "$reference" \
+    | xargs -r "${buildah[@]}" rmi >/dev/null 2>&1 || true
+  prune
   exit 0
 fi
 # The same image as the archive holds (every layer came from the cache): keep the archive.
@@ -189,6 +200,7 @@ rm -f "$archive.partial" "$archive.iid"
 "${buildah[@]}" push --quiet "$reference" "docker-archive:$archive.partial:$reference"
 mv "$archive.partial" "$archive"
 mv "$iid" "$archive.iid"
+prune
 "#;
 
 /// The turn of one build in a builder storage (`work_dir`), also across processes (a file
