@@ -83,7 +83,7 @@ impl ImageInputs {
             ));
         }
         let context = self.context_dir("inference-pod")?;
-        let image = self.dockerfile_image(
+        let mut image = self.dockerfile_image(
             INFERENCE_POD_IMAGE,
             "inference-pod.Dockerfile",
             context.path(),
@@ -97,14 +97,9 @@ impl ImageInputs {
             return Ok(archive);
         }
         let libs_image = self.build_inference_libs(&turn, &torch_lib)?;
-        let mut image = image;
         image.build_args.push(("LIBS_IMAGE".to_owned(), libs_image));
 
-        let bin = context.path().join("bin");
-        let models = context.path().join("models");
-        for dir in [&bin, &models, &context.path().join("libs")] {
-            std::fs::create_dir_all(dir).map_err(|e| NodeError::dir("create", dir, e))?;
-        }
+        let (bin, _, models) = prebuilt_folders(context.path())?;
         strip(&server, &bin.join("ocr-inference-pod"))?;
         strip(&renderer, &bin.join("ocr-pdf-render"))?;
         run(Command::new("cp").arg("-rL").arg(&bundle).arg(&models))?;
@@ -135,10 +130,7 @@ impl ImageInputs {
         if turn.has_image(&image.reference) {
             return Ok(image.reference);
         }
-        let libs = context.path().join("libs");
-        for dir in [&libs, &context.path().join("bin"), &context.path().join("models")] {
-            std::fs::create_dir_all(dir).map_err(|e| NodeError::dir("create", dir, e))?;
-        }
+        let (_, libs, _) = prebuilt_folders(context.path())?;
         for source in sources {
             // At the same absolute path under libs/, as the Dockerfile's `cp --parents` lays
             // them out (which, with -l, coreutils refuses here).
@@ -231,6 +223,16 @@ fn describe_inputs(image: &DockerfileImage, paths: &[PathBuf]) -> String {
         lines.push(format!("{} {}", file.display(), stamp.unwrap_or_else(|e| e.to_string())));
     }
     lines.join("\n")
+}
+
+/// The `bin/`, `libs/` and `models/` folders of a build context for the inference pod
+/// Dockerfile's `prebuilt` stage, which copies all three (empty ones are fine).
+fn prebuilt_folders(context: &Path) -> Result<(PathBuf, PathBuf, PathBuf), NodeError> {
+    let folders = (context.join("bin"), context.join("libs"), context.join("models"));
+    for dir in [&folders.0, &folders.1, &folders.2] {
+        std::fs::create_dir_all(dir).map_err(|e| NodeError::dir("create", dir, e))?;
+    }
+    Ok(folders)
 }
 
 /// A stripped copy: the image carries no debug information (as a release build would not).
