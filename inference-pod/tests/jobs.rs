@@ -419,7 +419,8 @@ async fn a_job_whose_pod_is_killed_mid_document_is_finished_once_by_another_pod(
         tokio::join!(PodProcess::start(&args, logs.path(), "pod-a"), PodProcess::start(&args, logs.path(), "pod-b"),);
     let mut pods = [pod_a, pod_b];
     let mut client = ocr_client(pods[0].grpc).await;
-    let pages = 50;
+    // Enough pages that the kill lands mid-document (it comes after the fifth).
+    let pages = 20;
     let options = RecognizeOptions { pdf_dpi: FAST_PDF_DPI, ..RecognizeOptions::default() };
     let job = client.submit_job(submit_request(numbered_pages_pdf(pages), options)).await.unwrap();
     let job = job.into_inner();
