@@ -251,7 +251,7 @@ lint: setup ## rustfmt check and clippy with warnings denied
 test: setup lint monitoring-test docker-lint chart-test ## Everything CI runs: setup, lint, every test
 	cd golden/data && sha256sum --quiet --check MANIFEST.sha256
 	cd golden/documents && sha256sum --quiet --check MANIFEST.sha256
-	@# The real-node tests build the operator image from this binary; no test target
+	@# The real-node and operator scenarios build the operator image from this binary; no test target
 	@# of its package makes cargo build it.
 	$(CARGO) build --quiet --locked -p kube-ocr-operator --bin ocr-operator
 	$(CARGO) test --workspace --locked

@@ -134,8 +134,9 @@ static SHARED_CLUSTER: OnceLock<Result<&'static LocalCluster, String>> = OnceLoc
 
 /// The cluster of this test process, started by the first caller (the others wait): a
 /// control plane and two real nodes, `node-a` in `zone-a` with [`SHARED_CLUSTER_GPUS`] GPUs
-/// and `node-b` in `zone-b`, CoreDNS, the inference pod's image (this checkout's) and the
-/// workspace's model bundles ([`SHARED_CLUSTER_MODELS`]) on both. Scenarios isolate themselves with a namespace each and delete it when done.
+/// and `node-b` in `zone-b`, CoreDNS, the inference pod's and the operator's images (this
+/// checkout's) and the workspace's model bundles ([`SHARED_CLUSTER_MODELS`]) on both.
+/// Scenarios isolate themselves with a namespace each and delete it when done.
 ///
 /// It lives in a `static` and is never dropped: when the test process exits, each
 /// component's watchdog sees its stdin close and stops it, each node's namespace holder kills
@@ -172,19 +173,27 @@ pub fn shared_cluster() -> &'static LocalCluster {
 
 async fn start_shared_cluster() -> Result<LocalCluster, String> {
     let started = Instant::now();
-    // The image builds (seconds when nothing changed) while the cluster starts.
-    let image = tokio::task::spawn_blocking(move || {
-        let archive = ImageInputs::of_this_checkout()?.build_inference_pod()?;
-        tracing::info!(image = %archive.reference, elapsed_ms = started.elapsed().as_millis() as u64, "image built");
-        Ok::<_, crate::node::NodeError>(archive)
+    // The images build (seconds when nothing changed) while the cluster starts: the
+    // inference pod's, and the operator's that scenarios run in the cluster.
+    let images = tokio::task::spawn_blocking(move || {
+        let inputs = ImageInputs::of_this_checkout()?;
+        let mut archives = Vec::new();
+        for archive in [inputs.build_inference_pod(), inputs.build_operator()] {
+            let archive = archive?;
+            tracing::info!(image = %archive.reference, elapsed_ms = started.elapsed().as_millis() as u64, "image built");
+            archives.push(archive);
+        }
+        Ok::<_, crate::node::NodeError>(archives)
     });
     let nodes =
         vec![NodeOptions::new("node-a", "zone-a").with_gpus(SHARED_CLUSTER_GPUS), NodeOptions::new("node-b", "zone-b")];
     let cluster = LocalCluster::start(ControlPlaneOptions::default(), nodes).await.map_err(|e| e.to_string())?;
-    let archive = image.await.map_err(|e| format!("the image build panicked: {e}"))?.map_err(|e| e.to_string())?;
+    let archives = images.await.map_err(|e| format!("the image build panicked: {e}"))?.map_err(|e| e.to_string())?;
     let models = workspace_root().join("models");
     for node in cluster.nodes() {
-        node.import_archive(&archive).map_err(|e| e.to_string())?;
+        for archive in &archives {
+            node.import_archive(archive).map_err(|e| e.to_string())?;
+        }
         // As root inside the node, which reads the cache the bundles link into.
         let copy = node
             .command("bash")

@@ -89,6 +89,35 @@ impl OperatorConfig {
         }
     }
 
+    /// The command line (without the program name) that parses back to this configuration:
+    /// how code that builds an [`OperatorConfig`] (the e2e harness) starts the binary, or its
+    /// container, with it. Every flag is written, so nothing depends on the defaults of the
+    /// binary that reads them.
+    pub fn to_args(&self) -> Vec<String> {
+        let log_format = clap::ValueEnum::to_possible_value(&self.log_format)
+            .map(|value| value.get_name().to_owned())
+            .unwrap_or_default();
+        let mut args = vec![
+            format!("--http-addr={}", self.http_addr),
+            format!("--leader-elect={}", self.leader_elect),
+            format!("--lease-namespace={}", self.lease_namespace),
+            format!("--lease-name={}", self.lease_name),
+            format!("--lease-duration-secs={}", self.lease_duration_secs),
+            format!("--lease-retry-secs={}", self.lease_retry_secs),
+            format!("--concurrency={}", self.concurrency),
+            format!("--resync-secs={}", self.resync_secs),
+            format!("--settling-recheck-secs={}", self.settling_recheck_secs),
+            format!("--error-backoff-secs={}", self.error_backoff_secs),
+            format!("--error-backoff-max-secs={}", self.error_backoff_max_secs),
+            format!("--fetch-image={}", self.fetch_image),
+            format!("--log-format={log_format}"),
+            format!("--log-filter={}", self.log_filter),
+        ];
+        args.extend(self.watch_namespace.iter().map(|namespace| format!("--watch-namespace={namespace}")));
+        args.extend(self.identity.iter().map(|identity| format!("--identity={identity}")));
+        args
+    }
+
     /// The logging settings for the shared start-up path (`kube_ocr_runtime::run_main`).
     pub fn logging(&self) -> Logging {
         Logging { format: self.log_format, filter: self.log_filter.clone() }
@@ -182,6 +211,34 @@ mod tests {
         let parsed = OperatorConfig::try_parse_from(["ocr-operator"]).unwrap();
         let defaults = OperatorConfig::defaults();
         assert_eq!(format!("{:?}", OperatorConfig { identity: None, ..parsed }), format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn to_args_parses_back_to_the_same_configuration() {
+        let parse = |config: &OperatorConfig| {
+            let args = std::iter::once("ocr-operator".to_owned()).chain(config.to_args());
+            format!("{:?}", OperatorConfig::try_parse_from(args).unwrap())
+        };
+        let mut changed = OperatorConfig::defaults();
+        changed.http_addr = "127.0.0.1:9090".parse().unwrap();
+        changed.watch_namespace = Some("team-a".to_owned());
+        changed.leader_elect = false;
+        changed.lease_namespace = "ops".to_owned();
+        changed.lease_name = "ocr-lease".to_owned();
+        changed.identity = Some("replica-1".to_owned());
+        changed.lease_duration_secs = 5;
+        changed.lease_retry_secs = 1;
+        changed.concurrency = 9;
+        changed.resync_secs = 60;
+        changed.settling_recheck_secs = 2;
+        changed.error_backoff_secs = 3;
+        changed.error_backoff_max_secs = 30;
+        changed.fetch_image = "busybox:1.37".to_owned();
+        changed.log_format = LogFormat::Json;
+        changed.log_filter = "info,kube_ocr_operator=debug".to_owned();
+        assert_eq!(parse(&changed), format!("{changed:?}"));
+        let defaults = OperatorConfig { identity: Some("fixed".to_owned()), ..OperatorConfig::defaults() };
+        assert_eq!(parse(&defaults), format!("{defaults:?}"));
     }
 
     #[test]

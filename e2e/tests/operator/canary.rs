@@ -57,13 +57,14 @@ async fn a_slower_canary_is_rolled_back_on_p95_against_stable() {
     assert_eq!((still.phase, still.canary_revision), (Some(Phase::RolledBack), None));
     assert_eq!(s.api::<Deployment>().get_opt("ocr-canary").await.unwrap(), None);
 
-    operator.shutdown().await.unwrap();
+    operator.shutdown().await;
     s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline() {
-    let s = Scenario::new("canary-unready", Load::Judged).await;
+    // No analysis judges this canary (it never gets Ready), so no latency verdict to spoil.
+    let s = Scenario::new("canary-unready", Load::Pods).await;
     let operator = s.start_operator().await;
     let mut rollout = Scenario::fast_rollout("golden-small");
     merge(&mut rollout, json!({ "rollout": { "progressDeadline": "30s" } }));
@@ -85,7 +86,7 @@ async fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadli
     let stable_deployment = s.api::<Deployment>().get("ocr-stable").await.unwrap();
     assert_eq!(stable_deployment.status.unwrap().ready_replicas, Some(1));
 
-    operator.shutdown().await.unwrap();
+    operator.shutdown().await;
     s.finish().await;
 }
 
@@ -95,7 +96,8 @@ async fn stable_accuracy_below_the_minimum_is_degraded_outside_rollouts() {
     use kube::api::PostParams;
     use kube_ocr_golden::config_map::{DEFAULT_MAX_BYTES, split_into_config_maps};
     use kube_ocr_golden::{GoldenSet, Truth};
-    let s = Scenario::new("stable-drift", Load::Judged).await;
+    // Stable's golden accuracy outside rollouts: no latency verdict.
+    let s = Scenario::new("stable-drift", Load::Pods).await;
     let operator = s.start_operator().await;
 
     // A golden set whose expected texts no longer match its images: what drift between
@@ -131,16 +133,13 @@ async fn stable_accuracy_below_the_minimum_is_degraded_outside_rollouts() {
     assert!(analysis.canary.is_none());
     let accuracy = analysis.stable.unwrap().accuracy.unwrap();
     assert!(accuracy < 0.9, "{accuracy}");
-    let metrics =
-        kube_ocr_operator::controller::scrape::http_get(operator.http_addr(), "/metrics", Duration::from_secs(5))
-            .await
-            .unwrap();
+    let metrics = operator.metrics().await;
     let series =
         format!("ocr_operator_golden_accuracy{{namespace=\"{}\",ocrservice=\"ocr\",track=\"stable\"}}", s.namespace);
     assert!(metrics.contains(&series), "{metrics}");
     assert!(metrics.contains("ocr_operator_golden_min_accuracy{"), "{metrics}");
 
-    operator.shutdown().await.unwrap();
+    operator.shutdown().await;
     s.finish().await;
 }
 
@@ -194,7 +193,7 @@ async fn a_degraded_canary_is_rolled_back_on_golden_accuracy() {
     let stable_deployment = s.api::<Deployment>().get("ocr-stable").await.unwrap();
     assert_eq!(stable_deployment.status.unwrap().ready_replicas, Some(1), "stable kept serving");
 
-    operator.shutdown().await.unwrap();
+    operator.shutdown().await;
     s.finish().await;
 }
 
@@ -253,8 +252,7 @@ async fn balanced_client(s: &Scenario, stop: std::sync::Arc<std::sync::atomic::A
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_version_is_promoted_without_a_failed_request_across_an_operator_restart() {
     let s = Scenario::new("canary-good", Load::Judged).await;
-    let operator_client = s.operator_client().await;
-    let operator = kube_ocr_operator::Operator::start(operator_client.clone(), s.operator_config()).await.unwrap();
+    let operator = s.start_operator().await;
     let mut rollout = Scenario::fast_rollout("golden-small");
     merge(&mut rollout, json!({ "rollout": { "stepInterval": "10s" } }));
     let first = healthy_service(&s, "ocr", rollout).await;
@@ -273,8 +271,9 @@ async fn a_good_version_is_promoted_without_a_failed_request_across_an_operator_
         (canary.weight == 50 && canary.ready_replicas == Some(1)).then_some(())
     })
     .await;
-    operator.shutdown().await.unwrap();
-    let resumed = kube_ocr_operator::Operator::start(operator_client, s.operator_config()).await.unwrap();
+    // Its pod is deleted (as a drain would): it stops gracefully, and the replacement the
+    // Deployment makes takes the Lease and the rollout over.
+    operator.restart().await;
 
     let promoted = s
         .wait_status("ocr", "promoted and the canary retired", TIMEOUT, |o| {
@@ -303,6 +302,6 @@ async fn a_good_version_is_promoted_without_a_failed_request_across_an_operator_
         .count();
     assert_eq!(promotions, 1);
 
-    resumed.shutdown().await.unwrap();
+    operator.shutdown().await;
     s.finish().await;
 }

@@ -100,10 +100,7 @@ async fn route_weights_follow_the_canary_steps_and_return_to_stable_after_promot
     for (kind, route) in routes {
         wait_route(&s, kind, route, (50, 50)).await;
     }
-    let metrics =
-        kube_ocr_operator::controller::scrape::http_get(operator.http_addr(), "/metrics", Duration::from_secs(5))
-            .await
-            .unwrap();
+    let metrics = operator.metrics().await;
     let series = format!("ocr_operator_canary_weight{{namespace=\"{}\",ocrservice=\"ocr\"}} 50", s.namespace);
     assert!(metrics.contains(&series), "the weight metric is the route's: {metrics}");
 
@@ -130,7 +127,7 @@ async fn route_weights_follow_the_canary_steps_and_return_to_stable_after_promot
         assert_eq!(weights.len(), 2, "one backendRef per track on the {kind:?} route: {weights:?}");
     }
 
-    operator.shutdown().await.unwrap();
+    operator.shutdown().await;
     s.finish().await;
 }
 
@@ -168,7 +165,7 @@ async fn a_degraded_canary_loses_its_route_weight_at_rollback() {
     let notes = warning_notes(&s, "ocr", "RolledBack").await;
     assert!(notes.iter().any(|n| n.contains("golden accuracy")), "{notes:?}");
 
-    operator.shutdown().await.unwrap();
+    operator.shutdown().await;
     s.finish().await;
 }
 
@@ -205,5 +202,6 @@ async fn a_missing_route_is_degraded_with_its_reason_until_it_is_created() {
     })
     .await;
 
-    operator.shutdown().await.unwrap();
+    operator.shutdown().await;
+    s.finish().await;
 }

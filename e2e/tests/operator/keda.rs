@@ -184,7 +184,7 @@ async fn keda_scales_a_synchronous_service_on_in_flight_requests_and_a_canary_ke
     eprintln!("done after {:.1?}", started.elapsed());
 
     drop(keda);
-    operator.shutdown().await.unwrap();
+    operator.shutdown().await;
     let s = Arc::into_inner(s).expect("the callers have ended");
     s.finish().await;
 }

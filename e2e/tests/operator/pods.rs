@@ -32,7 +32,7 @@ async fn crash_looping_and_unschedulable_pods_are_degraded_causes() {
         .await;
     assert!(message.contains("nvidia.com/gpu"), "{message}");
     assert!(message.contains("Each pod needs 8 free nvidia.com/gpu"), "{message}");
-    operator.shutdown().await.unwrap();
+    operator.shutdown().await;
     s.finish().await;
 }
 
@@ -68,7 +68,7 @@ async fn a_pvc_model_waits_for_its_claim_then_serves_from_it() {
     let counter = |text: &str, name: &str| -> f64 {
         text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
     };
-    let before = operator.metrics().encode();
+    let before = operator.metrics().await;
     for i in 0..3 {
         let touch = json!({ "metadata": { "annotations": { "e2e/touch": i.to_string() } } });
         s.api::<kube_ocr_crds::OcrService>()
@@ -77,13 +77,13 @@ async fn a_pvc_model_waits_for_its_claim_then_serves_from_it() {
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     }
-    let after = operator.metrics().encode();
+    let after = operator.metrics().await;
     let reconciles =
         counter(&after, "ocr_operator_reconciles_total") - counter(&before, "ocr_operator_reconciles_total");
     assert!(reconciles >= 3.0, "the touches must trigger reconciles: {reconciles}");
     let writes = counter(&after, "ocr_operator_api_writes_total") - counter(&before, "ocr_operator_api_writes_total");
     assert_eq!(writes, 0.0, "a steady state writes nothing:\n{after}");
-    operator.shutdown().await.unwrap();
+    operator.shutdown().await;
     s.finish().await;
     eprintln!("pvc: healthy from a claim after {:?}", started.elapsed());
 }

@@ -1,4 +1,4 @@
-//! The operator against the real control plane, running in-process under its own
+//! The operator against the real control plane, running in the cluster under its own
 //! ServiceAccount with only its generated ClusterRole: an OcrService becomes owned
 //! children, Ready inference pods (on the real nodes) and an Available status; a spec
 //! change rolls the pods; deletion garbage-collects everything; the HPA's replica count
@@ -111,14 +111,14 @@ async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected(
     }
 
     // The operator's own endpoints.
-    let address = operator.http_addr();
+    let address = operator.http_addr().await;
     let (code, metrics) = http_get(address.ip(), address.port(), "/metrics").await.unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("ocr_operator_reconciles_total{result=\"success\"}"), "{metrics}");
     assert_eq!(http_get(address.ip(), address.port(), "/healthz").await.unwrap().0, 200);
     assert_eq!(http_get(address.ip(), address.port(), "/readyz").await.unwrap().0, 200);
     let lease = s.api::<Lease>().get("kube-ocr-operator").await.unwrap();
-    assert_eq!(lease.spec.unwrap().holder_identity, Some(format!("{}-operator", s.namespace)));
+    assert_eq!(lease.spec.unwrap().holder_identity, Some(operator.pod_name().await), "the pod name is its identity");
 
     // Deletion: the garbage collector (kube-controller-manager) removes every child.
     s.api::<OcrService>().delete("invoices", &DeleteParams::default()).await.unwrap();
@@ -130,7 +130,7 @@ async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected(
         (deployment.is_none() && services.is_empty() && hpa.is_none() && pdb.is_none()).then_some(())
     })
     .await;
-    operator.shutdown().await.unwrap();
+    operator.shutdown().await;
     s.finish().await;
     eprintln!("lifecycle: available after {time_to_available:?}, whole scenario {:?}", started.elapsed());
 }
@@ -202,7 +202,8 @@ async fn the_operator_never_resets_replicas_the_hpa_owns() {
         (d.spec?.replicas == Some(3) && hpa.is_none()).then_some(())
     })
     .await;
-    operator.shutdown().await.unwrap();
+    operator.shutdown().await;
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,7 +226,7 @@ async fn an_unknown_image_surfaces_as_degraded_with_the_reason() {
         event_reasons(&s, "broken").await.iter().any(|r| r == "ImagePullFailed").then_some(())
     })
     .await;
-    operator.shutdown().await.unwrap();
+    operator.shutdown().await;
     s.finish().await;
 }
 
@@ -254,37 +255,30 @@ async fn a_missing_golden_config_map_is_degraded_until_it_exists() {
     .await;
     let reasons = event_reasons(&s, "golden").await;
     assert!(reasons.iter().any(|r| r == "GoldenSetMissing"), "{reasons:?}");
-    operator.shutdown().await.unwrap();
+    operator.shutdown().await;
+    s.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_operators_elect_one_leader_and_hand_over_on_shutdown() {
     let s = Scenario::new("ocrs-leader", Load::NoPods).await;
-    let client = s.operator_client().await;
-    let mut first_config = s.operator_config();
-    first_config.identity = Some("first".into());
-    let mut second_config = s.operator_config();
-    second_config.identity = Some("second".into());
-    let first = kube_ocr_operator::Operator::start(client.clone(), first_config).await.unwrap();
+    let first = s.start_operator_named("first", &s.operator_config()).await;
+    let first_identity = first.pod_name().await;
     let leases: Api<Lease> = s.api();
-    wait_for("first to lead", TIMEOUT, async || {
-        let holder = leases.get_opt("kube-ocr-operator").await.ok()??.spec?.holder_identity?;
-        (holder == "first").then_some(())
-    })
-    .await;
-    let second = kube_ocr_operator::Operator::start(client, second_config).await.unwrap();
+    let holder = async || leases.get_opt("kube-ocr-operator").await.ok()??.spec?.holder_identity;
+    wait_for("first to lead", TIMEOUT, async || (holder().await? == first_identity).then_some(())).await;
+    let second = s.start_operator_named("second", &s.operator_config()).await;
+    let second_identity = second.pod_name().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(second.metrics().encode().contains("ocr_operator_leader 0"), "the standby must not lead");
-    assert!(first.metrics().encode().contains("ocr_operator_leader 1"));
+    assert!(second.metrics().await.contains("ocr_operator_leader 0"), "the standby must not lead");
+    assert!(first.metrics().await.contains("ocr_operator_leader 1"));
 
-    // The leader hands the Lease over at shutdown; the standby takes it and reconciles.
+    // The leader hands the Lease over when its pod stops; the standby takes it and reconciles.
+    first.shutdown().await;
     let handed_over = Instant::now();
-    first.shutdown().await.unwrap();
-    wait_for("second to lead", Duration::from_secs(20), async || {
-        let holder = leases.get_opt("kube-ocr-operator").await.ok()??.spec?.holder_identity?;
-        (holder == "second").then_some(())
-    })
-    .await;
+    assert_ne!(holder().await, Some(first_identity), "a stopped leader releases its Lease rather than let it expire");
+    wait_for("second to lead", Duration::from_secs(20), async || (holder().await? == second_identity).then_some(()))
+        .await;
     let took_over = handed_over.elapsed();
     assert!(took_over < Duration::from_secs(5), "a released Lease is taken at once, not after expiry: {took_over:?}");
     s.create(&s.ocr_service("led", Scenario::unscheduled())).await;
@@ -292,5 +286,6 @@ async fn two_operators_elect_one_leader_and_hand_over_on_shutdown() {
         s.api::<Deployment>().get_opt("led-stable").await.ok()?.map(|_| ())
     })
     .await;
-    second.shutdown().await.unwrap();
+    second.shutdown().await;
+    s.finish().await;
 }

@@ -1,5 +1,6 @@
-//! Shared by the operator scenarios: the CRD, the operator running in-process under its
-//! own ServiceAccount bound to exactly its generated ClusterRole, the test binary's cluster
+//! Shared by the operator scenarios: the CRD, the operator running in the cluster from its
+//! image under its own ServiceAccount bound to exactly its generated ClusterRole
+//! ([`operator`]), the test binary's cluster
 //! of two real nodes (`harness::shared_cluster`) whose kubelets run the inference pod's
 //! image, turns on the machine's cores ([`Load`]), and polling helpers. Each scenario gets
 //! its own namespace, operator (watching only that namespace), and deletes the namespace
@@ -7,12 +8,12 @@
 
 pub mod canary;
 pub mod gateway_api;
+pub mod operator;
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -24,7 +25,9 @@ use kube_ocr_e2e::node::LocalCluster;
 /// The host reaches pod IPs as clients in the cluster do (the cluster network routes each
 /// node's pod range to its node), so scenarios call pods directly.
 pub use kube_ocr_e2e::plain_http::{get as http_get, post as http_post};
-use kube_ocr_operator::{Operator, OperatorConfig, rbac};
+use kube_ocr_operator::OperatorConfig;
+pub use operator::InClusterOperator;
+use operator::{POD_NAME_VARIABLE, bind_operator_account};
 use serde_json::json;
 
 pub const TIMEOUT: Duration = Duration::from_secs(150);
@@ -85,6 +88,11 @@ pub struct Scenario {
     pub namespace: String,
     /// Whether [`Self::finish`] ran; a scenario that panicked cleans up on drop.
     finished: bool,
+    load: Load,
+    /// How long it waited for its cores, and when it got them: logged at the end, as the
+    /// test binary's time is the sum of the Judged scenarios' times.
+    waited: Duration,
+    started: Instant,
     /// Released after the cleanup (fields drop after `Drop::drop`), so the next scenario
     /// finds the cores free of this one's pods.
     _cores: Option<tokio::sync::SemaphorePermit<'static>>,
@@ -93,15 +101,17 @@ pub struct Scenario {
 impl Scenario {
     pub async fn new(prefix: &str, load: Load) -> Self {
         init_logging();
+        let queued = Instant::now();
         let cores = match load.cores() {
             0 => None,
             n => Some(CORES.acquire_many(n).await.expect("the semaphore is never closed")),
         };
+        let (waited, started) = (queued.elapsed(), Instant::now());
         let cluster = shared_cluster();
         let admin = cluster.plane().client().unwrap();
         install_crd(&admin).await;
         let namespace = cluster.plane().create_namespace(prefix).await.unwrap();
-        Self { cluster, admin, namespace, finished: false, _cores: cores }
+        Self { cluster, admin, namespace, finished: false, load, waited, started, _cores: cores }
     }
 
     /// A second handle on the same namespace (for a task of its own); only the original
@@ -112,6 +122,9 @@ impl Scenario {
             admin: self.admin.clone(),
             namespace: self.namespace.clone(),
             finished: true,
+            load: Load::NoPods,
+            waited: Duration::ZERO,
+            started: Instant::now(),
             _cores: None,
         }
     }
@@ -143,6 +156,13 @@ impl Scenario {
         .await;
         let volumes: Api<PersistentVolume> = Api::all(self.admin.clone());
         let _ = volumes.delete(&self.models_volume(), &DeleteParams::default()).await;
+        tracing::info!(
+            namespace = %self.namespace,
+            load = ?self.load,
+            waited_for_cores_s = self.waited.as_secs_f64(),
+            ran_s = self.started.elapsed().as_secs_f64(),
+            "scenario finished"
+        );
     }
 
     pub fn api<K>(&self) -> Api<K>
@@ -152,48 +172,30 @@ impl Scenario {
         Api::namespaced(self.admin.clone(), &self.namespace)
     }
 
-    /// A client with the operator's ServiceAccount token and only its ClusterRole.
-    pub async fn operator_client(&self) -> kube::Client {
-        let roles: Api<ClusterRole> = Api::all(self.admin.clone());
-        roles
-            .patch(
-                rbac::CLUSTER_ROLE_NAME,
-                &PatchParams::apply("kube-ocr-e2e").force(),
-                &Patch::Apply(rbac::cluster_role()),
-            )
-            .await
-            .unwrap();
-        let account: ServiceAccount =
-            serde_json::from_value(json!({ "metadata": { "name": OPERATOR_ACCOUNT } })).unwrap();
-        self.api::<ServiceAccount>().create(&PostParams::default(), &account).await.unwrap();
-        let binding: RoleBinding = serde_json::from_value(json!({
-            "metadata": { "name": OPERATOR_ACCOUNT },
-            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": rbac::CLUSTER_ROLE_NAME },
-            "subjects": [{ "kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": self.namespace }],
-        }))
-        .unwrap();
-        self.api::<RoleBinding>().create(&PostParams::default(), &binding).await.unwrap();
-        self.plane().client_for_service_account(&self.namespace, OPERATOR_ACCOUNT).await.unwrap()
-    }
-
-    /// The operator configuration of a scenario: this namespace only, the Lease in it,
-    /// HTTP on a free loopback port, short rechecks so tests do not wait on defaults.
+    /// The operator configuration of a scenario: this namespace only, the Lease in it, the
+    /// pod's name as its Lease identity (as the chart sets it), short rechecks so tests do
+    /// not wait on defaults, and its debug logs.
     pub fn operator_config(&self) -> OperatorConfig {
         let mut config = OperatorConfig::defaults();
-        config.http_addr = "127.0.0.1:0".parse().unwrap();
         config.watch_namespace = Some(self.namespace.clone());
         config.lease_namespace = self.namespace.clone();
-        config.identity = Some(format!("{}-operator", self.namespace));
+        config.identity = Some(format!("$({POD_NAME_VARIABLE})"));
         config.settling_recheck_secs = 2;
         config.lease_retry_secs = 1;
         config.lease_duration_secs = 5;
+        config.log_filter = "info,kube_ocr_operator=debug".to_owned();
         config
     }
 
-    /// Starts the operator in-process under its ServiceAccount.
-    pub async fn start_operator(&self) -> Operator {
-        let client = self.operator_client().await;
-        Operator::start(client, self.operator_config()).await.unwrap()
+    /// Starts the operator in the cluster ([`InClusterOperator`]) and waits until it is Ready.
+    pub async fn start_operator(&self) -> InClusterOperator {
+        self.start_operator_named(OPERATOR_ACCOUNT, &self.operator_config()).await
+    }
+
+    /// Starts Deployment `name` of the operator with `config`: several may run side by side.
+    pub async fn start_operator_named(&self, name: &str, config: &OperatorConfig) -> InClusterOperator {
+        bind_operator_account(self).await;
+        InClusterOperator::start(self, name, config).await
     }
 
     /// The workspace's `models/` (PP-OCRv4 and the `-slow` and `-degraded` bundles made
@@ -348,13 +350,22 @@ impl Scenario {
 }
 
 impl Drop for Scenario {
-    /// A scenario that panicked: its namespace and pods go without waiting, through kubectl
-    /// (no runtime is at hand in a destructor).
+    /// A scenario that panicked (or did not call [`Scenario::finish`]): its namespace and
+    /// pods go without waiting, through kubectl (no runtime is at hand in a destructor),
+    /// after the operator's logs of a panicked one are printed.
     fn drop(&mut self) {
         if self.finished {
             return;
         }
         let kubectl = Kubectl::new(self.plane());
+        if std::thread::panicking() {
+            // The operator's side of what went wrong (the test's output shows it on failure).
+            let selector = "--selector=app.kubernetes.io/name=kube-ocr-operator";
+            match kubectl.run(&self.namespace, &["logs", selector, "--prefix", "--tail=300"]) {
+                Ok(logs) => eprintln!("operator logs of {}:\n{logs}", self.namespace),
+                Err(err) => eprintln!("no operator logs of {}: {err}", self.namespace),
+            }
+        }
         let _ = kubectl.run(&self.namespace, &["delete", "namespace", &self.namespace, "--wait=false"]);
         let _ =
             kubectl.run(&self.namespace, &["delete", "pods", "--all", "--grace-period=0", "--force", "--wait=false"]);
