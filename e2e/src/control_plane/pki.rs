@@ -7,9 +7,9 @@
 //! a clock jump must not break a running cluster.
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -221,15 +221,22 @@ fn write_public(path: &Path, contents: &str) -> Result<(), ControlPlaneError> {
 }
 
 /// Keys are readable by their owner only, as the components' own key loaders expect.
+///
+/// Atomically: the file is written beside `path` (created `0600`) and renamed over it, so a
+/// process reading it (a node's kube-proxy starting while the next node's start rewrites the
+/// kube-proxy kubeconfig) sees the old contents or the new, never a half-written file.
 pub(crate) fn write_private(path: &Path, contents: &str) -> Result<(), ControlPlaneError> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut file| file.write_all(contents.as_bytes()))
-        .map_err(|e| ControlPlaneError::dir("write", path, e))
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let write = || -> std::io::Result<()> {
+        let mut file = tempfile::Builder::new()
+            .prefix(".writing-")
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(dir)?;
+        file.write_all(contents.as_bytes())?;
+        file.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    write().map_err(|e| ControlPlaneError::dir("write", path, e))
 }
 
 #[cfg(test)]

@@ -561,11 +561,13 @@ impl LocalCluster {
             source: Box::new(source),
         })?;
         let mut cluster = LocalCluster { nodes: Vec::new(), plane, network, _network_dir: network_dir };
-        for (index, node) in nodes.iter().enumerate() {
+        // The nodes start side by side: most of a start is waiting (containerd's socket, the
+        // kubelet's registration, Ready). One that fails drops the others, which stops them.
+        let starts = nodes.iter().enumerate().map(|(index, node)| {
             let index = u8::try_from(index).unwrap_or(u8::MAX);
-            let started = LocalNode::start(&cluster.plane, &cluster.network, index, node).await?;
-            cluster.nodes.push(started);
-        }
+            LocalNode::start(&cluster.plane, &cluster.network, index, node)
+        });
+        cluster.nodes = futures::future::try_join_all(starts).await?;
         if !cluster.nodes.is_empty() {
             cluster.install_dns().await?;
         }
