@@ -248,13 +248,19 @@ lint: setup ## rustfmt check and clippy with warnings denied
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 .PHONY: test
-test: setup lint monitoring-test docker-lint chart-test ## Everything CI runs: setup, lint, every test
+test: setup lint test-build monitoring-test docker-lint chart-test ## Everything CI runs: setup, lint, every test
 	cd golden/data && sha256sum --quiet --check MANIFEST.sha256
 	cd golden/documents && sha256sum --quiet --check MANIFEST.sha256
-	@# The real-node and operator scenarios build the operator image from this binary; no test target
-	@# of its package makes cargo build it.
-	$(CARGO) build --quiet --locked -p kube-ocr-operator --bin ocr-operator
 	$(CARGO) test --workspace --locked
+
+# Every binary, test and example (`cargo test` builds examples too) in one cargo run, so that
+# cargo spreads the workspace's crates over the cores (one small build after another left a
+# core idle most of the time). The steps after it find them built: chart-test's ocr-golden,
+# `cargo test`, and ocr-operator, from which the real-node and operator scenarios build the
+# operator image (no test target of its package makes cargo build it).
+.PHONY: test-build
+test-build: setup
+	$(CARGO) build --quiet --locked --workspace --bins --tests --examples
 
 # promtool check + unit tests of the alerts, the PrometheusRule drift check, metric names
 # of rules and dashboard against the docs (deploy/monitoring/test.sh).

@@ -1,6 +1,6 @@
 //! `ocr-golden eval` when no server answers: a clean input error (exit 2), not a report of
 //! empty predictions. The collection itself is tested against the real server in
-//! inference-pod/tests/clients.rs.
+//! inference-pod/tests/server/clients.rs.
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! The `ocr` binary against a stand-in gRPC server that answers on cue: a document's pages
 //! streamed (`RecognizeDocument`) with the options passed through, the fallback to
 //! `Recognize` for a server without the stream, and a stream that fails after a page.
-//! The real server's side is in inference-pod/tests/clients.rs.
+//! The real server's side is in inference-pod/tests/server/clients.rs.
 
 use std::path::Path;
 use std::pin::Pin;

@@ -2,7 +2,7 @@
 
 The Rust crate kube-ocr-golden is the canonical scorer (graphemes, WER, 1-NED, reports);
 this is the same micro-averaged CER on code points, enough for the tools' gates, and
-inference-pod/tests/bundle_verification.rs re-scores their output with the Rust metrics.
+inference-pod/tests/server/bundle_verification.rs re-scores their output with the Rust metrics.
 """
 
 from __future__ import annotations

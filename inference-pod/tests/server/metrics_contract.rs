@@ -3,7 +3,7 @@
 //! version labels, after a single request to the real server in process. Its own test
 //! binary, so that it does not add a server to `grpc_server.rs`'s concurrent ones.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The exported recogniser, run through tch from Rust, reads the golden set's text lines.
 //! This proves the whole chain: export → bundle → libtorch linking → pre/post-processing.
 
-mod common;
+use crate::common;
 
 use image::RgbImage;
 use kube_ocr_golden::{GoldenSet, Predictions, Task, default_set_dir, evaluate};

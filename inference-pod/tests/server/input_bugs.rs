@@ -2,7 +2,7 @@
 //! text on a transparent background, an upside-down LINE image, the size in the limit
 //! error, and reflection for clients that speak only `grpc.reflection.v1alpha`.
 
-mod common;
+use crate::common;
 
 use common::{golden_lines, ocr_client, png_bytes, png_declaring, serving_server, test_config};
 use image::{GrayImage, Luma, RgbImage, Rgba, RgbaImage};

@@ -1,7 +1,7 @@
 //! The real server in process on 127.0.0.1:0 with the real exported bundle, called by a
 //! real tonic client: accuracy, bad input, shedding, deadlines, health, drain, metrics.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

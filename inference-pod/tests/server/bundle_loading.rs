@@ -1,6 +1,6 @@
 //! Loading the exported bundles, and refusing broken ones with a reason.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

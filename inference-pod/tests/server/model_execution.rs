@@ -1,7 +1,7 @@
 //! How the modules run (`ModelOptions`): reduced precision and channels-last memory format
 //! on the real exported bundle and golden inputs. Outputs must stay what fp32 / NCHW gives.
 
-mod common;
+use crate::common;
 
 use image::RgbImage;
 use kube_ocr_golden::{GoldenSet, Task, default_set_dir};

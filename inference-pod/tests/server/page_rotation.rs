@@ -2,7 +2,7 @@
 //! 180° and 270° clockwise, is read with its rotation reported and an accuracy within 2
 //! points of the upright pages (the bar), with its boxes on the image as sent.
 
-mod common;
+use crate::common;
 
 use common::{http_get, metric_value, ocr_client, png_bytes, serving_server, test_config};
 use image::imageops::{rotate90, rotate180, rotate270};

@@ -2,7 +2,7 @@
 //! its self-test samples again with an fp32 load of the same bundle, reports both
 //! accuracies, and refuses to serve when half precision loses more than allowed.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

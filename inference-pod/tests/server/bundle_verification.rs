@@ -2,7 +2,7 @@
 //! reads the golden set as well as the onnxruntime reference, and the rollout-test
 //! variants are as bad as they claim to be.
 
-mod common;
+use crate::common;
 
 use kube_ocr_golden::{GoldenSet, Predictions, default_set_dir, evaluate};
 

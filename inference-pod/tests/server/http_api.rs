@@ -3,7 +3,7 @@
 //! by protocol, and two real clients check it: schemathesis fuzzes it from its OpenAPI
 //! document, hocr-spec validates its hOCR.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

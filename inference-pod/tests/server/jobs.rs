@@ -5,7 +5,7 @@
 //! job whose pod is killed mid-document is finished once, by another pod, with every page
 //! exactly once; and a job, its upload and its result are gone after their TTL.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

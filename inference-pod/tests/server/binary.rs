@@ -2,7 +2,7 @@
 //! bundle with a message, serves on the ports it is given, and on SIGTERM drains and
 //! exits 0.
 
-mod common;
+use crate::common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};

@@ -4,7 +4,7 @@
 //! binaries belong to the golden crate; `cargo test --workspace` builds them next to this
 //! test.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! bundle) never answers from stable's, entries expire, and a Redis that is killed,
 //! stalled, refusing our password or absent never fails a request.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

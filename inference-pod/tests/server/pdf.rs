@@ -4,7 +4,7 @@
 //! and broken document answered with its reason. The renderer is the real
 //! `ocr-pdf-render` child process.
 
-mod common;
+use crate::common;
 
 use common::{
     assert_valid_hocr, golden_document, golden_document_pages, golden_image, http_get, http_request,

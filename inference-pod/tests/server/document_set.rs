@@ -3,7 +3,7 @@
 //! read within 2 points of the same page upright, and text on a transparent background
 //! read whichever its colour.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

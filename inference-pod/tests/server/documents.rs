@@ -2,7 +2,7 @@
 //! each page read as it is read alone, the document's text, the page limit and page ranges, and hOCR with
 //! a page per page that a real hOCR validator accepts.
 
-mod common;
+use crate::common;
 
 use std::io::Cursor;
 
