@@ -7,13 +7,24 @@ use serde_json::json;
 
 use super::{MODELS_CLAIM, Scenario, TIMEOUT};
 
+/// The notes of the Warning events with `reason` about `name`, once there is at least one:
+/// the operator records an event beside the status it writes, so a scenario that has just
+/// seen the status may look before the event lands. Empty if none comes within 30 s.
 pub async fn warning_notes(s: &Scenario, name: &str, reason: &str) -> Vec<String> {
-    s.events_about(name)
-        .await
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some("Warning"))
-        .filter_map(|e| e.note)
-        .collect()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let notes: Vec<String> = s
+            .events_about(name)
+            .await
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some("Warning"))
+            .filter_map(|e| e.note)
+            .collect();
+        if !notes.is_empty() || std::time::Instant::now() >= deadline {
+            return notes;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 /// A bundle of the workspace's `models/` through the scenario's models claim (create it
