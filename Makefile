@@ -337,11 +337,11 @@ gpu-check-bundle: $(MODELS)/.complete target-dir ## Release binaries, bundle, go
 	cp tools/gpu-check.sh $(GPU_CHECK_DIR)/
 	@du -sh $(GPU_CHECK_DIR)
 
-# $(BENCH_OCRSERVICES) OcrServices against a fresh local control plane, the release
-# operator binary as its own process (about 5 minutes, most of it waiting for the control
-# plane to settle); target/bench/operator.md and the operator's log beside it.
+# $(BENCH_OCRSERVICES) OcrServices against a fresh local cluster of one real node, the
+# operator in it from its image made of the release `ocr-operator` (about 5 minutes, most of
+# it waiting for the control plane to settle); target/bench/operator.md.
 .PHONY: bench-operator
-bench-operator: k8s-binaries target-dir ## Operator benchmark: reconcile BENCH_OCRSERVICES (1000) OcrServices; target/bench/operator.md
+bench-operator: setup ## Operator benchmark: the operator in the local cluster reconciles BENCH_OCRSERVICES (1000) OcrServices; target/bench/operator.md
 	$(CARGO) build --release --locked -p kube-ocr-operator --bin ocr-operator
 	$(CARGO) run --release --locked -p kube-ocr-e2e --example operator_bench -- \
 		--count $(BENCH_OCRSERVICES) --report target/bench/operator.md
@@ -381,7 +381,9 @@ demo: setup ## Local cluster + Helm chart + sample OcrService + gRPC and HTTP + 
 
 .PHONY: demo-down
 demo-down: ## Stop the cluster `make demo` left running
-	@$(CARGO) build --quiet --locked -p kube-ocr-e2e --bin kube-ocr-demo --bin kube-ocr-cluster
+	@# The same packages as `make demo` builds: cargo unifies features per build, so building
+	@# kube-ocr-e2e alone would compile its dependencies again (minutes) just to stop a cluster.
+	@$(CARGO) build --quiet --locked $(DEMO_BINS)
 	@$(CARGO_TARGET_DIR)/debug/kube-ocr-demo down --dir $(DEMO_DIR)
 
 # The local control plane for humans, in the background; its kubeconfig, logs and state live

@@ -1,18 +1,17 @@
 //! Operator benchmark (issue 5): N OcrServices created at once against a fresh local
-//! control plane, with the real `ocr-operator` binary as a separate process and no node
-//! agent (pods stay Pending). Measures the wall time until every OcrService has all its
+//! cluster with one real node, the operator running in it from its image (this build's
+//! `ocr-operator`) as the chart runs it; the OcrServices' pods stay Pending. Measures the wall time until every OcrService has all its
 //! children and a status, reconcile p50/p99 (from the operator's histogram), the
 //! operator's peak RSS, writes and reconciles per object, and the writes of a 30 s steady
 //! state. Writes a Markdown report.
 //!
 //! `cargo run --release -p kube-ocr-e2e --example operator_bench -- --count 80`
-//! (build `ocr-operator` in the same profile first).
+//! (build `ocr-operator` in the same profile first: the image is made from it).
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -23,8 +22,11 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube_ocr_crds::OcrService;
-use kube_ocr_e2e::control_plane::{ControlPlaneOptions, LocalControlPlane, SERVICE_CIDR};
-use kube_ocr_e2e::toolchain::cargo_bin_dir;
+use kube_ocr_e2e::control_plane::{ControlPlaneOptions, SERVICE_CIDR};
+use kube_ocr_e2e::harness::operator::{InClusterOperator, POD_NAME_VARIABLE, bind_operator_account};
+use kube_ocr_e2e::node::workspace_images::ImageInputs;
+use kube_ocr_e2e::node::{LocalCluster, NodeOptions};
+use kube_ocr_operator::{LogFormat, OperatorConfig, rbac};
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -86,8 +88,7 @@ fn rss_mib(pid: u32, field: &str) -> Option<f64> {
 }
 
 /// Median and maximum of the operator's "status updated" log lines per OcrService.
-fn status_writes_per_object(log: &std::path::Path) -> Option<(usize, usize)> {
-    let text = std::fs::read_to_string(log).ok()?;
+fn status_writes_per_object(text: &str) -> Option<(usize, usize)> {
     let mut per_object = std::collections::HashMap::<String, usize>::new();
     for line in text.lines() {
         let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else { continue };
@@ -100,6 +101,23 @@ fn status_writes_per_object(log: &std::path::Path) -> Option<(usize, usize)> {
     let mut counts: Vec<usize> = per_object.into_values().collect();
     counts.sort_unstable();
     Some((*counts.get(counts.len() / 2)?, *counts.last()?))
+}
+
+/// The operator's process as this machine sees it (a node's containers are its processes):
+/// its peak RSS and CPU time are read from /proc.
+fn operator_pid() -> anyhow::Result<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let entry = entry?;
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
+        if std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|comm| comm.trim_end() == "ocr-operator") {
+            found.push(pid);
+        }
+    }
+    match found.as_slice() {
+        [pid] => Ok(*pid),
+        pids => bail!("expected one ocr-operator process on this machine, found {pids:?}"),
+    }
 }
 
 /// User + system CPU seconds of a process (clock ticks are 1/100 s on Linux).
@@ -162,17 +180,21 @@ async fn main() -> anyhow::Result<()> {
             cluster_ip_capacity()
         );
     }
-    let operator_bin = cargo_bin_dir().context("locate the target dir")?.join("ocr-operator");
-    if !operator_bin.is_file() {
-        bail!("{} is missing: cargo build --release -p kube-ocr-operator", operator_bin.display());
+    // One real node: the operator's pod runs there; the OcrServices' pods stay Pending.
+    let images = tokio::task::spawn_blocking(|| ImageInputs::of_this_checkout()?.build_operator());
+    let nodes = vec![NodeOptions::new("node-a", "zone-a")];
+    let cluster = LocalCluster::start(ControlPlaneOptions::default(), nodes).await?;
+    let operator_image = images.await??;
+    for node in cluster.nodes() {
+        node.import_archive(&operator_image)?;
     }
-    let cluster = LocalControlPlane::start(ControlPlaneOptions::default()).await?;
-    let client = cluster.client()?;
+    let plane = cluster.plane();
+    let client = plane.client()?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = OcrService::crd();
     crds.patch("ocrservices.kube-ocr.dev", &PatchParams::apply("bench").force(), &Patch::Apply(&crd)).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let namespace = cluster.create_namespace("bench").await?;
+    let namespace = plane.create_namespace("bench").await?;
     // The golden set every OcrService names by default: present, as after `helm install`,
     // so the objects are judged on their pods alone (which stay Pending here).
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
@@ -182,29 +204,17 @@ async fn main() -> anyhow::Result<()> {
     }))?;
     config_maps.create(&PostParams::default(), &golden).await?;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let http = format!("127.0.0.1:{port}");
-    // Beside the report: the control plane's directory goes away with it.
-    if let Some(dir) = args.report.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let log_path = args.report.with_file_name("operator.log");
-    let log = std::fs::File::create(&log_path)?;
-    let mut operator = tokio::process::Command::new(&operator_bin)
-        .env("KUBECONFIG", cluster.kubeconfig())
-        .args(["--leader-elect", "false", "--http-addr", &http, "--log-format", "json"])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = operator.id().context("operator pid")?;
-    let started_wait = Instant::now();
-    while scrape(&http).await.is_err() {
-        if started_wait.elapsed() > Duration::from_secs(30) {
-            bail!("the operator did not serve /metrics within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // As the chart runs it with `watchNamespace`: its ServiceAccount bound to the generated
+    // ClusterRole in the namespace, leader election on, the pod's name as identity.
+    let mut config = OperatorConfig::defaults();
+    config.watch_namespace = Some(namespace.clone());
+    config.lease_namespace = namespace.clone();
+    config.identity = Some(format!("$({POD_NAME_VARIABLE})"));
+    config.log_format = LogFormat::Json;
+    bind_operator_account(&client, &namespace, &rbac::cluster_role()).await;
+    let operator = InClusterOperator::start(plane, &namespace, "kube-ocr-operator", config.to_args()).await;
+    let http = operator.http_addr().await.to_string();
+    let pid = operator_pid()?;
 
     let api: Api<OcrService> = Api::namespaced(client.clone(), &namespace);
     let machine_before = machine_busy_seconds().unwrap_or(0.0);
@@ -296,15 +306,17 @@ async fn main() -> anyhow::Result<()> {
     let steady_kinds = writes_by_kind(&before_steady, &steady);
     let rss = rss_mib(pid, "VmHWM:");
     let rss_now = rss_mib(pid, "VmRSS:");
-    let status_writes = status_writes_per_object(&log_path);
-    operator.kill().await.ok();
+    let status_writes = status_writes_per_object(&operator.full_log().await);
+    operator.shutdown().await;
 
     let n = args.count as f64;
     let ms = |s: Option<f64>| s.map_or("n/a".to_owned(), |s| format!("≤ {:.0} ms", s * 1000.0));
     let report = format!(
         "# Operator benchmark\n\n\
-         {count} OcrServices created at once ({create:.1} s to create) against the local control plane, the \
-         `ocr-operator` binary as its own process, no nodes (pods stay Pending: this measures the operator, not kubelets).\n\n\
+         {count} OcrServices created at once ({create:.1} s to create) against the local cluster, the operator in it \
+         as the chart runs it (its image with the `ocr-operator` of this build, on one real node, under its \
+         ServiceAccount, through the `kubernetes` Service). The OcrServices' pods stay Pending (a node selector no node \
+         matches): this measures the operator, not kubelets.\n\n\
          | measure | value | goal |\n|---|---|---|\n\
          | all children + status, from the first create | {wall:.1} s | ≤ 30 s for 1,000 |\n\
          | reconcile p50 / p99 (histogram buckets) | {p50} / {p99} | |\n\
@@ -315,8 +327,8 @@ async fn main() -> anyhow::Result<()> {
          | quiet (no operator write for 10 s) from the first create | {settled} | |\n\
          | writes in {steady_secs} s of steady state after that ({steady_reconciles:.0} reconciles) | {steady_writes:.0}{steady_kinds} | 0 |\n\
          | operator CPU until all children exist / the machine's busy CPU then | {operator_cpu} / {machine_cpu} | |\n\n\
-         The machine has {cores} cores; the API server, etcd, the controller manager and the scheduler share them \
-         with the operator, so the CPU line says how much of the wall time is the operator's own work.\n",
+         The machine has {cores} cores; the API server, etcd, the controller manager, the scheduler, CoreDNS and the \
+         node's kubelet, containerd and kube-proxy share them with the operator, so the CPU line says how much of the wall time is the operator's own work.\n",
         count = args.count,
         create = created.as_secs_f64(),
         wall = all_children.as_secs_f64(),
@@ -339,6 +351,9 @@ async fn main() -> anyhow::Result<()> {
     }
     std::fs::write(&args.report, &report)?;
     print!("{report}");
-    drop(cluster);
+    let stopped = cluster.stop();
+    if !stopped.clean() {
+        eprintln!("the cluster did not stop cleanly: {stopped:?}");
+    }
     Ok(())
 }

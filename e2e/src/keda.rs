@@ -27,8 +27,8 @@
 //!   Service for 127.0.0.1: EndpointSlices may not hold loopback addresses, and without
 //!   `--enable-aggregator-routing` the apiserver dials `<externalName>:<APIService port>`.
 //!
-//! One `Keda` per control plane (the APIService is cluster-wide): tests of one binary that
-//! all need it share [`Keda::shared`]. Processes log to
+//! One `Keda` per control plane at a time (its namespace, CRDs and APIService are
+//! cluster-wide; the operator scenarios take turns, `Scenario::start_keda`). Processes log to
 //! `<cluster dir>/logs/keda-operator.log` and `keda-adapter.log`; a panicking test's copy
 //! goes to `$TMPDIR/kube-ocr-keda-logs-<pid>`. Like the control plane's components each runs
 //! under a watchdog that stops it when this process dies, before the apiserver and etcd.
@@ -36,7 +36,6 @@
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
@@ -105,10 +104,6 @@ pub enum KedaError {
     /// A CRD was not Established in time.
     #[error("the CRD {name} is not Established after 30s: {conditions}")]
     CrdNotEstablished { name: String, conditions: String },
-
-    /// The shared KEDA of this process failed to start (the first caller's error).
-    #[error("the shared KEDA failed to start: {0}")]
-    StartShared(String),
 
     /// KEDA did not become ready in time.
     #[error("KEDA not ready after {waited:?} ({last_error});\n{log_tails}")]
@@ -254,31 +249,6 @@ impl Keda {
                 Err(err) => return Err(err),
             }
         }
-    }
-
-    /// KEDA on [`LocalControlPlane::shared`], started with the default options by the
-    /// first test of this process that asks for it; every caller then gets the same one, or
-    /// the same start error. It lives in a `static` and is never dropped: its processes stop
-    /// when the test binary exits, as the shared control plane's do, and before them.
-    pub fn shared() -> Result<&'static Keda, KedaError> {
-        static SHARED: OnceLock<Result<Keda, String>> = OnceLock::new();
-        SHARED
-            .get_or_init(|| {
-                // A thread and runtime of its own, as LocalControlPlane::shared: the caller
-                // may be inside a runtime, and nothing Keda keeps is bound to one.
-                std::thread::spawn(|| {
-                    let cluster = LocalControlPlane::shared().map_err(|e| e.to_string())?;
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|e| format!("start a tokio runtime: {e}"))?;
-                    runtime.block_on(Keda::start(cluster)).map_err(|e| e.to_string())
-                })
-                .join()
-                .unwrap_or_else(|_| Err("the start-up thread panicked".to_owned()))
-            })
-            .as_ref()
-            .map_err(|err| KedaError::StartShared(err.clone()))
     }
 
     fn spawn(

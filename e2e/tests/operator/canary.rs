@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::support::canary::{bundle_uri, change_model, healthy_service, warning_notes};
-use crate::support::{Load, Scenario, TIMEOUT, http_post, merge, wait_for, workspace_root};
+use crate::support::{Load, Scenario, TIMEOUT, http_post, latency_judged, merge, wait_for, workspace_root};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -18,7 +18,9 @@ use serde_json::json;
 async fn a_slower_canary_is_rolled_back_on_p95_against_stable() {
     let s = Scenario::new("canary-slow", Load::Judged).await;
     let operator = s.start_operator().await;
-    let stable = healthy_service(&s, "ocr", Scenario::fast_rollout("golden-small")).await;
+    let mut rollout = Scenario::fast_rollout("golden-small");
+    merge(&mut rollout, latency_judged());
+    let stable = healthy_service(&s, "ocr", rollout).await;
 
     // The `slow` bundle reads exactly like the standard one, four times slower.
     change_model(&s, "ocr", "ppocr-v4-slow", "4.0.0-slow").await;
@@ -145,7 +147,7 @@ async fn stable_accuracy_below_the_minimum_is_degraded_outside_rollouts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_degraded_canary_is_rolled_back_on_golden_accuracy() {
-    let s = Scenario::new("canary-degraded", Load::Judged).await;
+    let s = Scenario::new("canary-degraded", Load::Pods).await;
     let operator = s.start_operator().await;
     let mut rollout = Scenario::fast_rollout("golden-small");
     merge(&mut rollout, json!({ "rollout": { "analysis": { "interval": "10s" } } }));
@@ -251,7 +253,7 @@ async fn balanced_client(s: &Scenario, stop: std::sync::Arc<std::sync::atomic::A
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_version_is_promoted_without_a_failed_request_across_an_operator_restart() {
-    let s = Scenario::new("canary-good", Load::Judged).await;
+    let s = Scenario::new("canary-good", Load::Pods).await;
     let operator = s.start_operator().await;
     let mut rollout = Scenario::fast_rollout("golden-small");
     merge(&mut rollout, json!({ "rollout": { "stepInterval": "10s" } }));

@@ -68,7 +68,7 @@ async fn resource_version(s: &Scenario, kind: RouteKind, route: &str) -> String 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_weights_follow_the_canary_steps_and_return_to_stable_after_promotion() {
-    let s = Scenario::new("gateway-promote", Load::Judged).await;
+    let s = Scenario::new("gateway-promote", Load::Pods).await;
     install_route_crds(&s.admin).await;
     let operator = s.start_operator().await;
     // Written before any canary: only the stable Service, at the schema's default weight.
@@ -133,7 +133,7 @@ async fn route_weights_follow_the_canary_steps_and_return_to_stable_after_promot
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_degraded_canary_loses_its_route_weight_at_rollback() {
-    let s = Scenario::new("gateway-rollback", Load::Judged).await;
+    let s = Scenario::new("gateway-rollback", Load::Pods).await;
     install_route_crds(&s.admin).await;
     let operator = s.start_operator().await;
     create_grpc_route(&s, "ocr-route", &[("ocr-stable", 100), ("ocr-canary", 0)]).await;

@@ -10,7 +10,6 @@ use crate::support::{Load, Scenario, TIMEOUT, http_get, http_post, wait_for, wor
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
-use kube_ocr_e2e::keda::Keda;
 use kube_ocr_test_servers::{RedisOptions, RedisServer, S3Server};
 use serde_json::json;
 
@@ -56,7 +55,7 @@ async fn a_job_only_service_wakes_from_zero_on_a_job_scales_on_its_backlog_and_r
         .expect("redis-server starts (make setup installs it)");
     let s3 = S3Server::start_on(s.host_ip()).expect("the S3 server starts (make setup builds it)");
     s3.create_bucket(BUCKET).unwrap();
-    let keda = Keda::start(s.plane()).await.unwrap_or_else(|error| panic!("{error}"));
+    let keda = s.start_keda().await;
     let secret: Secret = serde_json::from_value(json!({
         "metadata": { "name": "s3-auth" },
         "stringData": { "accessKeyId": s3.access_key(), "secretAccessKey": s3.secret_key() },

@@ -15,7 +15,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube_ocr_crds::{OcrService, Phase};
-use kube_ocr_e2e::keda::Keda;
 use serde_json::json;
 
 /// Concurrent synchronous callers: three requests in flight against `inFlightPerReplica: 1`
@@ -75,7 +74,7 @@ async fn caller(s: &Scenario, id: usize, stop: Arc<AtomicBool>) -> (usize, usize
 async fn keda_scales_a_synchronous_service_on_in_flight_requests_and_a_canary_keeps_stables_share() {
     let started = Instant::now();
     let s = Arc::new(Scenario::new("ocrs-keda", Load::Judged).await);
-    let keda = Keda::start(s.plane()).await.unwrap_or_else(|error| panic!("{error}"));
+    let keda = s.start_keda().await;
     let operator = s.start_operator().await;
     let mut spec = Scenario::fast_rollout("golden-small");
     merge(

@@ -6,6 +6,7 @@
 //! one of them.
 
 mod admission;
+mod autoscaler;
 mod canary;
 mod gateway;
 mod gpu_rollout;

@@ -42,7 +42,7 @@ async fn wait_event(s: &Scenario, name: &str, reason: &str) -> (String, String) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_retry_and_promote_by_annotation() {
-    let s = Scenario::new("manual", Load::Judged).await;
+    let s = Scenario::new("manual", Load::Pods).await;
     let operator = s.start_operator().await;
     // Steps that would take an hour: only a human request moves this rollout.
     let mut rollout = Scenario::fast_rollout("golden-small");

@@ -32,7 +32,7 @@ async fn event_reasons(s: &Scenario, name: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ocr_service_becomes_available_rolls_on_spec_change_and_is_collected() {
     let started = Instant::now();
-    let s = Scenario::new("ocrs-lifecycle", Load::Judged).await;
+    let s = Scenario::new("ocrs-lifecycle", Load::Pods).await;
     let operator = s.start_operator().await;
     s.create_golden_config_map("golden-small").await;
     let ocr = s.create(&s.ocr_service("invoices", Scenario::fast_rollout("golden-small"))).await;

@@ -1,62 +1,39 @@
-//! KEDA (`kube_ocr_e2e::keda`) in the local control plane: a ScaledObject with a
-//! `redis-streams` trigger on `lagCount` scales a Deployment from zero when a real
-//! `redis-server` has a backlog, the HPA KEDA creates reads the backlog through the
-//! aggregated external metrics API, and KEDA scales the Deployment back to zero once a
-//! consumer group has read everything. No node runs the pods: KEDA and the HPA only change
-//! the Deployment's `spec.replicas`, which is what this checks.
-//!
-//! Needs `make setup` (the Kubernetes binaries, KEDA, redis-server); without them it fails
-//! saying so.
-
-use std::future::Future;
-use std::time::{Duration, Instant};
+//! The autoscaler the operator relies on for `autoscaling.provider: keda`, alone: KEDA
+//! (`kube_ocr_e2e::keda`) on the shared cluster, with no operator involved. A ScaledObject
+//! with a `redis-streams` trigger on `lagCount` (the trigger the operator writes for
+//! `spec.jobs`) scales a Deployment of plain busybox pods from zero when a real
+//! `redis-server` has a backlog, and the nodes run them; the HPA KEDA creates reads the
+//! backlog through the aggregated external metrics API; once a consumer group has read
+//! everything KEDA scales back to zero and the pods go; and stopping KEDA unregisters the
+//! external metrics API, so that the apiserver's discovery stays whole for what runs next.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
-use kube::core::GroupVersionKind;
-use kube_ocr_e2e::control_plane::LocalControlPlane;
-use kube_ocr_e2e::keda::{EXTERNAL_METRICS_API, EXTERNAL_METRICS_API_SERVICE, Keda};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use kube_ocr_e2e::keda::{EXTERNAL_METRICS_API, EXTERNAL_METRICS_API_SERVICE};
+use kube_ocr_e2e::node::ScratchImage;
 use kube_ocr_test_servers::RedisServer;
 use serde_json::{Value, json};
+
+use crate::support::{Load, Scenario, TIMEOUT, wait_for};
 
 const STREAM: &str = "ocr-jobs";
 const GROUP: &str = "ocr-workers";
 const NAME: &str = "worker";
-/// Per step; a step normally takes a few seconds (the HPA's, up to its 15 s sync period).
-const STEP_TIMEOUT: Duration = Duration::from_secs(45);
-
-/// Polls `check` every 250 ms until it returns `Some`, or panics naming `what`, with KEDA's
-/// log tails.
-async fn wait_for<T, Fut>(keda: &Keda, what: &str, mut check: impl FnMut() -> Fut) -> T
-where
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            eprintln!("{what}: after {:.1?}", started.elapsed());
-            return value;
-        }
-        if started.elapsed() > STEP_TIMEOUT {
-            panic!("timed out after {STEP_TIMEOUT:?} waiting for {what}\n{}", keda.log_tails(40));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-fn scaled_objects(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"),
-        "scaledobjects",
-    );
-    Api::namespaced_with(client.clone(), namespace, &resource)
-}
+const BUSYBOX_IMAGE: &str = "kube-ocr.test/busybox:1";
 
 /// `spec.replicas` of the Deployment.
 async fn replicas(deployments: &Api<Deployment>) -> Option<i32> {
     deployments.get(NAME).await.ok()?.spec?.replicas
+}
+
+/// The worker pods that are Running, and how many worker pods exist at all.
+async fn worker_pods(s: &Scenario) -> Option<(usize, usize)> {
+    let pods = s.api::<Pod>().list(&ListParams::default().labels(&format!("app={NAME}"))).await.ok()?;
+    let running = pods.items.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
+    Some((running.count(), pods.items.len()))
 }
 
 /// A metric value as the external metrics API writes it (`5`, `1500m`, `2k`).
@@ -71,16 +48,23 @@ fn quantity(value: &str) -> Option<f64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scales_a_deployment_from_and_to_zero_on_a_redis_stream_backlog() {
-    let started = Instant::now();
-    let cluster = LocalControlPlane::shared().unwrap_or_else(|err| panic!("{err}"));
+async fn keda_scales_pods_from_and_to_zero_on_a_redis_stream_backlog() {
+    // Busybox pods that sleep: nothing on the cores, so beside anything.
+    let s = Scenario::new("keda-alone", Load::NoPods).await;
+    let busybox = std::path::Path::new("/bin/busybox");
+    assert!(busybox.is_file(), "/bin/busybox missing: `make setup` installs busybox-static");
+    let image = ScratchImage {
+        reference: BUSYBOX_IMAGE.to_owned(),
+        files: vec![(busybox.to_owned(), "/bin/busybox".to_owned())],
+        entrypoint: vec!["/bin/busybox".to_owned()],
+    };
+    for node in s.cluster.nodes() {
+        node.import_image(&image).unwrap_or_else(|err| panic!("{err}"));
+    }
     let redis = RedisServer::start().expect("redis-server starts (make setup installs it)");
-    let keda = Keda::start(cluster).await.unwrap_or_else(|err| panic!("{err}"));
-    eprintln!("control plane, Redis and KEDA ready after {:.1?}", started.elapsed());
+    let mut keda = s.start_keda().await;
 
-    let namespace = cluster.create_namespace("keda-redis").await.unwrap();
-    let client = cluster.client().unwrap();
-    let deployments = Api::<Deployment>::namespaced(client.clone(), &namespace);
+    let deployments = s.api::<Deployment>();
     let deployment: Deployment = serde_json::from_value(json!({
         "metadata": { "name": NAME },
         "spec": {
@@ -88,14 +72,25 @@ async fn scales_a_deployment_from_and_to_zero_on_a_redis_stream_backlog() {
             "selector": { "matchLabels": { "app": NAME } },
             "template": {
                 "metadata": { "labels": { "app": NAME } },
-                // Never runs: no node here, and KEDA only sets the replica count.
-                "spec": { "containers": [{ "name": "worker", "image": "example.com/ocr-worker:never-runs" }] },
+                "spec": {
+                    // `sleep` as PID 1 ignores SIGTERM: without this, each scale-in waits 30 s.
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{
+                        "name": "worker", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
+                        "command": ["/bin/busybox", "sleep", "3600"],
+                    }],
+                },
             },
         },
     }))
     .unwrap();
     deployments.create(&PostParams::default(), &deployment).await.unwrap();
 
+    let scaled_objects: Api<DynamicObject> = Api::namespaced_with(
+        s.admin.clone(),
+        &s.namespace,
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject")),
+    );
     let scaled_object: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
@@ -119,9 +114,8 @@ async fn scales_a_deployment_from_and_to_zero_on_a_redis_stream_backlog() {
         },
     }))
     .unwrap();
-    let scaled_objects = scaled_objects(&client, &namespace);
     scaled_objects.create(&PostParams::default(), &scaled_object).await.unwrap();
-    wait_for(&keda, "the ScaledObject to be Ready", || async {
+    wait_for("the ScaledObject to be Ready", TIMEOUT, async || {
         let object = scaled_objects.get(NAME).await.ok()?;
         let conditions = object.data.pointer("/status/conditions")?.as_array()?.clone();
         conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True").then_some(())
@@ -129,57 +123,62 @@ async fn scales_a_deployment_from_and_to_zero_on_a_redis_stream_backlog() {
     .await;
     // With no backlog (the stream does not exist yet) the Deployment stays at zero.
     assert_eq!(replicas(&deployments).await, Some(0));
+    assert_eq!(worker_pods(&s).await, Some((0, 0)));
 
     // A backlog of 5, with no consumer group yet: the lag is the stream's length.
     let mut ids = Vec::new();
     for n in 0..5 {
         ids.push(redis.cli(&["XADD", STREAM, "*", "job", &n.to_string()]).unwrap());
     }
-    let scaled_up = wait_for(&keda, "KEDA to scale the Deployment from zero", || async {
+    let scaled_up = wait_for("KEDA to scale the Deployment from zero", TIMEOUT, async || {
         replicas(&deployments).await.filter(|r| *r >= 1)
     })
     .await;
     assert!(scaled_up <= 3, "maxReplicaCount is 3, got {scaled_up}");
+    wait_for("a worker pod running on a node", TIMEOUT, async || {
+        worker_pods(&s).await.filter(|(running, _)| *running >= 1)
+    })
+    .await;
 
-    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &namespace);
-    let hpa_name = format!("keda-hpa-{NAME}");
     let metric = format!("s0-redis-streams-{STREAM}");
     let path = format!(
-        "{EXTERNAL_METRICS_API}/namespaces/{namespace}/{metric}?labelSelector=scaledobject.keda.sh%2Fname%3D{NAME}"
+        "{EXTERNAL_METRICS_API}/namespaces/{}/{metric}?labelSelector=scaledobject.keda.sh%2Fname%3D{NAME}",
+        s.namespace
     );
-    let value = wait_for(&keda, "the backlog through the external metrics API", || async {
+    let value = wait_for("the backlog through the external metrics API", TIMEOUT, async || {
         let request = http::Request::get(&path).body(Vec::new()).ok()?;
-        let list: Value = client.request(request).await.ok()?;
+        let list: Value = s.admin.request(request).await.ok()?;
         quantity(list.pointer("/items/0/value")?.as_str()?)
     })
     .await;
     assert_eq!(value, 5.0, "the lag metric should be the 5 entries (XLEN while the group is missing)");
     // The controller manager's HPA controller reads it too: through the aggregation layer,
     // as its own ServiceAccount (the apiserver's requestheader identity).
-    let hpa_reading = wait_for(&keda, "the HPA KEDA made to read the external metric", || async {
-        let hpa = hpas.get(&hpa_name).await.ok()?;
+    let hpa_name = format!("keda-hpa-{NAME}");
+    let hpa_reading = wait_for("the HPA KEDA made to read the external metric", TIMEOUT, async || {
+        let hpa = s.api::<HorizontalPodAutoscaler>().get(&hpa_name).await.ok()?;
         let current = hpa.status?.current_metrics?.into_iter().find_map(|m| m.external)?.current;
         current.average_value.or(current.value).map(|q| q.0)
     })
     .await;
-    eprintln!("HPA {hpa_name} reads {metric} = {hpa_reading} per replica");
+    tracing::info!(hpa = %hpa_name, %metric, reading = %hpa_reading, "the HPA reads KEDA's metric");
 
     // A consumer group reads and acknowledges everything: the lag drops to 0, and after the
-    // cooldown KEDA scales the Deployment back to zero.
+    // cooldown KEDA scales the Deployment back to zero and the pods go.
     redis.cli(&["XGROUP", "CREATE", STREAM, GROUP, "0"]).unwrap();
     redis.cli(&["XREADGROUP", "GROUP", GROUP, "worker-1", "COUNT", "100", "STREAMS", STREAM, ">"]).unwrap();
     let mut ack = vec!["XACK", STREAM, GROUP];
     ack.extend(ids.iter().map(String::as_str));
     assert_eq!(redis.cli(&ack).unwrap(), "5");
-    wait_for(&keda, "KEDA to scale the Deployment back to zero", || async {
+    wait_for("KEDA to scale the Deployment back to zero", TIMEOUT, async || {
         (replicas(&deployments).await == Some(0)).then_some(())
     })
     .await;
+    wait_for("the worker pods to be gone", TIMEOUT, async || worker_pods(&s).await.filter(|(_, all)| *all == 0)).await;
 
-    // Stopping KEDA unregisters the external metrics API, so that the apiserver's discovery
-    // stays whole for whatever runs next on this control plane.
     keda.stop();
-    let api_services = Api::<APIService>::all(client.clone());
+    let api_services = Api::<APIService>::all(s.admin.clone());
     assert!(api_services.get_opt(EXTERNAL_METRICS_API_SERVICE).await.unwrap().is_none());
-    eprintln!("done after {:.1?}", started.elapsed());
+    drop(keda);
+    s.finish().await;
 }

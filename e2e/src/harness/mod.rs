@@ -3,6 +3,8 @@
 //! of it; `kubectl` as a user runs it, polling, and the workspace's paths. Test code (it
 //! panics with the reason instead of returning errors).
 
+pub mod operator;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -1,31 +1,59 @@
-//! The operator of a scenario, run as users run it: the image `deploy/docker/operator.Dockerfile`
-//! builds from this checkout's `ocr-operator` (imported into the nodes with the shared
-//! cluster), in a Deployment of the scenario's namespace, under the ServiceAccount bound to
-//! exactly the generated ClusterRole. It reaches the API server through the `kubernetes`
-//! Service and kube-proxy, and the host reaches its HTTP port at its pod IP.
+//! The operator run as users run it: the image `deploy/docker/operator.Dockerfile` builds
+//! from this checkout's `ocr-operator` ([`OPERATOR_IMAGE`], imported into the nodes), in a
+//! Deployment of one namespace, under a ServiceAccount bound to exactly the generated
+//! ClusterRole. It reaches the API server through the `kubernetes` Service and kube-proxy,
+//! and the host reaches its HTTP port at its pod IP. The operator scenarios and the operator
+//! benchmark both run it so.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube_ocr_e2e::harness::Kubectl;
-use kube_ocr_e2e::node::workspace_images::OPERATOR_IMAGE;
-use kube_ocr_operator::OperatorConfig;
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use super::{OPERATOR_ACCOUNT, Scenario, TIMEOUT, wait_for};
+use super::{Kubectl, wait_for};
+use crate::control_plane::LocalControlPlane;
+use crate::node::workspace_images::OPERATOR_IMAGE;
+use crate::plain_http;
 
-/// The container port of `/metrics`, `/healthz` and `/readyz` ([`OperatorConfig`]'s default).
+/// The ServiceAccount the operator runs as, as the chart names it.
+pub const OPERATOR_ACCOUNT: &str = "kube-ocr-operator";
+/// The container's variable holding its pod name (the Downward API): `--identity=$(POD_NAME)`
+/// makes it the Lease identity, as the chart does.
+pub const POD_NAME_VARIABLE: &str = "POD_NAME";
+/// The container port of `/metrics`, `/healthz` and `/readyz` (the operator's default).
 const HTTP_PORT: u16 = 8080;
 const NAME_LABEL: &str = "app.kubernetes.io/name";
-/// The container's variable holding its pod name (the Downward API), which the scenarios'
-/// configuration names as the Lease identity, as the chart does.
-pub const POD_NAME_VARIABLE: &str = "POD_NAME";
 const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// How long an operator pod may take to be Ready, or to be gone.
+const TIMEOUT: Duration = Duration::from_secs(150);
 
-/// One operator Deployment (one replica) of a scenario.
+/// Binds [`OPERATOR_ACCOUNT`] in `namespace` to `cluster_role` (applied as given) by a
+/// RoleBinding, as the chart does with `watchNamespace`: idempotent, for several operators.
+pub async fn bind_operator_account(client: &kube::Client, namespace: &str, cluster_role: &ClusterRole) {
+    let apply = PatchParams::apply("kube-ocr-e2e").force();
+    let role_name = cluster_role.metadata.name.clone().expect("the ClusterRole has a name");
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    roles.patch(&role_name, &apply, &Patch::Apply(cluster_role)).await.unwrap();
+    let account = json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": OPERATOR_ACCOUNT } });
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    accounts.patch(OPERATOR_ACCOUNT, &apply, &Patch::Apply(&account)).await.unwrap();
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": { "name": OPERATOR_ACCOUNT },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name },
+        "subjects": [{ "kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": namespace }],
+    });
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
+    bindings.patch(OPERATOR_ACCOUNT, &apply, &Patch::Apply(&binding)).await.unwrap();
+}
+
+/// One operator Deployment (one replica) in a namespace whose [`OPERATOR_ACCOUNT`] is bound.
+#[derive(Debug)]
 pub struct InClusterOperator {
     name: String,
     deployments: Api<Deployment>,
@@ -35,9 +63,9 @@ pub struct InClusterOperator {
 }
 
 impl InClusterOperator {
-    /// Creates Deployment `name` running the operator with `config` (its flags) and waits
-    /// until its pod is Ready (`/readyz`: its caches are synced).
-    pub async fn start(s: &Scenario, name: &str, config: &OperatorConfig) -> Self {
+    /// Creates Deployment `name` in `namespace` running the operator with `args` (its flags)
+    /// and waits until its pod is Ready (`/readyz`: its caches are synced).
+    pub async fn start(plane: &LocalControlPlane, namespace: &str, name: &str, args: Vec<String>) -> Self {
         let labels = json!({ NAME_LABEL: "kube-ocr-operator", INSTANCE_LABEL: name });
         let deployment: Deployment = serde_json::from_value(json!({
             "metadata": { "name": name, "labels": labels },
@@ -53,7 +81,7 @@ impl InClusterOperator {
                             "name": "operator",
                             "image": OPERATOR_IMAGE,
                             "imagePullPolicy": "Never",
-                            "args": config.to_args(),
+                            "args": args,
                             "env": [{
                                 "name": POD_NAME_VARIABLE,
                                 "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } },
@@ -67,14 +95,15 @@ impl InClusterOperator {
             },
         }))
         .expect("a valid Deployment");
-        let deployments = s.api::<Deployment>();
+        let client = plane.client().unwrap_or_else(|err| panic!("{err}"));
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
         deployments.create(&PostParams::default(), &deployment).await.unwrap();
         let operator = Self {
             name: name.to_owned(),
             deployments,
-            pods: s.api::<Pod>(),
-            kubectl: Kubectl::new(s.plane()),
-            namespace: s.namespace.clone(),
+            pods: Api::namespaced(client, namespace),
+            kubectl: Kubectl::new(plane),
+            namespace: namespace.to_owned(),
         };
         operator.ready_pod(None).await;
         operator
@@ -125,7 +154,7 @@ impl InClusterOperator {
     /// Its `/metrics` page.
     pub async fn metrics(&self) -> String {
         let address = self.http_addr().await;
-        let (status, body) = super::http_get(address.ip(), address.port(), "/metrics").await.unwrap();
+        let (status, body) = plain_http::get(address.ip(), address.port(), "/metrics").await.unwrap();
         assert_eq!(status, 200, "GET /metrics of operator {}: {body}", self.name);
         body
     }
@@ -134,6 +163,12 @@ impl InClusterOperator {
     pub fn logs(&self) -> String {
         let deployment = format!("deployment/{}", self.name);
         self.kubectl.run(&self.namespace, &["logs", &deployment, "--tail=200"]).unwrap_or_else(|err| err)
+    }
+
+    /// The whole log of its Ready pod, through the API (as `kubectl logs` reads it).
+    pub async fn full_log(&self) -> String {
+        let (pod, _) = self.ready_pod(None).await;
+        self.pods.logs(&pod, &LogParams::default()).await.unwrap_or_else(|err| panic!("the logs of {pod}: {err}"))
     }
 
     /// Deletes its pod as a node drain or an eviction would (a graceful stop: it releases
@@ -145,7 +180,7 @@ impl InClusterOperator {
     }
 
     /// Stops it: the Deployment and its pods are deleted (gracefully: a leader hands its
-    /// Lease over) and gone when this returns, so nothing of the scenario is reconciled after.
+    /// Lease over) and gone when this returns, so nothing is reconciled after.
     pub async fn shutdown(self) {
         let background = DeleteParams::background();
         self.deployments.delete(&self.name, &background).await.unwrap();
@@ -155,25 +190,4 @@ impl InClusterOperator {
         })
         .await;
     }
-}
-
-/// Binds [`OPERATOR_ACCOUNT`] in the scenario's namespace to the generated ClusterRole (by a
-/// RoleBinding, as the chart does with `watchNamespace`): idempotent, for several operators.
-pub async fn bind_operator_account(s: &Scenario) {
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
-    use kube_ocr_operator::rbac;
-    let apply = PatchParams::apply("kube-ocr-e2e").force();
-    let roles: Api<ClusterRole> = Api::all(s.admin.clone());
-    roles.patch(rbac::CLUSTER_ROLE_NAME, &apply, &Patch::Apply(rbac::cluster_role())).await.unwrap();
-    let account = json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": OPERATOR_ACCOUNT } });
-    s.api::<ServiceAccount>().patch(OPERATOR_ACCOUNT, &apply, &Patch::Apply(&account)).await.unwrap();
-    let binding = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": { "name": OPERATOR_ACCOUNT },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": rbac::CLUSTER_ROLE_NAME },
-        "subjects": [{ "kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": s.namespace }],
-    });
-    s.api::<RoleBinding>().patch(OPERATOR_ACCOUNT, &apply, &Patch::Apply(&binding)).await.unwrap();
 }
