@@ -99,10 +99,6 @@ help: ## List the targets
 .PHONY: setup
 setup: ## Install everything the build, tests and demo need (idempotent)
 	@$(MAKE) -j$(SETUP_JOBS) --output-sync=target setup-prerequisites
-	@$(MAKE) --no-print-directory setup-links
-
-.PHONY: setup-links
-setup-links:
 	@ln -sfn $(VENV) .venv
 	@ln -sfn $(MODELS) models
 	@ln -sfn $(API_TOOLS_VENV) .api-tools
@@ -121,8 +117,8 @@ setup-links:
 # them) overlap the torch download and the model export instead of adding up. With
 # --output-sync each part's output is printed whole when it ends. The only order among
 # them: the model export needs the venv, and the two parts that may ask sudo for a password
-# (Debian packages) take turns. Each script locks its own output directory. `make test` runs
-# these parts in a make that also runs clippy and test-build (test-prepare, below).
+# (Debian packages) take turns. Nothing here needs protoc (the cargo builds
+# that do start after setup), and each script locks its own output directory.
 SETUP_JOBS ?= 4
 .PHONY: setup-prerequisites
 setup-prerequisites: $(VENV)/.complete k8s-binaries seaweedfs keda $(MODELS)/.complete promtool system-packages \
@@ -246,16 +242,13 @@ generate: ## Regenerate checked-in artifacts (CRD YAML, its field reference, the
 build: setup ## Build every crate
 	$(CARGO) build --workspace --all-targets
 
-LINT_FMT := $(CARGO) fmt --all --check
-LINT_CLIPPY := $(CARGO) clippy --workspace --all-targets --locked -- -D warnings
-
 .PHONY: lint
 lint: setup ## rustfmt check and clippy with warnings denied
-	$(LINT_FMT)
-	$(LINT_CLIPPY)
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 .PHONY: test
-test: test-prepare monitoring-test docker-lint chart-test ## Everything CI runs: setup, lint, every test
+test: setup lint test-build monitoring-test docker-lint chart-test ## Everything CI runs: setup, lint, every test
 	cd golden/data && sha256sum --quiet --check MANIFEST.sha256
 	cd golden/documents && sha256sum --quiet --check MANIFEST.sha256
 	$(CARGO) test --workspace --locked
@@ -272,26 +265,6 @@ WORKSPACE_BUILD := $(CARGO) build --quiet --locked --workspace --bins --tests --
 .PHONY: test-build
 test-build: setup
 	$(WORKSPACE_BUILD)
-
-# `make test`'s setup, lint and test-build side by side. On a cold machine setup is mostly Go
-# builds (about 38 minutes of CPU, niced), and the Rust builds after it (clippy 9, test-build
-# 15 minutes) left a core idle a third of the time, while one crate held the critical path
-# (torch-sys's C++, k8s-openapi, a test binary's link). Here clippy and test-build start as
-# soon as what they read is in place (the venv's libtorch, protoc, the target dir), at normal
-# priority, and the niced Go builds take the idle core. Cargo keeps its own job count: with
-# MAKEFLAGS unset it does not ask make's jobserver, whose slots the setup's parts hold.
-TEST_PREPARE_JOBS ?= 8
-WITHOUT_JOBSERVER := env -u MAKEFLAGS -u MFLAGS
-.PHONY: test-prepare
-test-prepare:
-	@$(MAKE) -j$(TEST_PREPARE_JOBS) --output-sync=target setup-prerequisites lint-and-build
-	@$(MAKE) --no-print-directory setup-links
-
-.PHONY: lint-and-build
-lint-and-build: $(VENV)/.complete system-packages target-dir
-	$(WITHOUT_JOBSERVER) $(LINT_FMT)
-	$(WITHOUT_JOBSERVER) $(LINT_CLIPPY)
-	$(WITHOUT_JOBSERVER) $(WORKSPACE_BUILD)
 
 # promtool check + unit tests of the alerts, the PrometheusRule drift check, metric names
 # of rules and dashboard against the docs (deploy/monitoring/test.sh).
